@@ -1,0 +1,1 @@
+"""The model bundle: the one definition of what training exports and the app loads."""

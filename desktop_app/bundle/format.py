@@ -1,0 +1,182 @@
+"""Model bundle format: the files, the manifest and its checks.
+
+A bundle is a folder that training writes (``python -m model_export export``)
+and the app reads. This module is the single definition of it; both sides
+import it, and ``resources/models/README.md`` documents it for people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from desktop_app.bundle.vocabulary import PAD, START, END, UNK, Vocabulary
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ENCODER_FILE = "encoder.onnx"
+DECODER_INIT_FILE = "decoder_init.onnx"
+DECODER_STEP_FILE = "decoder_step.onnx"
+VOCAB_FILE = "vocab.json"
+MODEL_FILES = (ENCODER_FILE, DECODER_INIT_FILE, DECODER_STEP_FILE, VOCAB_FILE)
+
+# Tensor names of the three graphs. The decode loop lives outside the graphs
+# (as in Hugging Face optimum's encoder/decoder split), so these names are the
+# whole contract between the exporter and the app's decode loop.
+ENCODER_INPUTS = ("pixels",)  # [B,3,H,W] float32, normalised
+ENCODER_OUTPUTS = ("features",)  # [B,N,C] grid features
+INIT_INPUTS = ("features",)
+INIT_OUTPUTS = ("memory", "keys", "h", "c")  # memory [B,N,D], keys [B,N,A], h/c [B,H]
+STEP_INPUTS = ("tokens", "h", "c", "memory", "keys")  # tokens [B] int64
+STEP_OUTPUTS = ("log_probs", "h_out", "c_out", "alpha")  # [B,V], [B,H], [B,H], [B,N]
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, malformed or does not match itself."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes the encoder's input tensor.
+
+    ``resize="squash"`` resizes both sides to the input size without keeping
+    the aspect ratio and without cropping, which is how the training photos
+    were made; any other rule would show the model shapes it never saw.
+    """
+
+    input_height: int = 224
+    input_width: int = 224
+    resize: str = "squash"
+    resample: str = "bilinear"
+    colour_order: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if self.resize != "squash":
+            raise BundleError(f"unsupported resize rule {self.resize!r} (only 'squash')")
+        if self.colour_order != "RGB":
+            raise BundleError(f"unsupported colour order {self.colour_order!r} (only 'RGB')")
+        if self.resample not in ("bilinear", "bicubic"):
+            raise BundleError(f"unsupported resample filter {self.resample!r}")
+        if self.input_height < 16 or self.input_width < 16:
+            raise BundleError("input size must be at least 16x16")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise BundleError("mean and std must be three numbers, std > 0")
+
+
+@dataclass
+class Manifest:
+    """Everything the app must know to run a bundle, and where it came from."""
+
+    model_name: str
+    encoder_name: str
+    preprocessing: Preprocessing
+    vocab_size: int
+    grid_size: int  # N, number of attention locations
+    feature_dim: int  # C, encoder channels
+    max_caption_length: int
+    special_tokens: dict[str, int]
+    training_data: str = ""
+    test_scores: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+    encoder_precision: str = "fp32"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = MANIFEST_FILE) -> "Manifest":
+        if not isinstance(data, dict):
+            raise BundleError(f"{source}: expected a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{source}: format_version {version!r} is not supported (this app reads {FORMAT_VERSION})")
+        try:
+            fields = dict(data)
+            fields["preprocessing"] = Preprocessing(**{
+                k: tuple(v) if isinstance(v, list) else v for k, v in fields["preprocessing"].items()
+            })
+            return cls(**fields)
+        except BundleError as exc:
+            raise BundleError(f"{source}: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BundleError(f"{source}: missing or unexpected field ({exc})") from exc
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
+    """Fill in file hashes and creation time, then write ``manifest.json``."""
+    bundle_dir = Path(bundle_dir)
+    manifest.files = {name: sha256_of(bundle_dir / name) for name in MODEL_FILES}
+    manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (bundle_dir / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+    return manifest
+
+
+@dataclass
+class Bundle:
+    """A verified bundle on disk."""
+
+    path: Path
+    manifest: Manifest
+    vocabulary: Vocabulary
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def model_id(self) -> str:
+        """Short, stable id of this exact model (name + hash prefix), recorded in photo metadata."""
+        return f"{self.manifest.model_name}@{self.manifest.files[DECODER_STEP_FILE][:12]}"
+
+
+def load_bundle(bundle_dir: Path, verify_hashes: bool = True) -> Bundle:
+    """Read and verify a bundle; every problem is a BundleError that names it."""
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(f"model bundle folder not found: {bundle_dir}")
+    manifest_path = bundle_dir / MANIFEST_FILE
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{manifest_path}: missing (is {bundle_dir} a model bundle?)") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    manifest = Manifest.from_dict(data, str(manifest_path))
+
+    for name in MODEL_FILES:
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"{path}: missing from the bundle")
+        if name not in manifest.files:
+            raise BundleError(f"{manifest_path}: no sha256 recorded for {name}")
+        if verify_hashes and sha256_of(path) != manifest.files[name]:
+            raise BundleError(f"{path}: sha256 does not match the manifest (file changed or corrupt)")
+
+    try:
+        vocabulary = Vocabulary.load(bundle_dir / VOCAB_FILE)
+    except ValueError as exc:
+        raise BundleError(str(exc)) from exc
+    if len(vocabulary) != manifest.vocab_size:
+        raise BundleError(
+            f"{bundle_dir / VOCAB_FILE}: has {len(vocabulary)} words but the manifest says vocab_size {manifest.vocab_size}"
+        )
+    expected = {PAD: vocabulary.pad_id, START: vocabulary.start_id, END: vocabulary.end_id, UNK: vocabulary.unk_id}
+    if manifest.special_tokens != expected:
+        raise BundleError(f"{manifest_path}: special_tokens {manifest.special_tokens} do not match the vocabulary {expected}")
+    return Bundle(bundle_dir, manifest, vocabulary)

@@ -1,0 +1,237 @@
+"""``photocaption``: caption folders, search captions, show a photo's caption; ``gui`` opens the app."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from desktop_app.bundle.format import BundleError
+from desktop_app.captioning.decode import DecodeOptions
+from desktop_app.captioning.runtime import ProviderError
+from desktop_app.metadata.record import MACHINE, CaptionRecord
+from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class ProgressLine:
+    """One self-rewriting line on stderr: bar, done/total, photos/s, ETA (only on a terminal)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.last = enabled, 0.0
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and progress.done < progress.total):
+            return
+        self.last = now
+        width = 30
+        filled = int(width * progress.done / max(progress.total, 1))
+        eta = "--:--" if progress.eta == float("inf") else time.strftime("%M:%S", time.gmtime(progress.eta))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
+                         f"{progress.rate:5.1f} photos/s  ETA {eta} ")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _open_index(path: Path | None):
+    from desktop_app.library.index import LibraryIndex, default_index_path
+
+    return LibraryIndex(path or default_index_path())
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    from desktop_app.captioning.captioner import Captioner
+    from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
+    from desktop_app.photos.discover import find_photos
+
+    paths = list(find_photos(args.paths, args.recursive))
+    if not paths:
+        print("no photos found", file=sys.stderr)
+        return EXIT_ERROR
+    captioner = Captioner.open(args.model, provider=args.provider, threads=args.threads)
+    write = "none" if args.dry_run else args.write
+    print(f"model {captioner.model_id} on {captioner.provider}; {len(paths)} photos; "
+          f"writing: {write if write != 'none' else 'nothing'}", file=sys.stderr)
+    options = PipelineOptions(
+        decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length, no_repeat_ngram=args.no_repeat_ngram),
+        batch_size=args.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
+        protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
+    write_options = WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
+                                 overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
+                                 write_keywords=not args.no_keywords)
+    index = None if args.dry_run or args.no_index else _open_index(args.index)
+    jsonl = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
+    counts = {CAPTIONED: 0, SKIPPED: 0, FAILED: 0}
+    problems: list[str] = []
+    progress = ProgressLine(sys.stderr.isatty() and not args.quiet)
+
+    def on_outcome(outcome) -> None:
+        status, message, places = outcome.status, outcome.message, []
+        if status == CAPTIONED and write != "none":
+            r = outcome.result
+            record = CaptionRecord(r.text, MACHINE, captioner.model_id, r.keywords, r.score)
+            try:
+                written = write_caption(outcome.path, record, write_options)
+                places, message = written.places, written.skipped or "; ".join(written.warnings)
+                status = SKIPPED if written.skipped else CAPTIONED
+            except MetadataError as exc:
+                status, message = FAILED, str(exc)
+        counts[status] += 1
+        if status != CAPTIONED or message:
+            problems.append(f"{status}: {outcome.path}: {message}")
+        if index is not None and outcome.path.is_file():
+            try:
+                index.record(outcome.path, read_caption(outcome.path, args.sidecar_naming))
+            except Exception:  # an unreadable photo just stays out of the index
+                pass
+        if status == CAPTIONED and outcome.result and not args.quiet and not progress.enabled:
+            print(f"{outcome.path}\t{outcome.result.text}")
+        if jsonl:
+            r = outcome.result
+            jsonl.write(json.dumps({
+                "path": str(outcome.path), "status": status, "message": message, "written_to": places,
+                "caption": r.text if r else None, "score": round(r.score, 4) if r else None,
+                "alternatives": [[t, round(s, 4)] for t, s in r.alternatives] if r else [],
+                "keywords": r.keywords if r else []}) + "\n")
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    start = time.perf_counter()
+    try:
+        caption_photos(paths, captioner, options, on_outcome, progress, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.finish()
+        if jsonl:
+            jsonl.close()
+    seconds = time.perf_counter() - start
+    for line in problems:
+        print(line, file=sys.stderr)
+    done = sum(counts.values())
+    print(f"{'cancelled: ' if cancel.is_set() else ''}captioned {counts[CAPTIONED]}, skipped {counts[SKIPPED]}, "
+          f"failed {counts[FAILED]} of {len(paths)} photos in {seconds:.1f}s ({done / max(seconds, 1e-9):.1f} photos/s)",
+          file=sys.stderr)
+    if cancel.is_set():
+        return EXIT_CANCELLED
+    return EXIT_SOME_FAILED if counts[FAILED] else EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    index = _open_index(args.index)
+    if args.scan:
+        index.scan(args.scan, recursive=True)
+    hits = index.search(" ".join(args.query), limit=args.limit)
+    for hit in hits:
+        print(json.dumps({"path": str(hit.path), "caption": hit.caption, "source": hit.source}) if args.json
+              else f"{hit.path}\t{hit.caption}")
+    if not hits:
+        print("no matches", file=sys.stderr)
+    return EXIT_OK if hits else EXIT_SOME_FAILED
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    index = _open_index(args.index)
+    read = index.scan(args.folders, recursive=not args.no_recursive)
+    print(f"indexed {read} new or changed photos; {len(index)} in the library ({index.path})")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for photo in args.photos:
+        try:
+            record = read_caption(photo, args.sidecar_naming)
+        except MetadataError as exc:
+            print(f"{photo}: {exc}", file=sys.stderr)
+            status = EXIT_SOME_FAILED
+            continue
+        if record is None:
+            print(f"{photo}: no caption")
+            continue
+        who = "person" if record.written_by_person else ("model " + record.model_id if record.model_id else "unknown")
+        print(f"{photo}\n  caption:  {record.text}\n  written by: {who}\n  stored in: {', '.join(record.places)}"
+              + (f"\n  keywords: {', '.join(record.keywords)}" if record.keywords else ""))
+    return status
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from desktop_app.gui.app import run_app
+
+    return run_app(args.path, model=args.model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photocaption", description="Offline captions for photos, written into "
+                                     "their EXIF/XMP metadata, and searchable.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("caption", help="caption photos and write the captions into their metadata",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
+    c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
+    c.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
+                   help="embed: EXIF+XMP inside JPEGs (other formats get a sidecar); sidecar: .xmp files only")
+    c.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
+    c.add_argument("--overwrite", action="store_true", help="replace captions a person wrote")
+    c.add_argument("--recaption", action="store_true", help="caption again photos this model already captioned")
+    c.add_argument("--touch", action="store_true", help="let the photo's modification time change")
+    c.add_argument("--no-exif", action="store_true", help="write XMP only, leave EXIF alone")
+    c.add_argument("--no-keywords", action="store_true", help="do not add dc:subject keywords")
+    c.add_argument("--beam", type=int, default=3, help="beam width (1 = greedy)")
+    c.add_argument("--max-length", type=int, default=20, help="longest caption in words")
+    c.add_argument("--no-repeat-ngram", type=int, default=3, help="forbid repeating n-grams of this size (0 = off)")
+    c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
+    c.add_argument("--threads", type=int, default=0, help="model threads (0 = one per core)")
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--decode-workers", type=int, default=2, help="threads decoding photos")
+    c.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
+    c.add_argument("--jsonl", type=Path, help="also append one JSON line per photo to this file")
+    c.add_argument("--dry-run", action="store_true", help="caption and print; write nothing")
+    c.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")
+    c.add_argument("--no-index", action="store_true", help="do not update the library index")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-photo lines")
+    c.set_defaults(run=cmd_caption)
+
+    s = sub.add_parser("search", help="find photos by words in their captions")
+    s.add_argument("query", nargs="+")
+    s.add_argument("--index", type=Path)
+    s.add_argument("--scan", type=Path, action="append", help="index this folder first")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(run=cmd_search)
+
+    i = sub.add_parser("scan", help="index the captions already in a folder's photos")
+    i.add_argument("folders", nargs="+", type=Path)
+    i.add_argument("--index", type=Path)
+    i.add_argument("--no-recursive", action="store_true")
+    i.set_defaults(run=cmd_scan)
+
+    w = sub.add_parser("show", help="a photo's caption and where it is stored")
+    w.add_argument("photos", nargs="+", type=Path)
+    w.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext")
+    w.set_defaults(run=cmd_show)
+
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.add_argument("path", nargs="?", type=Path, help="folder to open")
+    g.add_argument("--model", type=Path, help="model bundle folder")
+    g.set_defaults(run=cmd_gui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (BundleError, ProviderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,1 @@
+"""The photo library index: what is captioned, searchable by words."""

@@ -1,0 +1,91 @@
+"""Photo file -> RGB image -> normalised pixel tensor, exactly as the bundle's manifest says.
+
+Training caches its features through ``to_pixels`` too, so train and app
+preprocess identically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from desktop_app.bundle.format import Preprocessing
+
+MAX_PIXELS = 150_000_000  # larger photos are refused: a decompression bomb or a scan we cannot hold
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+class PhotoError(Exception):
+    """A photo could not be read; the message says why in words a person understands."""
+
+
+def load_rgb(path: Path, target_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open a photo as upright 8-bit RGB.
+
+    With ``target_size`` (width, height), JPEGs are decoded in draft mode at the
+    smallest DCT scale still at least that large, which is ~10x faster on big photos.
+    """
+    path = Path(path)
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise PhotoError("file not found") from None
+    except UnidentifiedImageError:
+        raise PhotoError("not an image Pillow can read (unsupported format or corrupt file)") from None
+    except Image.DecompressionBombError as exc:
+        raise PhotoError(f"refused: too many pixels ({exc})") from None
+    except OSError as exc:
+        raise PhotoError(f"cannot open: {exc}") from None
+    try:
+        with image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise PhotoError(f"refused: {width}x{height} is over {MAX_PIXELS // 1_000_000} megapixels")
+            if target_size and image.format == "JPEG":
+                orientation = image.getexif().get(0x0112, 1)
+                # Orientations 5-8 swap width and height after transposing.
+                w, h = target_size if orientation < 5 else target_size[::-1]
+                image.draft("RGB", (w, h))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
+    except PhotoError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise PhotoError(f"refused: too many pixels ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise PhotoError(f"corrupt or truncated image data ({exc})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode (L, P, RGBA, CMYK, 16-bit, float) as 8-bit RGB; transparency goes onto white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def to_pixels(image: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """RGB image -> float32 [3, H, W], squashed to the input size and normalised."""
+    size = (spec.input_width, spec.input_height)
+    if image.size != size:
+        image = image.resize(size, _RESAMPLE[spec.resample])
+    array = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
+    array = (array - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def load_pixels(path: Path, spec: Preprocessing) -> np.ndarray:
+    """Photo file -> encoder input [3, H, W]."""
+    return to_pixels(load_rgb(path, (spec.input_width, spec.input_height)), spec)

@@ -1,0 +1,1 @@
+"""Caption datasets: reading annotation files and caching encoder features."""

