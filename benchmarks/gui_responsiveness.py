@@ -66,10 +66,13 @@ def main() -> None:
     ticker.start(10)
     window.ensure_captioner()
     window.caption([i.path for i in window.photos.items[: args.caption]], recaption=True)
-    worker = window.caption_worker
     start = time.perf_counter()
-    worker.finished.connect(lambda *a: QTimer.singleShot(0, app.quit))
+    # Polled from the UI thread (the worker's signals are emitted on its own thread).
+    poll.timeout.disconnect()
+    poll.timeout.connect(lambda: window.caption_worker is None and app.quit())
+    poll.start(5)
     app.exec()
+    poll.stop()
     seconds = time.perf_counter() - start
     ticker.stop()
     gaps.sort()

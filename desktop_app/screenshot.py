@@ -33,20 +33,31 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     window.open_folder(Path(samples))
 
-    def shoot_main(counts, cancelled, journal) -> None:
+    def shoot_main() -> None:
         window.grid.setCurrentIndex(window.filter.index(2, 0))
+        app.processEvents()
         window.grab().save(args[0])
         print(f"main window: {args[0]}")
         if len(args) > 1:
             words = window._current.words
             window.show_attention(words.index(max(words, key=len)) if words else 0)
+            app.processEvents()
             window.grab().save(args[1])
             print(f"attention view: {args[1]}")
         QTimer.singleShot(0, app.quit)
 
+    poll = QTimer()
+
+    def wait_for_captions() -> None:
+        # Polled from the UI thread: the worker's own signals arrive on its thread.
+        if window.caption_worker is None and all(item.caption for item in window.photos.items):
+            poll.stop()
+            QTimer.singleShot(200, shoot_main)
+
     def start() -> None:
         window.caption_all()
-        window.caption_worker.finished.connect(lambda *a: QTimer.singleShot(200, lambda: shoot_main(*a)))
+        poll.timeout.connect(wait_for_captions)
+        poll.start(100)
 
     QTimer.singleShot(300, start)
     app.exec()

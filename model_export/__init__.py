@@ -6,4 +6,5 @@
     train.py    teacher-forced training with early stopping on CIDEr-D
     evaluate.py greedy/beam captions of a split, scored with pycocoevalcap
     export.py   ONNX bundle export with parity checks and int8 encoder
+    model_card.py  MODEL_CARD.md of a bundle, rendered from its manifest
 """

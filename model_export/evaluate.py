@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ class TorchStepModel:
 def caption_features(model, features: np.ndarray, vocabulary, options: DecodeOptions,
                      batch_size: int = 50, progress: str | None = None) -> list[Caption]:
     """Decode captions for rows of cached features (any StepModel), in batches."""
+    options = replace(options, suppress=vocabulary.never_generated)
     captions: list[Caption] = []
     with tqdm(total=len(features), desc=progress, unit="photo", disable=progress is None) as bar:
         for start in range(0, len(features), batch_size):

@@ -27,7 +27,8 @@ class TableModel:
 
     def step(self, tokens, state):
         with np.errstate(divide="ignore"):
-            log_probs = np.log(np.array([self.table[int(t)] for t in tokens]))
+            # Padding rows of a beam with too few live candidates feed END; their scores are never read.
+            log_probs = np.log(np.array([self.table.get(int(t), self.table[START]) for t in tokens]))
         alpha = np.full((len(tokens), state.memory.shape[1]), 1.0 / state.memory.shape[1])
         return log_probs, state, alpha
 
@@ -83,3 +84,13 @@ def test_no_repeat_ngram_blocks_repeats():
 def test_max_length_ends_every_caption():
     caps = beam_search(TableModel(), np.zeros((2, 4, 2), np.float32), START, END, DecodeOptions(beam_size=3, max_length=2))
     assert all(1 <= len(c.tokens) <= 2 for c in caps)
+
+
+def test_suppressed_tokens_are_never_emitted():
+    """<unk> may be the likeliest next token; a caption a person reads must not contain it."""
+    options = DecodeOptions(beam_size=1, max_length=3, suppress=(3,))
+    greedy = greedy_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
+    assert 3 not in greedy.tokens and greedy.tokens == [4]
+    beam = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END,
+                       DecodeOptions(beam_size=3, max_length=4, suppress=(3,)))[0]
+    assert all(3 not in tokens for tokens, _ in beam.alternatives)

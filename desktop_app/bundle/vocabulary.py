@@ -40,6 +40,7 @@ class Vocabulary:
     start_id = property(lambda self: self.index[START])
     end_id = property(lambda self: self.index[END])
     unk_id = property(lambda self: self.index[UNK])
+    never_generated = property(lambda self: (self.pad_id, self.start_id, self.unk_id))
 
     def __len__(self) -> int:
         return len(self.words)

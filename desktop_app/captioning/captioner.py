@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +84,8 @@ class Captioner:
     def caption_pixels(self, pixels: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
         """pixels [B,3,H,W] -> one CaptionResult per photo."""
         vocab = self.bundle.vocabulary
-        options = DecodeOptions(**{**options.__dict__,
-                                   "max_length": min(options.max_length, self.bundle.manifest.max_caption_length)})
+        options = replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
+                          suppress=vocab.never_generated)
         captions = beam_search(self.decoder, self.encode(pixels), vocab.start_id, vocab.end_id, options)
         return [self._result(c) for c in captions]
 

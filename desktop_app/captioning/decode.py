@@ -53,10 +53,17 @@ class DecodeOptions:
     length_penalty: float = 1.0  # score = logp / len**length_penalty
     no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0 = off)
     n_best: int = 3
+    suppress: tuple[int, ...] = ()  # token ids never emitted (<unk>, <pad>, <start>: not words a person reads)
 
 
 def _normalised(logp: float, length: int, penalty: float) -> float:
     return logp / max(length, 1) ** penalty
+
+
+def _suppress(log_probs: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    if options.suppress:
+        log_probs[:, list(options.suppress)] = -np.inf
+    return log_probs
 
 
 def _banned_tokens(history: list[int], n: int) -> set[int]:
@@ -79,6 +86,7 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
     done = np.zeros(rows, dtype=bool)
     for _ in range(options.max_length):
         log_probs, state, alpha = model.step(tokens, state)
+        log_probs = _suppress(log_probs, options)
         for r in np.flatnonzero(~done):
             for banned in _banned_tokens(history[r], options.no_repeat_ngram):
                 log_probs[r, banned] = -np.inf
@@ -118,6 +126,7 @@ def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: i
 
     for step in range(options.max_length):
         log_probs, state, alpha = model.step(tokens, state)
+        log_probs = _suppress(log_probs, options)
         vocab = log_probs.shape[1]
         if options.no_repeat_ngram:
             for r in range(photos * k):

@@ -315,6 +315,7 @@ class MainWindow(QMainWindow):
         while self.words_row.count():
             widget = self.words_row.takeAt(0).widget()
             if widget:
+                widget.hide()  # gone now, not at the next event-loop turn
                 widget.deleteLater()
         self._word = -1
         if item is None or item.attention is None or not item.words:
@@ -322,6 +323,8 @@ class MainWindow(QMainWindow):
         for n, word in enumerate(item.words):
             button = QPushButton(word)
             button.setFlat(True)
+            button.setCheckable(True)  # the word whose heat-map is shown stays pressed
+            button.setStyleSheet("QPushButton { padding: 2px 4px; min-width: 0; }")
             button.setAccessibleName(f"Show where the model looked for '{word}'")
             button.clicked.connect(lambda _=False, n=n: self.show_attention(n))
             self.words_row.addWidget(button)
@@ -345,6 +348,10 @@ class MainWindow(QMainWindow):
         if word is not None and item.attention is not None and 0 <= word < len(item.attention):
             pixmap = overlay(pixmap, item.attention[word])
             self._word = word
+            for n in range(self.words_row.count()):
+                button = self.words_row.itemAt(n).widget()
+                if button is not None:
+                    button.setChecked(n == word)
             self.statusBar().showMessage(f"where the model looked for '{item.words[word]}'", 3000)
         self.preview.setPixmap(pixmap)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRunnable,
                             QSortFilterProxyModel, Qt, QThreadPool, Signal)
-from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPainter, QPixmap
 
 from desktop_app.metadata.record import MACHINE, PERSON
 
@@ -55,7 +55,20 @@ class _ThumbnailJob(QRunnable):
         if not image.isNull() and max(image.width(), image.height()) > THUMB:
             image = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                  Qt.TransformationMode.SmoothTransformation)
-        self.signals.done.emit(str(self.path), image)
+        self.signals.done.emit(str(self.path), _centred_square(image))
+
+
+def _centred_square(image: QImage) -> QImage:
+    """The thumbnail centred on a transparent THUMB x THUMB square: every cell of the grid
+    then has the same geometry, so names line up and none is pushed out of its cell."""
+    if image.isNull():
+        return image
+    square = QImage(THUMB, THUMB, QImage.Format.Format_ARGB32_Premultiplied)
+    square.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(square)
+    painter.drawImage((THUMB - image.width()) // 2, (THUMB - image.height()) // 2, image)
+    painter.end()
+    return square
 
 
 class PhotoListModel(QAbstractListModel):
