@@ -54,7 +54,7 @@ class Progress:
 @dataclass(frozen=True)
 class PipelineOptions:
     decode: DecodeOptions = DecodeOptions()
-    batch_size: int = 16
+    batch_size: int = 32  # the decoder step costs per row, but bigger batches read its weights fewer times
     decode_workers: int = 2
     recaption: bool = False  # caption again photos this model already captioned
     protect_person_captions: bool = True  # skip photos whose caption a person wrote (no point computing one)

@@ -67,6 +67,8 @@ def open_session(model: Path, options: RuntimeOptions) -> tuple[ort.InferenceSes
     settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     settings.intra_op_num_threads = options.threads or (os.cpu_count() or 1)
     settings.inter_op_num_threads = 1
+    # Idle onnxruntime threads sleep instead of spinning: the photo-decoding threads share these cores.
+    settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
     settings.log_severity_level = 3
     want_cuda = options.provider in ("auto", "cuda") and _cuda_works is not False and _cuda_candidate()
     if options.provider == "cuda" and not want_cuda:

@@ -135,6 +135,10 @@ class PhotoListModel(QAbstractListModel):
     def thumbnails_loaded(self) -> int:
         return len(self._thumbs)
 
+    def thumbnails_requested(self) -> int:
+        """Thumbnails the view has asked for so far (the rows it has painted)."""
+        return len(self._requested)
+
     def item(self, path: Path) -> PhotoItem | None:
         row = self._row.get(Path(path))
         return None if row is None else self.items[row]
