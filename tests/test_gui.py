@@ -1,6 +1,7 @@
 """The desktop app, driven as a person would (offscreen Qt)."""
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,13 @@ def test_export_csv_and_json(qtbot, window, tiny_bundle, samples, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "c.csv")))
     assert len(rows) == 5 and all(r["caption"] for r in rows)
     assert json.loads((tmp_path / "c.json").read_text())[0]["caption"] == rows[0]["caption"]
+
+
+def test_signal_emit_keeps_refcounts(window):
+    """A long captioning run emits thousands of signals; PySide6 6.12.0 dropped a reference to
+    True on every emit, and Python 3.11 then aborted at exit. Guard the pinned version."""
+    photos = window.photos
+    before = sys.getrefcount(True), sys.getrefcount(False)
+    for _ in range(3000):
+        photos.dataChanged.emit(photos.index(0), photos.index(0))
+    assert (sys.getrefcount(True), sys.getrefcount(False)) == before

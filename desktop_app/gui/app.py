@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QApplication
 from desktop_app.resources import APP_ICON
 
 
-
 def run_app(folder: Path | None = None, model: Path | None = None) -> int:
     from desktop_app.gui.main_window import MainWindow
 

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, QThread
+from PySide6.QtCore import QSettings, QSize, Qt, QThread, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QTextCursor
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QListView, QListWidget, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar,
@@ -276,10 +276,15 @@ class MainWindow(QMainWindow):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.finished.connect(thread.quit)
-        thread.finished.connect(lambda: self._threads.remove((thread, worker)) if (thread, worker) in self._threads else None)
+        thread.finished.connect(self._forget_thread)  # a window slot, so it runs on the UI thread
         self._threads.append((thread, worker))
         thread.start()
         return thread
+
+    @Slot()
+    def _forget_thread(self) -> None:
+        finished = self.sender()
+        self._threads = [(thread, worker) for thread, worker in self._threads if thread is not finished]
 
     # ---- selection & preview ---------------------------------------------------------------
     def selected_items(self) -> list[PhotoItem]:
