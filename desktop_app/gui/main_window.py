@@ -379,7 +379,7 @@ class MainWindow(QMainWindow):
                                   recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
                                   sidecar_naming=s.sidecar_naming)
         worker = CaptionWorker(self.captioner, paths, options, s.write_options() if s.write_as_captioned else None)
-        worker.outcome.connect(self._caption_outcome)
+        worker.outcomes.connect(self._caption_outcomes)
         worker.progress.connect(self._caption_progress)
         worker.finished.connect(self._caption_finished)
         self.caption_worker = worker
@@ -390,23 +390,27 @@ class MainWindow(QMainWindow):
         self._start(worker)
         self._update_actions()
 
-    def _caption_outcome(self, outcome, written_to: str) -> None:
-        item = self.photos.item(outcome.path)
-        if item is None:
-            return
-        if outcome.status == CAPTIONED:
-            r = outcome.result
-            item.caption, item.source, item.words, item.attention = r.text, MACHINE, r.words, r.attention
-            item.alternatives, item.keywords, item.score, item.error = r.alternatives, r.keywords, r.score, ""
-            if written_to:
-                item.saved_caption = r.text
-                self.index.record(item.path, read_caption(item.path, self.settings.sidecar_naming))
-        elif outcome.status == FAILED:
-            item.error = outcome.message
-        if outcome.message:
-            self.problems.addItem(f"{outcome.status}: {outcome.path.name}: {outcome.message}")
-        self.photos.refresh(item.path)
-        if item is self._current:
+    def _caption_outcomes(self, outcomes: list) -> None:
+        """A bundle of finished photos from the worker: update their items, then the grid once."""
+        changed: list[Path] = []
+        for outcome, written_to in outcomes:
+            item = self.photos.item(outcome.path)
+            if item is None:
+                continue
+            if outcome.status == CAPTIONED:
+                r = outcome.result
+                item.caption, item.source, item.words, item.attention = r.text, MACHINE, r.words, r.attention
+                item.alternatives, item.keywords, item.score, item.error = r.alternatives, r.keywords, r.score, ""
+                if written_to:
+                    item.saved_caption = r.text
+                    self.index.record(item.path, read_caption(item.path, self.settings.sidecar_naming))
+            elif outcome.status == FAILED:
+                item.error = outcome.message
+            if outcome.message:
+                self.problems.addItem(f"{outcome.status}: {outcome.path.name}: {outcome.message}")
+            changed.append(item.path)
+        self.photos.refresh(*changed)
+        if self._current is not None and self._current.path in changed:
             self.show_photo(self.grid.currentIndex())
 
     def _caption_progress(self, done: int, total: int, rate: float, eta: float) -> None:

@@ -143,11 +143,11 @@ class PhotoListModel(QAbstractListModel):
         row = self._row.get(Path(path))
         return None if row is None else self.items[row]
 
-    def refresh(self, path: Path) -> None:
-        row = self._row.get(Path(path))
-        if row is not None:
-            index = self.index(row)
-            self.dataChanged.emit(index, index)
+    def refresh(self, *paths: Path) -> None:
+        """Repaint these photos' rows: one signal for the span they cover, however many."""
+        rows = [self._row[Path(p)] for p in paths if Path(p) in self._row]
+        if rows:
+            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)))
 
 
 class SearchFilter(QSortFilterProxyModel):

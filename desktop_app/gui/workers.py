@@ -7,6 +7,7 @@ through queued signals, so the event loop never blocks.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -19,11 +20,17 @@ from desktop_app.metadata.store import MetadataError, WriteOptions, write_captio
 
 
 class CaptionWorker(QObject):
-    """Captions photos; with ``write`` set, also writes each caption into its photo as it comes."""
+    """Captions photos; with ``write`` set, also writes each caption into its photo as it comes.
 
-    outcome = Signal(object, str)  # PhotoOutcome, where it was written ("" if not)
+    Outcomes reach the window in bundles (a model batch's worth, or every quarter second), not
+    one signal per photo: each delivery makes the UI thread take the GIL from the busy worker
+    threads, and 64 of them per batch showed up as 150 ms stalls of the event loop.
+    """
+
+    outcomes = Signal(list)  # [(PhotoOutcome, where it was written or "")]
     progress = Signal(int, int, float, float)  # done, total, photos/s, eta seconds
     finished = Signal(object, bool, object)  # counts dict, cancelled, WriteJournal or None
+    FLUSH_SECONDS = 0.25
 
     def __init__(self, captioner: Captioner, paths: list[Path], options: PipelineOptions,
                  write: WriteOptions | None = None):
@@ -31,6 +38,9 @@ class CaptionWorker(QObject):
         self.captioner, self.paths, self.options, self.write = captioner, paths, options, write
         self.cancel_event, self.pause_event = threading.Event(), threading.Event()
         self.journal = WriteJournal() if write else None
+        self._pending: list[tuple[PhotoOutcome, str]] = []
+        self._last: Progress | None = None
+        self._flushed_at = float("-inf")  # the first photo is shown at once
 
     def _on_outcome(self, outcome: PhotoOutcome) -> None:
         places = ""
@@ -44,15 +54,27 @@ class CaptionWorker(QObject):
                 outcome.message = result.skipped or "; ".join(result.warnings)
             except (MetadataError, OSError) as exc:
                 outcome.message = f"caption made but not written: {exc}"
-        self.outcome.emit(outcome, places)
+        self._pending.append((outcome, places))
+
+    def _on_progress(self, progress: Progress) -> None:
+        self._last = progress
+        if len(self._pending) >= self.options.batch_size or time.monotonic() - self._flushed_at >= self.FLUSH_SECONDS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.outcomes.emit(self._pending)
+            self._pending = []
+        if self._last is not None:
+            p = self._last
+            self.progress.emit(p.done, p.total, p.rate, p.eta)
+        self._flushed_at = time.monotonic()
 
     @Slot()
     def run(self) -> None:
-        def on_progress(p: Progress) -> None:
-            self.progress.emit(p.done, p.total, p.rate, p.eta)
-
-        counts = caption_photos(self.paths, self.captioner, self.options, self._on_outcome, on_progress,
+        counts = caption_photos(self.paths, self.captioner, self.options, self._on_outcome, self._on_progress,
                                 self.cancel_event, self.pause_event)
+        self._flush()
         self.finished.emit(counts, self.cancel_event.is_set(), self.journal)
 
 
