@@ -88,7 +88,6 @@ def main() -> None:
     finished_at = wait_until(lambda: window.caption_worker is None)
     seconds = finished_at - start
     ticker.stop()
-    print("largest gaps (tick number, ms):", sorted(enumerate(gaps), key=lambda g: -g[1])[:6])
     gaps.sort()
     print(f"captioned {args.caption} photos in {seconds:.1f} s ({args.caption / seconds:.1f} photos/s) "
           f"with the UI running: timer ticks {len(gaps)}, max gap {gaps[-1]:.0f} ms, "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from desktop_app.bundle.format import BundleError
 from desktop_app.captioning.decode import DecodeOptions
+from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
@@ -50,7 +51,6 @@ def _open_index(path: Path | None):
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner
-    from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
     from desktop_app.photos.discover import find_photos
 
     paths = list(find_photos(args.paths, args.recursive))
@@ -63,7 +63,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
           f"writing: {write if write != 'none' else 'nothing'}", file=sys.stderr)
     options = PipelineOptions(
         decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length, no_repeat_ngram=args.no_repeat_ngram),
-        batch_size=args.batch_size or PipelineOptions.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
+        batch_size=args.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
         protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
     write_options = WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
                                  overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-repeat-ngram", type=int, default=3, help="forbid repeating n-grams of this size (0 = off)")
     c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
     c.add_argument("--threads", type=int, default=0, help="model threads (0 = one per core)")
-    c.add_argument("--batch-size", type=int, help="photos per model batch (default: the pipeline's, 32)")
+    c.add_argument("--batch-size", type=int, default=PipelineOptions.batch_size, help="photos per model batch")
     c.add_argument("--decode-workers", type=int, default=2, help="threads decoding photos")
     c.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
     c.add_argument("--jsonl", type=Path, help="also append one JSON line per photo to this file")
