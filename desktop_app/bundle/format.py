@@ -120,10 +120,12 @@ def sha256_of(path: Path) -> str:
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
-    """Fill in file hashes and creation time, then write ``manifest.json``."""
+    """Fill in file hashes and, for a new bundle, its creation time; then write ``manifest.json``.
+
+    Rewriting an existing manifest (``evaluate --record``) keeps the time the model was made."""
     bundle_dir = Path(bundle_dir)
     manifest.files = {name: sha256_of(bundle_dir / name) for name in MODEL_FILES}
-    manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest.created = manifest.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     (bundle_dir / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
 
