@@ -59,9 +59,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise DataError("give exactly one of --checkpoint or --bundle")
     if args.checkpoint:
         evaluate_checkpoint(args.checkpoint, args.data, args.split, args.beam, args.out, args.limit,
-                            attention_figure=not args.no_figure)
+                            attention_figure=not args.no_figure, no_repeat_ngram=args.no_repeat_ngram)
     else:
-        evaluate_bundle(args.bundle, args.data, args.split, args.beam, args.out, args.limit, record=args.record)
+        evaluate_bundle(args.bundle, args.data, args.split, args.beam, args.out, args.limit, record=args.record,
+                        no_repeat_ngram=args.no_repeat_ngram)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", type=Path, required=True, help="folder written by 'prepare'")
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--beam", type=int, default=3, help="beam width (1 = greedy)")
+    e.add_argument("--no-repeat-ngram", type=int, default=0,
+                   help="forbid repeating n-grams of this size, as the app does with 3 (0 = plain beam search)")
     e.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
     e.add_argument("--record", action="store_true",
                    help="with --bundle: write the scores into the bundle's manifest (test_scores)")

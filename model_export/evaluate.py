@@ -85,14 +85,15 @@ def _write_report(out: Path, report: dict, data: PreparedData, hypotheses: dict[
 
 
 def evaluate_checkpoint(checkpoint: Path, data_dir: Path, split: str, beam: int, out: Path,
-                        limit: int = 0, attention_figure: bool = True) -> dict:
+                        limit: int = 0, attention_figure: bool = True, no_repeat_ngram: int = 0) -> dict:
     model = load_trained(checkpoint)
     data = PreparedData.load(data_dir)
-    options = DecodeOptions(beam_size=beam)
+    options = DecodeOptions(beam_size=beam, no_repeat_ngram=no_repeat_ngram)
     start = time.perf_counter()
     scores, hypotheses, captions = score_split(TorchStepModel(model.decoder), data, split, options,
                                                limit=limit, progress=f"captioning {split}")
-    report = {"checkpoint": str(checkpoint), "split": split, "beam": beam, "photos": len(hypotheses),
+    report = {"checkpoint": str(checkpoint), "split": split, "beam": beam, "no_repeat_ngram": no_repeat_ngram,
+              "photos": len(hypotheses),
               "seconds": round(time.perf_counter() - start, 1), "scores": scores, "checkpoint_meta": {
                   k: v for k, v in model.meta.items() if k != "config"}}
     _write_report(out, report, data, hypotheses)
@@ -107,7 +108,7 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, split: str, beam: int,
 
 
 def evaluate_bundle(bundle_dir: Path, data_dir: Path, split: str, beam: int, out: Path, limit: int = 0,
-                    record: bool = False) -> dict:
+                    record: bool = False, no_repeat_ngram: int = 0) -> dict:
     """Score an exported bundle end to end: photos -> onnxruntime encoder -> NumPy decode loop.
 
     ``record`` stores the scores in the bundle's manifest, so the shipped artefact
@@ -118,7 +119,7 @@ def evaluate_bundle(bundle_dir: Path, data_dir: Path, split: str, beam: int, out
     captioner = Captioner.open(bundle_dir, provider="cpu")
     data = PreparedData.load(data_dir)
     indices = data.splits[split][: limit or None]
-    options = DecodeOptions(beam_size=beam)
+    options = DecodeOptions(beam_size=beam, no_repeat_ngram=no_repeat_ngram)
     start = time.perf_counter()
     with tqdm(total=len(indices), desc=f"captioning {split} (bundle)", unit="photo") as bar:
         results = captioner.caption_paths([data.image_dir / data.images[i] for i in indices], options,
@@ -126,7 +127,8 @@ def evaluate_bundle(bundle_dir: Path, data_dir: Path, split: str, beam: int, out
     hypotheses = {i: r.text for i, r in zip(indices, results)}
     references = {i: data.captions[data.images[i]] for i in indices}
     scores = score_captions(references, hypotheses)
-    report = {"bundle": str(bundle_dir), "split": split, "beam": beam, "photos": len(indices),
+    report = {"bundle": str(bundle_dir), "split": split, "beam": beam, "no_repeat_ngram": no_repeat_ngram,
+              "photos": len(indices),
               "seconds": round(time.perf_counter() - start, 1), "scores": scores}
     _write_report(out, report, data, hypotheses)
     if record:
@@ -134,7 +136,8 @@ def evaluate_bundle(bundle_dir: Path, data_dir: Path, split: str, beam: int, out
         from model_export.model_card import write_model_card
 
         manifest = load_bundle(bundle_dir).manifest
-        key = f"{split}_beam{beam}" + (f"_first{limit}" if limit else "")
+        key = (f"{split}_beam{beam}" + (f"_norepeat{no_repeat_ngram}" if no_repeat_ngram else "")
+               + (f"_first{limit}" if limit else ""))
         manifest.test_scores[key] = {"photos": len(indices), **scores}
         write_manifest(bundle_dir, manifest)
         write_model_card(bundle_dir)
