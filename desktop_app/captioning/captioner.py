@@ -28,6 +28,8 @@ class CaptionResult:
     alternatives: list[tuple[str, float]]
     attention: np.ndarray  # [len(words), N]
     keywords: list[str] = field(default_factory=list)
+    confidence: float | None = None  # 0..1, how likely the caption is right (None: the bundle cannot tell)
+    needs_review: bool = False  # confidence below the bundle's calibrated threshold: a person should check it
 
 
 class OnnxStepModel:
