@@ -3,17 +3,27 @@
 The captions live in the photos' own metadata; this index is a cache of them
 for fast search. Scanning a folder reads captions already there (ours or other
 tools'), so a library captioned elsewhere is searchable at once.
+
+It also keeps what exists nowhere else: drafts (captions and keyword edits not
+yet written into their photos, saved as they are made so a crash or a quit
+loses nothing) and the model's details for a caption (alternatives, attention,
+confidence), so they survive after the caption is written. The schema carries a
+version (``PRAGMA user_version``) and is upgraded in place on open.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from desktop_app.metadata.record import PERSON, CaptionRecord
 from desktop_app.metadata.store import read_caption
@@ -46,6 +56,32 @@ CREATE TRIGGER IF NOT EXISTS photos_au AFTER UPDATE ON photos BEGIN
 END;
 """
 
+# Added in schema version 2: unsaved work, and the model's details for a caption.
+DRAFTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drafts (
+    path TEXT PRIMARY KEY,
+    caption TEXT NOT NULL,
+    source TEXT NOT NULL,            -- machine or person
+    keywords TEXT NOT NULL,          -- JSON list: keywords may hold spaces
+    score REAL,
+    model_id TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS details (
+    path TEXT PRIMARY KEY,
+    text TEXT NOT NULL,              -- the caption these details belong to
+    model_id TEXT NOT NULL,
+    words TEXT NOT NULL,             -- JSON list
+    alternatives TEXT NOT NULL,      -- JSON [[text, score], ...]
+    attention BLOB,                  -- float16 [len(words), cells]
+    cells INTEGER NOT NULL DEFAULT 0,
+    confidence REAL,
+    needs_review INTEGER NOT NULL DEFAULT 0
+);
+"""
+SCHEMA_VERSION = 2
+KEYWORD_SEPARATOR = "\n"  # in photos.keywords: one keyword a line, so "red rug" stays one keyword
+
 
 def default_index_path() -> Path:
     """Per-user data folder: $PHOTOCAPTION_INDEX, else the platform's usual place."""
@@ -58,6 +94,30 @@ def default_index_path() -> Path:
     else:
         base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return base / "photocaption" / "library.sqlite"
+
+
+@dataclass
+class Draft:
+    """A caption (and keywords) made or edited in the app and not yet written into the photo."""
+
+    caption: str
+    source: str
+    keywords: list[str]
+    score: float | None = None
+    model_id: str = ""
+
+
+@dataclass
+class Details:
+    """What the model said about a caption besides its text."""
+
+    text: str
+    model_id: str
+    words: list[str]
+    alternatives: list[tuple[str, float]]
+    attention: np.ndarray | None = None
+    confidence: float | None = None
+    needs_review: bool = False
 
 
 @dataclass
@@ -84,13 +144,42 @@ def fts_query(text: str) -> str:
     return " AND ".join(parts)
 
 
+def _keywords(stored: str) -> list[str]:
+    return [k for k in stored.split(KEYWORD_SEPARATOR) if k]
+
+
+def _prefix(folder: Path | None) -> tuple[int, str]:
+    """(length, prefix) for ``substr(path, 1, length) = prefix``: every path when folder is None."""
+    if folder is None:
+        return 0, ""
+    prefix = str(Path(folder).resolve()).rstrip("/\\") + os.sep
+    return len(prefix), prefix
+
+
 class LibraryIndex:
     def __init__(self, path: Path | str = ":memory:"):
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
+        self.db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        if path != ":memory:":
+            # WAL: the app's writer thread and the UI can use the file at once; a commit is not an fsync.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring an older index up to SCHEMA_VERSION, step by step, keeping what it holds."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"{self.path} was made by a newer photocaption (schema {version})")
+        with self.db:
+            if version < 2:
+                self.db.executescript(DRAFTS_SCHEMA)
+                # version 1 joined keywords with spaces (splitting "red rug"): read every photo again
+                self.db.execute("UPDATE photos SET size = -1")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -104,7 +193,7 @@ class LibraryIndex:
             return
         values = (str(photo), stat.st_size, stat.st_mtime, stat.st_ctime, caption.text if caption else "",
                   _source_of(caption), caption.model_id if caption else "",
-                  " ".join(caption.keywords) if caption else "")
+                  KEYWORD_SEPARATOR.join(caption.keywords) if caption else "")
         with self.db:
             self.db.execute(
                 "INSERT INTO photos(path, size, mtime, ctime, caption, source, model_id, keywords) VALUES (?,?,?,?,?,?,?,?) "
@@ -141,19 +230,75 @@ class LibraryIndex:
             "SELECT p.path, p.caption, p.source, p.model_id, p.keywords FROM photos_fts f "
             "JOIN photos p ON p.id = f.rowid WHERE photos_fts MATCH ? ORDER BY bm25(photos_fts) LIMIT ?",
             (query, limit)).fetchall()
-        return [IndexedPhoto(Path(r[0]), r[1], r[2], r[3], r[4].split()) for r in rows]
+        return [IndexedPhoto(Path(r[0]), r[1], r[2], r[3], _keywords(r[4])) for r in rows]
 
     def get(self, photo: Path) -> IndexedPhoto | None:
         row = self.db.execute("SELECT path, caption, source, model_id, keywords FROM photos WHERE path = ?",
                               (str(Path(photo).resolve()),)).fetchone()
-        return IndexedPhoto(Path(row[0]), row[1], row[2], row[3], row[4].split()) if row else None
+        return IndexedPhoto(Path(row[0]), row[1], row[2], row[3], _keywords(row[4])) if row else None
 
     def captions_under(self, folder: Path) -> dict[Path, tuple[str, str, list[str]]]:
         """Every indexed caption of photos inside ``folder``: path -> (caption, source, keywords)."""
-        prefix = str(Path(folder).resolve()).rstrip("/\\") + os.sep
         rows = self.db.execute("SELECT path, caption, source, keywords FROM photos WHERE substr(path, 1, ?) = ?",
-                               (len(prefix), prefix))
-        return {Path(r[0]): (r[1], r[2], r[3].split()) for r in rows}
+                               _prefix(folder))
+        return {Path(r[0]): (r[1], r[2], _keywords(r[3])) for r in rows}
+
+    # ---- drafts: unsaved work ------------------------------------------------------------------
+    def save_drafts(self, drafts: dict[Path, Draft | None]) -> None:
+        """Keep these drafts (None: the photo has none any more), in one transaction."""
+        now = time.time()
+        with self.db:
+            for photo, draft in drafts.items():
+                key = str(Path(photo).resolve())
+                if draft is None:
+                    self.db.execute("DELETE FROM drafts WHERE path = ?", (key,))
+                else:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO drafts(path, caption, source, keywords, score, model_id, updated) "
+                        "VALUES (?,?,?,?,?,?,?)", (key, draft.caption, draft.source, json.dumps(draft.keywords),
+                                                   draft.score, draft.model_id, now))
+
+    def drafts_under(self, folder: Path | None = None) -> dict[Path, Draft]:
+        """Drafts of photos inside ``folder`` (every draft when None)."""
+        rows = self.db.execute("SELECT path, caption, source, keywords, score, model_id FROM drafts "
+                               "WHERE substr(path, 1, ?) = ?", _prefix(folder))
+        return {Path(r[0]): Draft(r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
+
+    def search_drafts(self, text: str) -> list[IndexedPhoto]:
+        """Drafts whose caption or keywords hold every word (few: a plain scan is enough)."""
+        words = re.findall(r"\w+", text.lower())
+        if not words:
+            return []
+        hits = []
+        for path, draft in self.drafts_under(None).items():
+            haystack = (draft.caption + " " + " ".join(draft.keywords)).lower()
+            if all(w in haystack for w in words):
+                hits.append(IndexedPhoto(path, draft.caption, draft.source, draft.model_id, draft.keywords))
+        return hits
+
+    # ---- details: alternatives, attention, confidence ------------------------------------------
+    def save_details(self, details: dict[Path, Details]) -> None:
+        with self.db:
+            for photo, d in details.items():
+                attention = None if d.attention is None else np.asarray(d.attention, np.float16)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO details(path, text, model_id, words, alternatives, attention, cells, "
+                    "confidence, needs_review) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (str(Path(photo).resolve()), d.text, d.model_id, json.dumps(d.words), json.dumps(d.alternatives),
+                     None if attention is None else attention.tobytes(),
+                     0 if attention is None else attention.shape[-1], d.confidence, int(d.needs_review)))
+
+    def details_under(self, folder: Path | None = None) -> dict[Path, Details]:
+        rows = self.db.execute("SELECT path, text, model_id, words, alternatives, attention, cells, confidence, "
+                               "needs_review FROM details WHERE substr(path, 1, ?) = ?", _prefix(folder))
+        out = {}
+        for r in rows:
+            attention = None
+            if r[5] is not None and r[6]:
+                attention = np.frombuffer(r[5], np.float16).reshape(-1, r[6]).astype(np.float32)
+            out[Path(r[0])] = Details(r[1], r[2], json.loads(r[3]), [tuple(a) for a in json.loads(r[4])],
+                                      attention, r[7], bool(r[8]))
+        return out
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]

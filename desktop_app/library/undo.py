@@ -1,0 +1,170 @@
+"""Undo for caption writes, keeping only what a write can change.
+
+A caption write changes a JPEG's metadata segments (everything before the image
+data) or an XMP sidecar; the image data itself is copied byte for byte. So a
+journal entry keeps a JPEG's header bytes (tens of KB), not the whole photo,
+plus a hash of the whole original to prove the restore exact. Other formats get
+sidecars (``store.write_caption``), so of their photo file only a hash is kept: if
+it ever changed, undo says so rather than guess.
+Everything kept lives in a folder beside the library index (not /tmp, which is
+often RAM-backed) and is deleted when the entry is dropped.
+
+Undo restores a file only when it is still as our write left it (same inode,
+size and change time): a photo another tool changed since is left alone and named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop_app.metadata.atomic import replace_atomically
+from desktop_app.metadata.jpeg import JpegError, JpegFile
+from desktop_app.metadata.store import SIDECAR_NAMINGS, sidecar_path
+
+
+@dataclass
+class _Kept:
+    path: Path
+    kind: str  # "absent", "jpeg-head" (header bytes kept), "copy" (a sidecar, kept whole) or "hash" (only checked)
+    blob: Path | None = None
+    sha256: str = ""
+    times: tuple[int, int] = (0, 0)  # atime_ns, mtime_ns before the write
+    after: tuple[int, int, int] | None = None  # inode, size, ctime_ns right after our write
+
+
+@dataclass
+class UndoReport:
+    restored: list[Path]  # photos put back as they were
+    refused: list[tuple[Path, str]]  # (photo, why it was left as it is)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_ctime_ns
+
+
+class WriteJournal:
+    """What one write batch changed, enough to put it back."""
+
+    def __init__(self, label: str = "", folder: Path | None = None):
+        self.label = label
+        parent = Path(folder) if folder is not None else None
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        self._folder = Path(tempfile.mkdtemp(prefix="undo-", dir=parent))
+        self._kept: dict[Path, _Kept] = {}
+        self._photos: list[Path] = []
+
+    def __len__(self) -> int:
+        return len(self._photos)
+
+    @property
+    def photos(self) -> list[Path]:
+        return list(self._photos)
+
+    def stored_bytes(self) -> int:
+        return sum(k.blob.stat().st_size for k in self._kept.values() if k.blob is not None and k.blob.exists())
+
+    def remember(self, photo: Path) -> None:
+        """Call before writing a photo's caption: keeps its metadata and its possible sidecars."""
+        photo = Path(photo)
+        if photo in self._photos:
+            return
+        self._photos.append(photo)
+        self._keep(photo, is_photo=True)
+        for naming in SIDECAR_NAMINGS:
+            self._keep(sidecar_path(photo, naming), is_photo=False)
+
+    def written(self, photo: Path) -> None:
+        """Call after the write: what the files look like now, to recognise them at undo time."""
+        photo = Path(photo)
+        for path in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)):
+            if path in self._kept:
+                self._kept[path].after = _identity(path)
+
+    def forget(self, photo: Path) -> None:
+        """The write did not happen (skipped or failed): nothing of this photo to undo."""
+        photo = Path(photo)
+        if photo in self._photos:
+            self._photos.remove(photo)
+            for path in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)):
+                kept = self._kept.pop(path, None)
+                if kept is not None and kept.blob is not None:
+                    kept.blob.unlink(missing_ok=True)
+
+    def _keep(self, path: Path, is_photo: bool) -> None:
+        if path in self._kept:
+            return
+        if not path.exists():
+            self._kept[path] = _Kept(path, "absent")
+            return
+        data = path.read_bytes()
+        st = path.stat()
+        blob = self._folder / f"{len(self._kept)}.bin"
+        kind, kept = "copy", data
+        if is_photo:
+            try:
+                image = JpegFile.parse(data).image_data
+                kind, kept = "jpeg-head", data[: len(data) - len(image)]
+            except JpegError:
+                kind, kept = "hash", None  # not a JPEG: captions go to its sidecar, the photo is only checked
+        if kept is not None:
+            blob.write_bytes(kept)
+        self._kept[path] = _Kept(path, kind, blob if kept is not None else None, hashlib.sha256(data).hexdigest(),
+                                 (st.st_atime_ns, st.st_mtime_ns))
+
+    def undo(self) -> UndoReport:
+        """Put every remembered file back as it was; then forget the batch."""
+        report = UndoReport([], [])
+        for photo in self._photos:
+            problem = ""
+            for path in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)):
+                kept = self._kept.get(path)
+                if kept is not None:
+                    problem = problem or self._restore(kept)
+            if problem:
+                report.refused.append((photo, problem))
+            else:
+                report.restored.append(photo)
+        self.discard()
+        return report
+
+    def _restore(self, kept: _Kept) -> str:
+        """Restore one file; returns why not, or ""."""
+        path = kept.path
+        if kept.after is not None and _identity(path) != kept.after:
+            return f"{path.name} changed after the write; left as it is"
+        if kept.kind == "absent":
+            if path.exists():
+                path.unlink()
+            return ""
+        if kept.kind == "jpeg-head":
+            try:
+                data = kept.blob.read_bytes() + JpegFile.parse(path.read_bytes()).image_data
+            except (JpegError, OSError) as exc:
+                return f"{path.name} cannot be read back ({exc}); left as it is"
+        elif kept.kind == "hash":
+            same = path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == kept.sha256
+            return "" if same else f"{path.name} itself was changed by the write and cannot be put back"
+        else:
+            data = kept.blob.read_bytes()
+        if hashlib.sha256(data).hexdigest() != kept.sha256:
+            return f"{path.name}: the image data changed since the write; left as it is"
+        if path.exists() and path.read_bytes() == data:
+            return ""  # nothing to put back
+        replace_atomically(path, data, keep_mtime=False)
+        os.utime(path, ns=kept.times)
+        return ""
+
+    def discard(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+        self._kept.clear()
+        self._photos.clear()
