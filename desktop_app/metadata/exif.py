@@ -1,36 +1,115 @@
-"""EXIF caption tags through piexif: ImageDescription (0x010E) and Windows XPComment (0x9C9C)."""
+"""EXIF caption tags: ImageDescription (0x010E) and Windows XPComment (0x9C9C) in IFD0.
+
+Reading decodes them the way Windows and the MWG guidelines expect (ImageDescription as
+UTF-8, else Latin-1; XPComment as UTF-16LE). Writing is a minimal edit through
+``tiff.TiffBlock.with_ifd0``: no existing byte moves, so maker notes, sub-IFDs and
+thumbnails stay valid. Where that cannot be done safely we raise ExifError and the
+caller leaves EXIF alone; there is no fallback that rewrites the whole block.
+"""
 
 from __future__ import annotations
 
-import piexif
+import struct
 
-from desktop_app.metadata.jpeg import EXIF_HEADER
+from desktop_app.metadata.jpeg import EXIF_HEADER, MAX_PAYLOAD
+from desktop_app.metadata.tiff import ASCII, BYTE, RATIONAL, SHORT, NewValue, TiffBlock, TiffError, new_block
+
+IMAGE_DESCRIPTION, XP_COMMENT = 0x010E, 0x9C9C
 
 
 class ExifError(ValueError):
-    """EXIF that piexif cannot round-trip; we leave it alone rather than damage it."""
+    """EXIF we cannot read or edit without risk; the message says why in plain words."""
+
+
+def parse_exif_caption(exif: bytes) -> tuple[str, str]:
+    """(ImageDescription, XPComment) from a raw EXIF block (TIFF header first).
+
+    Raises ExifError when the block cannot be read, so that unreadable EXIF is never
+    mistaken for EXIF without a caption.
+    """
+    try:
+        block = TiffBlock(exif)
+        description = block.ifd0.find(IMAGE_DESCRIPTION)
+        comment = block.ifd0.find(XP_COMMENT)
+        description_bytes = block.value(description) if description else b""
+        comment_bytes = block.value(comment) if comment else b""
+    except TiffError as exc:
+        raise ExifError(f"the photo's EXIF cannot be read: {exc}") from None
+    return _decode_text(description_bytes), _decode_utf16(comment_bytes)
 
 
 def read_exif_caption(exif: bytes) -> tuple[str, str]:
-    """(ImageDescription, XPComment) from a raw EXIF block."""
+    """(ImageDescription, XPComment) from a raw EXIF block; ("", "") when it cannot be read."""
     try:
-        ifd = piexif.load(EXIF_HEADER + exif)["0th"]
-    except Exception:  # piexif raises many kinds on odd EXIF
+        return parse_exif_caption(exif)
+    except ExifError:
         return "", ""
-    description = ifd.get(piexif.ImageIFD.ImageDescription, b"")
-    comment = ifd.get(piexif.ImageIFD.XPComment, b"")
-    description = description.decode("utf-8", "replace") if isinstance(description, bytes) else str(description)
-    comment = bytes(comment).decode("utf-16-le", "replace") if comment else ""
-    return description.strip("\x00 "), comment.strip("\x00 ")
 
 
 def with_caption(exif: bytes | None, text: str) -> bytes:
-    """A new EXIF block (without the 'Exif\\0\\0' header) with the caption set; all other tags kept."""
+    """The EXIF block (without the 'Exif\\0\\0' header) with the caption set, every other byte kept.
+
+    With no EXIF yet, a new minimal block that ``exiftool -validate`` accepts. Raises ExifError
+    when the edit cannot be made without risk; the caller then leaves EXIF as it is.
+    """
+    if not exif:
+        return _new_exif(text)
     try:
-        data = piexif.load(EXIF_HEADER + exif) if exif else {"0th": {}, "Exif": {}, "GPS": {}, "1st": {}, "thumbnail": None}
-        data["0th"][piexif.ImageIFD.ImageDescription] = text.encode("utf-8")
-        data["0th"][piexif.ImageIFD.XPComment] = tuple(text.encode("utf-16-le") + b"\x00\x00")
-        block = piexif.dump(data)
-    except Exception as exc:  # piexif raises ValueError, KeyError, struct.error...
-        raise ExifError(f"EXIF left unchanged: piexif cannot rewrite it ({type(exc).__name__}: {exc})") from None
-    return block[len(EXIF_HEADER):] if block.startswith(EXIF_HEADER) else block
+        block = TiffBlock(exif)
+        if _stored_as_we_write(block, text):
+            return bytes(exif)
+        edited = block.with_ifd0(_caption_values(text))
+    except TiffError as exc:
+        raise ExifError(f"EXIF left unchanged: {exc}") from None
+    if len(EXIF_HEADER) + len(edited) > MAX_PAYLOAD:
+        raise ExifError("EXIF left unchanged: with the caption it would exceed the 64 KB a JPEG EXIF segment can hold")
+    return edited
+
+
+def _caption_values(text: str) -> dict[int, NewValue | None]:
+    if not text:
+        return {IMAGE_DESCRIPTION: None, XP_COMMENT: None}
+    description = text.encode("utf-8") + b"\x00"
+    comment = text.encode("utf-16-le") + b"\x00\x00"
+    return {IMAGE_DESCRIPTION: NewValue(IMAGE_DESCRIPTION, ASCII, len(description), description),
+            XP_COMMENT: NewValue(XP_COMMENT, BYTE, len(comment), comment)}
+
+
+def _stored_as_we_write(block: TiffBlock, text: str) -> bool:
+    """True when both caption tags already hold exactly the bytes we would write."""
+    wanted = _caption_values(text)
+    for tag, value in wanted.items():
+        entry = block.ifd0.find(tag)
+        if value is None:
+            if entry is not None:
+                return False
+        elif entry is None or (entry.type, entry.count, block.value(entry)) != (value.type, value.count, value.data):
+            return False
+    return True
+
+
+def _new_exif(text: str) -> bytes:
+    """IFD0 with the caption and the tags a JPEG's IFD0 must have (EXIF 2.32 defaults: 72 dpi, centred)."""
+    order = "<"
+    required = [NewValue(0x011A, RATIONAL, 1, struct.pack("<II", 72, 1)),  # XResolution
+                NewValue(0x011B, RATIONAL, 1, struct.pack("<II", 72, 1)),  # YResolution
+                NewValue(0x0128, SHORT, 1, struct.pack("<H", 2)),  # ResolutionUnit: inches
+                NewValue(0x0213, SHORT, 1, struct.pack("<H", 1))]  # YCbCrPositioning: centred
+    captions = [value for value in _caption_values(text).values() if value is not None]
+    return new_block(order, required + captions)
+
+
+def _decode_text(raw: bytes) -> str:
+    """An EXIF ASCII value: up to its first NUL (if any), UTF-8 where valid, else Latin-1."""
+    raw = raw.split(b"\x00", 1)[0]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.strip()
+
+
+def _decode_utf16(raw: bytes) -> str:
+    """A Windows XP tag: UTF-16LE up to its first NUL character."""
+    text = raw[:len(raw) - len(raw) % 2].decode("utf-16-le", "replace")
+    return text.split("\x00", 1)[0].strip()
