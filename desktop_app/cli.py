@@ -16,6 +16,7 @@ from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, Pipeline
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
+from desktop_app.serve.cli import add_serve_parser
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("path", nargs="?", type=Path, help="folder to open")
     g.add_argument("--model", type=Path, help="model bundle folder")
     g.set_defaults(run=cmd_gui)
+
+    add_serve_parser(sub)  # photocaption serve: desktop_app/serve/
     return parser
 
 

@@ -1,0 +1,104 @@
+"""Checks every request passes before any work is done: Host (for loopback servers), token, body size.
+
+An ASGI middleware, so a refused request costs no decoding and no model time.
+A body too large is read and dropped (up to a cap) before the 413, so that
+simple clients, which send the whole body before reading the answer, see the
+413 instead of a reset connection; clients that send ``Expect: 100-continue``
+(curl does, for big bodies) are answered before they send it.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from desktop_app.serve.access import is_loopback
+
+DRAIN_CAP = 64 * 1024 * 1024  # a declared body larger than this is not read at all; the connection closes
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+class UploadTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the upload is over this server's limit of {limit / 2**20:g} MiB "
+                              "(start it with a larger --max-upload-mb, or caption the file by path)")
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int, loopback_only: bool,
+                 open_paths: tuple[str, ...] = ()):
+        self.app, self.token, self.max_body = app, token, max_body
+        self.loopback_only, self.open_paths = loopback_only, open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
+        if refusal is None:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body:
+                if headers.get("expect", "").lower() != "100-continue" and int(length) <= DRAIN_CAP:
+                    await _drain(receive, DRAIN_CAP)
+                exc = UploadTooLarge(self.max_body)
+                refusal = error_response(exc.status_code, exc.detail, {"Connection": "close"})
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, self._counted(receive), send)
+
+    def _refusal(self, scope: Scope, headers: Headers) -> JSONResponse | None:
+        if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
+            # A web page whose name resolves to 127.0.0.1 (DNS rebinding) must not reach this server.
+            return error_response(400, "this server answers only requests addressed to localhost or 127.0.0.1")
+        if self.token is None or scope["path"] in self.open_paths:
+            return None
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return error_response(401, "an API token is needed: send the header 'Authorization: Bearer TOKEN' "
+                                       "(the token is in the file 'photocaption serve' named when it started)",
+                                  {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            return error_response(401, "wrong API token", {"WWW-Authenticate": "Bearer"})
+        return None
+
+    def _counted(self, receive: Receive) -> Receive:
+        """``receive`` that stops a body (chunked, or lying about its length) once it passes the limit."""
+        total = 0
+
+        async def counted() -> Message:
+            nonlocal total
+            message = await receive()
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > self.max_body:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_CAP - total)
+                    raise UploadTooLarge(self.max_body)
+            return message
+
+        return counted
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a body, up to ``budget`` bytes."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        budget -= len(message.get("body", b""))
+
+
+def _host_name(host: str) -> str:
+    """'127.0.0.1:8765' -> '127.0.0.1', '[::1]:8765' -> '::1', 'localhost' -> 'localhost'."""
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

@@ -1,0 +1,86 @@
+"""Request options in and caption JSON out: the words of the API, checked and bounded."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from desktop_app.captioning.captioner import CaptionResult
+from desktop_app.captioning.decode import DecodeOptions
+
+MAX_UPLOAD_MB = 16  # a 50 MP camera JPEG is ~25 MB: those are better captioned by path
+MAX_BEAM = 10  # wider beams cost linearly more and stop improving captions well before this
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class BadRequest(Exception):
+    """A request option is unknown or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    decode: DecodeOptions
+    keywords: bool = True
+    attention: bool = False
+
+
+# name -> (default, low, high); the decode defaults are the CLI's.
+_INTS = {"beam": (3, 1, MAX_BEAM), "n_best": (1, 1, MAX_BEAM), "max_length": (20, 1, 100), "no_repeat_ngram": (3, 0, 10)}
+_BOOLS = {"keywords": True, "attention": False}
+OPTION_NAMES = tuple(_INTS) + tuple(_BOOLS)
+
+
+def _int(name: str, value: Any) -> int:
+    default, low, high = _INTS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}, not {value!r}") from None
+    if not low <= number <= high:
+        raise BadRequest(f"{name} must be from {low} to {high}, not {number}")
+    return number
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in TRUE + FALSE:
+        return value.lower() in TRUE
+    raise BadRequest(f"{name} must be true or false, not {value!r}")
+
+
+def parse_options(values: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> RequestOptions:
+    """Options from a query string, form fields or a JSON object; unknown names are refused, not ignored."""
+    unknown = sorted(set(values) - set(OPTION_NAMES) - set(ignore))
+    if unknown:
+        raise BadRequest(f"unknown option {', '.join(unknown)}; options are: {', '.join(OPTION_NAMES)}")
+    ints = {name: _int(name, values[name]) if name in values else default for name, (default, _, _) in _INTS.items()}
+    flags = {name: _bool(name, values[name]) if name in values else default for name, default in _BOOLS.items()}
+    if ints["n_best"] > ints["beam"]:
+        raise BadRequest(f"n_best ({ints['n_best']}) cannot be more than beam ({ints['beam']})")
+    decode = DecodeOptions(beam_size=ints["beam"], max_length=ints["max_length"],
+                           no_repeat_ngram=ints["no_repeat_ngram"], n_best=ints["n_best"])
+    return RequestOptions(decode, **flags)
+
+
+def attention_grid(grid_size: int) -> list[int]:
+    """[rows, columns] of the encoder's attention locations (square grids, as the bundle's encoders make)."""
+    side = math.isqrt(grid_size)
+    return [side, side] if side * side == grid_size else [1, grid_size]
+
+
+def caption_json(result: CaptionResult, options: RequestOptions, model_id: str, grid_size: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"caption": result.text, "score": round(float(result.score), 4), "model": model_id}
+    if options.decode.n_best > 1:
+        body["alternatives"] = [{"caption": text, "score": round(float(score), 4)}
+                                for text, score in result.alternatives[:options.decode.n_best]]
+    if options.keywords:
+        body["keywords"] = list(result.keywords)
+    if options.attention:
+        body["attention"] = {"grid": attention_grid(grid_size), "words": list(result.words),
+                             "weights": [[round(float(w), 5) for w in row] for row in result.attention]}
+    return body
