@@ -1,40 +1,181 @@
-"""Replace a file without ever leaving it half-written."""
+"""Replace a file without ever leaving it half-written, and without changing what file it is.
+
+The new bytes go to a hidden temp file beside the real file (symlinks are
+followed, so the target gets the caption and a link stays a link), which gets
+the old file's owner, group, mode, extended attributes and (if asked) times,
+is flushed to disk, and is renamed over the old one.
+
+Hard links are refused: a rename gives the name a new inode, so the other
+names would silently keep the old bytes (a split), and writing in place
+instead would lose the crash safety. A person gets a clear message and can
+use a sidecar or give the photo a single name.
+
+A temp file is locked (flock) while it is written. A run killed with
+``kill -9`` leaves its temp file unlocked, and the next write in that folder
+removes such leftovers (only ours: ``.NAME.XXXX.photocaption-tmp``).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
+import re
+import stat as stat_module
 import tempfile
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; leftovers are then removed by age only
+    fcntl = None
+
+TEMP_SUFFIX = ".photocaption-tmp"
+TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + r"$")
+STALE_WITHOUT_LOCKS_S = 3600  # where locks do not exist, a leftover this old is surely dead
+EMPTY_GRACE_S = 10  # a writer locks its temp file before writing a byte, so only an empty one may be unlocked
+_cleaned: set[Path] = set()  # folders already swept by this process
+
+
+class AtomicWriteError(OSError):
+    """The file cannot be replaced safely; the message says why in words."""
 
 
 def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None:
-    """Write ``data`` to a temp file beside ``path``, flush it to disk, then rename it over ``path``.
+    """Write ``data`` over ``path`` so that a crash leaves either the old file or the new one, never a mix.
 
-    A crash at any moment leaves either the old file or the new one, never a
-    mix. Permissions are copied; the modification time too, when asked, so
-    photo managers that sort by date see no change.
+    ``path`` may be a symlink: the file it points at is replaced. Owner and
+    group (when we may set them), mode, extended attributes and, with
+    ``keep_mtime``, the modification time are kept. A new file gets the usual
+    permissions (0666 less the umask), not a temp file's 0600.
     """
-    path = Path(path)
-    existing = path.exists()
-    stat = path.stat() if existing else None
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".photocaption-tmp", dir=path.parent)
+    path = Path(os.path.realpath(path))
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AtomicWriteError(errno.EACCES, f"folder {folder} is not writable")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
+    if old is not None and old.st_nlink > 1:
+        raise AtomicWriteError(errno.EMLINK, f"{path.name} has {old.st_nlink} hard links (other names for the same "
+                               "file); replacing it would split them, so it was left unchanged (use a sidecar, or "
+                               "give the photo a single name)")
+    remove_stale_temp_files(folder)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if we are killed
+        with os.fdopen(fd, "wb", closefd=False) as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
-        if existing:
-            shutil.copymode(path, temp)
-            if keep_mtime:
-                os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            if old is not None:
+                _copy_identity(path, fd, old, keep_mtime)
+            else:
+                os.fchmod(fd, 0o666 & ~current_umask())
+            os.fsync(fd)
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+    finally:
+        os.close(fd)
+    _fsync_folder(folder)
+
+
+def _copy_identity(path: Path, fd: int, old: os.stat_result, keep_mtime: bool) -> None:
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:  # not root: at least the group, where we are a member of it
+        try:
+            os.fchown(fd, -1, old.st_gid)
+        except PermissionError:
+            pass
+    os.fchmod(fd, stat_module.S_IMODE(old.st_mode))
+    _copy_xattrs(path, fd)
+    if keep_mtime:
+        os.utime(fd, ns=(old.st_atime_ns, old.st_mtime_ns))
+
+
+def _copy_xattrs(path: Path, fd: int) -> None:
+    if not hasattr(os, "listxattr"):
+        return
+    try:
+        names = os.listxattr(path)
+    except OSError:  # the file system has none
+        return
+    for name in names:
+        try:
+            os.setxattr(fd, name, os.getxattr(path, name))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):  # e.g. security.* as a normal user
+                raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc tells it (setting it races with other threads)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temp_files(folder: Path, force: bool = False) -> list[Path]:
+    """Remove our temp files that no running write holds (left by a killed run); once per folder per process."""
+    folder = Path(folder)
+    if folder in _cleaned and not force:
+        return []
+    _cleaned.add(folder)
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.endswith(TEMP_SUFFIX) and TEMP_PATTERN.match(n)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = folder / name
+        if _abandoned(candidate):
+            try:
+                candidate.unlink()
+                removed.append(candidate)
+            except OSError:
+                pass
+    return removed
+
+
+def _abandoned(candidate: Path) -> bool:
+    try:
+        info = os.lstat(candidate)
+    except OSError:
+        return False
+    if not stat_module.S_ISREG(info.st_mode):
+        return False
+    if fcntl is None:
+        return time.time() - info.st_mtime > STALE_WITHOUT_LOCKS_S
+    if info.st_size == 0 and time.time() - info.st_mtime < EMPTY_GRACE_S:
+        return False  # perhaps a writer between creating and locking it
+    try:
+        fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live writer -> BlockingIOError
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dir_fd)
         finally:

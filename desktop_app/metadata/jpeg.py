@@ -1,17 +1,26 @@
-"""JPEG segment surgery: swap APP1 (EXIF, XMP) segments, copy every other byte verbatim.
+"""JPEG segment surgery: swap APPn segments (EXIF, XMP, Photoshop IRB), copy every other byte verbatim.
 
-The entropy-coded image data (from the SOS marker to the end of the file) is
-never decoded or re-encoded; it is copied as bytes.
+The entropy-coded image data (from the SOS marker to the end of the file,
+including anything after the end-of-image marker: MPF secondary images, AFCP
+and other trailers) is never decoded or re-encoded; it is copied as bytes.
+
+An MPF index (APP2 'MPF\\0') points at the secondary images with offsets
+counted from its own TIFF header. When a segment after it changes size the
+secondary images move relative to that header, so their offsets are moved by
+the same amount on output.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-SOI, SOS, EOI, APP0, APP1 = 0xD8, 0xDA, 0xD9, 0xE0, 0xE1
+SOI, SOS, EOI, APP0, APP1, APP2, APP13 = 0xD8, 0xDA, 0xD9, 0xE0, 0xE1, 0xE2, 0xED
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
+PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
+MPF_HEADER = b"MPF\x00"
 MAX_PAYLOAD = 65533  # segment length field counts itself: 65535 - 2
 
 
@@ -19,10 +28,19 @@ class JpegError(ValueError):
     """Not a JPEG we can edit safely."""
 
 
+def _standalone(marker: int) -> bool:
+    return marker == 0x01 or 0xD0 <= marker <= 0xD7
+
+
+def _encoded_size(marker: int, payload: bytes) -> int:
+    return 2 if _standalone(marker) else 4 + len(payload)
+
+
 @dataclass
 class JpegFile:
     segments: list[tuple[int, bytes]]  # (marker, payload) before the image data
     image_data: bytes  # SOS marker onwards, untouched
+    _original_mpf: tuple[bytes, int] | None = field(default=None, repr=False)  # (MPF payload, bytes after it)
 
     @classmethod
     def parse(cls, data: bytes) -> "JpegFile":
@@ -31,63 +49,137 @@ class JpegFile:
         pos, segments = 2, []
         while True:
             if pos >= len(data) or data[pos] != 0xFF:
-                raise JpegError(f"corrupt JPEG: expected a marker at byte {pos}")
+                raise JpegError(f"damaged JPEG: expected a marker at byte {pos}")
             while pos < len(data) and data[pos] == 0xFF:  # fill bytes
                 pos += 1
             if pos >= len(data):
-                raise JpegError("corrupt JPEG: ends inside a marker")
+                raise JpegError("damaged JPEG: ends inside a marker")
             marker = data[pos]
             if marker == SOS:
-                return cls(segments, data[pos - 1:])
+                jpeg = cls(segments, data[pos - 1:])
+                jpeg._original_mpf = jpeg._mpf_layout()
+                return jpeg
             if marker == EOI:
-                raise JpegError("corrupt JPEG: no image data before end-of-image")
-            if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+                raise JpegError("damaged JPEG: no image data before end-of-image")
+            if _standalone(marker):
                 segments.append((marker, b""))
                 pos += 1
                 continue
             if pos + 3 > len(data):
-                raise JpegError("corrupt JPEG: truncated segment header")
+                raise JpegError("damaged JPEG: truncated segment header")
             (length,) = struct.unpack(">H", data[pos + 1:pos + 3])
             end = pos + 1 + length
             if length < 2 or end > len(data):
-                raise JpegError(f"corrupt JPEG: segment at byte {pos - 1} runs past the end of the file")
+                raise JpegError(f"damaged JPEG: segment at byte {pos - 1} runs past the end of the file")
             segments.append((marker, data[pos + 3:end]))
             pos = end
 
+    def _mpf_layout(self) -> tuple[bytes, int] | None:
+        """The MPF payload and how many bytes lie between its TIFF header and the image data."""
+        for i, (marker, payload) in enumerate(self.segments):
+            if marker == APP2 and payload.startswith(MPF_HEADER):
+                after = len(payload) - len(MPF_HEADER) + sum(_encoded_size(m, p) for m, p in self.segments[i + 1:])
+                return payload, after
+        return None
+
     def to_bytes(self) -> bytes:
+        self._fix_mpf_offsets()
         out = [b"\xff\xd8"]
         for marker, payload in self.segments:
-            if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            if _standalone(marker):
                 out.append(bytes((0xFF, marker)))
             else:
                 out.append(bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload)
         out.append(self.image_data)
         return b"".join(out)
 
-    def _index(self, header: bytes) -> int | None:
+    def _fix_mpf_offsets(self) -> None:
+        now = self._mpf_layout()
+        if self._original_mpf is None or now is None or now[0] != self._original_mpf[0]:
+            return
+        shift = now[1] - self._original_mpf[1]
+        if shift == 0:
+            return
         for i, (marker, payload) in enumerate(self.segments):
-            if marker == APP1 and payload.startswith(header):
-                return i
-        return None
+            if marker == APP2 and payload == now[0]:
+                fixed = shift_mpf_offsets(payload, shift)
+                self.segments[i] = (marker, fixed)
+                self._original_mpf = (fixed, now[1])
+                return
+
+    def find(self, marker: int, header: bytes) -> list[int]:
+        """Indexes of the segments with this marker whose payload starts with ``header``."""
+        return [i for i, (m, payload) in enumerate(self.segments) if m == marker and payload.startswith(header)]
+
+    def app(self, marker: int, header: bytes) -> bytes | None:
+        """Payload after the header of the first such segment."""
+        found = self.find(marker, header)
+        return None if not found else self.segments[found[0]][1][len(header):]
 
     def app1(self, header: bytes) -> bytes | None:
-        """Payload after the header of the first APP1 segment with that header."""
-        i = self._index(header)
-        return None if i is None else self.segments[i][1][len(header):]
+        return self.app(APP1, header)
 
-    def set_app1(self, header: bytes, body: bytes) -> None:
-        """Replace that APP1 segment in place, or insert it after APP0/EXIF as the standards order them."""
+    def set_app(self, marker: int, header: bytes, body: bytes) -> None:
+        """Replace the first such segment in place, or insert it where the standards order it.
+
+        New EXIF goes right after APP0 (JFIF); new XMP after EXIF; a new
+        Photoshop APP13 after every APP0-APP2 segment.
+        """
         payload = header + body
         if len(payload) > MAX_PAYLOAD:
-            raise JpegError(f"metadata block too large for one JPEG segment ({len(payload)} bytes)")
-        i = self._index(header)
-        if i is not None:
-            self.segments[i] = (APP1, payload)
+            raise JpegError(f"metadata block too large for one JPEG segment ({len(payload)} bytes, limit {MAX_PAYLOAD})")
+        found = self.find(marker, header)
+        if found:
+            self.segments[found[0]] = (marker, payload)
             return
         position = 0
         while position < len(self.segments) and self.segments[position][0] == APP0:
             position += 1
-        exif = self._index(EXIF_HEADER)
-        if header != EXIF_HEADER and exif is not None:
-            position = exif + 1
-        self.segments.insert(position, (APP1, payload))
+        if marker == APP1 and header != EXIF_HEADER:
+            exif = self.find(APP1, EXIF_HEADER)
+            if exif:
+                position = exif[0] + 1
+        elif marker == APP13:
+            while position < len(self.segments) and self.segments[position][0] in (APP0, APP1, APP2):
+                position += 1
+        self.segments.insert(position, (marker, payload))
+
+    def set_app1(self, header: bytes, body: bytes) -> None:
+        self.set_app(APP1, header, body)
+
+    def extended_xmp(self, guid: str) -> bytes | None:
+        """The extended XMP with this GUID, put together from its APP1 chunks (XMP part 3), or None if incomplete.
+
+        Each chunk: 32-byte GUID, 4-byte full length, 4-byte offset, then data.
+        """
+        whole: bytearray | None = None
+        filled = 0
+        for i in self.find(APP1, XMP_EXTENSION_HEADER):
+            chunk = self.segments[i][1][len(XMP_EXTENSION_HEADER):]
+            if len(chunk) < 40 or chunk[:32].decode("latin-1") != guid:
+                continue
+            length, offset = struct.unpack(">II", chunk[32:40])
+            data = chunk[40:]
+            if whole is None:
+                whole = bytearray(length)
+            if len(whole) != length or offset + len(data) > length:
+                return None
+            whole[offset:offset + len(data)] = data
+            filled += len(data)
+        return bytes(whole) if whole is not None and filled == len(whole) else None
+
+    def photoshop_irb(self) -> bytes | None:
+        """The Photoshop image-resource stream of APP13, joined across segments as Photoshop splits it."""
+        found = self.find(APP13, PHOTOSHOP_HEADER)
+        return b"".join(self.segments[i][1][len(PHOTOSHOP_HEADER):] for i in found) if found else None
+
+    def set_photoshop_irb(self, stream: bytes) -> None:
+        """Put the stream back where the APP13 segments were, split into as many segments as it needs."""
+        found = self.find(APP13, PHOTOSHOP_HEADER)
+        if not found:
+            raise JpegError("the photo has no Photoshop APP13 data to change")
+        if found != list(range(found[0], found[0] + len(found))):
+            raise JpegError("the Photoshop data is split over segments that are not next to each other")
+        chunk = MAX_PAYLOAD - len(PHOTOSHOP_HEADER)
+        self.segments[found[0]:found[-1] + 1] = [(APP13, PHOTOSHOP_HEADER + stream[i:i + chunk])
+                                                 for i in range(0, max(len(stream), 1), chunk)]

@@ -1,14 +1,12 @@
-"""What a caption in metadata is: its text, who wrote it, and which model."""
+"""What a caption in metadata is: its text, who wrote it, which model, and every place it was found."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MACHINE, PERSON = "machine", "person"
+from desktop_app.metadata.policy import MACHINE, PERSON, is_placeholder, meaningful, our_texts, persons_places
 
-# Cameras fill EXIF ImageDescription with their own name; that is no one's caption.
-CAMERA_PLACEHOLDERS = frozenset({"olympus digital camera", "sony dsc", "digital camera", "dcim", "default",
-                                 "samsung", "image", "picasa", "exif_jpeg_picture"})
+__all__ = ["MACHINE", "PERSON", "CaptionRecord", "meaningful", "is_placeholder"]
 
 
 @dataclass
@@ -16,24 +14,29 @@ class CaptionRecord:
     """A caption to write, or one found in a photo's metadata."""
 
     text: str
-    source: str = MACHINE  # MACHINE (a model wrote it) or PERSON
+    source: str = MACHINE  # MACHINE (a model wrote it) or PERSON; "" when there is no mark of ours
     model_id: str = ""
     keywords: list[str] = field(default_factory=list)
     score: float | None = None
     machine_text: str = ""  # the text the model wrote, as recorded in our XMP namespace
-    places: list[str] = field(default_factory=list)  # where it was found: "XMP", "EXIF", "sidecar"
+    places: list[str] = field(default_factory=list)  # where it was found: "XMP", "EXIF", "IPTC", "sidecar x.xmp"
+    # Every caption place read, with its text (placeholders included), e.g. {"EXIF": "...", "IPTC": "..."}.
+    found: dict[str, str] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)  # places present but not readable, with the reason
+    ours: list[str] = field(default_factory=list)  # every text our marks say a model wrote (sidecar and embedded)
 
     @property
     def written_by_person(self) -> bool:
-        """True unless our own mark says a model wrote exactly this text.
+        """True when any caption place holds meaningful text our own mark does not account for.
 
         A description without our mark came from a person or another tool; one
-        whose text differs from the machine text we recorded was edited since.
+        whose text differs from the machine text we recorded was edited since,
+        in whichever place (an EXIF-only edit counts too).
         """
-        if not meaningful(self.text):
-            return False
-        return self.source != MACHINE or (bool(self.machine_text) and self.text.strip() != self.machine_text.strip())
+        return bool(self.person_places)
 
-
-def meaningful(text: str | None) -> bool:
-    return bool(text and text.strip() and text.strip().lower() not in CAMERA_PLACEHOLDERS)
+    @property
+    def person_places(self) -> list[str]:
+        """The places holding text a person wrote."""
+        found = self.found or {self.places[0] if self.places else "XMP": self.text}
+        return persons_places(found, self.ours or our_texts([(self.source, self.machine_text)]))

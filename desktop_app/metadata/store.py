@@ -1,9 +1,9 @@
-"""Where a photo's caption lives, and the rules for changing it.
+"""Where a photo's caption lives: read every place, merge ours in, replace the file.
 
-JPEG: embedded EXIF + XMP (unless sidecars are chosen). Every other format
-(PNG, TIFF, WebP, HEIC, camera RAW): an XMP sidecar beside the photo, merged
-with one that exists. A caption a person wrote is never replaced unless the
-caller says ``overwrite``.
+JPEG: embedded XMP + EXIF, and IPTC-IIM where the photo already has it (unless
+sidecars are chosen). Every other format (PNG, TIFF, WebP, HEIC, camera RAW):
+an XMP sidecar beside the photo, merged with one that exists. Who wrote what,
+and so whether we may replace it, is decided by ``policy``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from desktop_app.metadata.atomic import replace_atomically
-from desktop_app.metadata.exif import ExifError, read_exif_caption, with_caption
+from desktop_app.metadata import iptc
+from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
+from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
 from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFile
-from desktop_app.metadata.record import PERSON, CaptionRecord, meaningful
-from desktop_app.metadata.xmp import XmpError, merge_caption, read_xmp
+from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE, meaningful,
+                                         normalise, our_texts, persons_places, place_rank)
+from desktop_app.metadata.record import PERSON, CaptionRecord
+from desktop_app.metadata.xmp import XmpError, extended_guid, merge_caption, read_xmp
 
 EMBED, SIDECAR = "embed", "sidecar"
 SIDECAR_NAMINGS = ("ext", "stem")  # photo.jpg.xmp (darktable, digiKam default) or photo.xmp (Lightroom)
@@ -40,10 +43,14 @@ class WriteOptions:
 
 @dataclass
 class WriteResult:
+    """What a write did: the places now holding the caption, what was left alone and why."""
+
     path: Path
-    places: list[str] = field(default_factory=list)  # e.g. ["EXIF", "XMP"] or ["sidecar photo.png.xmp"]
+    places: list[str] = field(default_factory=list)  # e.g. ["XMP", "EXIF", "IPTC"] or ["sidecar photo.png.xmp"]
     skipped: str = ""  # why nothing was written
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # in words, e.g. "EXIF left unchanged: ...; caption written to XMP"
+    left_alone: dict[str, str] = field(default_factory=dict)  # place -> why it was not written
+    changed: bool = False  # False when the file already held exactly this (a second run)
 
 
 def sidecar_path(photo: Path, naming: str = "ext") -> Path:
@@ -66,53 +73,138 @@ def _read_bytes(path: Path) -> bytes:
         raise MetadataError(f"cannot read {path.name}: {exc.strerror}") from None
 
 
-def read_caption(photo: Path, sidecar_naming: str = "ext") -> CaptionRecord | None:
-    """The caption a photo already has, from wherever it is: sidecar XMP, embedded XMP, then EXIF."""
-    photo = Path(photo)
+@dataclass
+class _Found:
+    """Everything caption-related read from one photo and its sidecars."""
+
+    texts: dict[str, str] = field(default_factory=dict)  # place -> text
+    marks: list[CaptionRecord] = field(default_factory=list)  # XMP records (sidecar first), for our mark
+    keywords: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # place -> reason
+    jpeg: JpegFile | None = None
+    data: bytes = b""
+
+
+def _inspect(photo: Path, sidecar_naming: str, embedded: bool = True) -> _Found:
+    found = _Found()
     for naming in dict.fromkeys((sidecar_naming, *SIDECAR_NAMINGS)):
         sidecar = sidecar_path(photo, naming)
         if sidecar.is_file():
+            place = f"sidecar {sidecar.name}"
             try:
                 record = read_xmp(_read_bytes(sidecar))
-            except XmpError:
-                record = None
+            except XmpError as exc:
+                found.unreadable[place] = str(exc)
+                continue
             if record:
-                record.places = [f"sidecar {sidecar.name}"]
-                return record
-    embedded_xmp, description = _embedded(photo)
-    record = None
-    if embedded_xmp:
+                found.texts[place] = record.text
+                found.marks.append(record)
+    if embedded:
+        if is_jpeg(photo):
+            _inspect_jpeg(photo, found)
+        else:
+            _inspect_other(photo, found)
+    for record in found.marks:
+        found.keywords += [k for k in record.keywords if k not in found.keywords]
+    return found
+
+
+def _inspect_jpeg(photo: Path, found: _Found) -> None:
+    found.data = _read_bytes(photo)
+    try:
+        jpeg = found.jpeg = JpegFile.parse(found.data)
+    except JpegError as exc:
+        found.unreadable["JPEG"] = str(exc)
+        return
+    packet = jpeg.app1(XMP_HEADER)
+    if packet is not None:
         try:
-            record = read_xmp(embedded_xmp)
-        except XmpError:
+            guid = extended_guid(packet)
+            extended = jpeg.extended_xmp(guid) if guid else None
+            record = read_xmp(packet, extended)
+        except XmpError as exc:
+            found.unreadable[XMP_PLACE] = str(exc)
             record = None
-    if record:
-        if description and description.strip() == record.text.strip():
-            record.places.append("EXIF")
-        return record
-    if meaningful(description):
-        return CaptionRecord(text=description, source="", places=["EXIF"])
-    return None
-
-
-def _embedded(photo: Path) -> tuple[bytes | None, str]:
-    """(XMP packet, EXIF ImageDescription) inside the photo file itself."""
-    if is_jpeg(photo):
+        if record:
+            found.texts[XMP_PLACE] = record.text
+            found.marks.append(record)
+    exif = jpeg.app1(EXIF_HEADER)
+    if exif is not None:
         try:
-            jpeg = JpegFile.parse(_read_bytes(photo))
-        except JpegError:
-            return None, ""
-        exif = jpeg.app1(EXIF_HEADER)
-        description, comment = read_exif_caption(exif) if exif else ("", "")
-        return jpeg.app1(XMP_HEADER), description or comment
+            description, comment = parse_exif_caption(exif)
+            found.texts[EXIF_PLACE], found.texts[XPCOMMENT_PLACE] = description, comment
+        except ExifError as exc:
+            found.unreadable[EXIF_PLACE] = str(exc)
+    irb = jpeg.photoshop_irb()
+    if irb is not None:
+        try:
+            caption = iptc.read_iptc(irb)
+        except iptc.IptcError as exc:
+            found.unreadable[IPTC_PLACE] = str(exc)
+            caption = None
+        if caption is not None:
+            if caption.caption is not None:
+                found.texts[IPTC_PLACE] = caption.caption
+            found.keywords += [k for k in caption.keywords if k not in found.keywords]
+
+
+def _inspect_other(photo: Path, found: _Found) -> None:
+    """Captions already inside a PNG, TIFF, WebP, HEIC...: read for protection, never written there."""
     try:
         with Image.open(photo) as image:
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
-            description = image.getexif().get(0x010E, "")
-    except Exception:  # not an image Pillow reads (RAW, HEIC without plugin): sidecar only
-        return None, ""
-    xmp = xmp.encode("utf-8") if isinstance(xmp, str) else xmp
-    return xmp, description.decode("utf-8", "replace") if isinstance(description, bytes) else str(description)
+            exif = image.getexif()
+            description, comment = exif.get(0x010E, ""), exif.get(0x9C9C, b"")
+    except Exception:  # not an image Pillow reads (camera RAW): its sidecar is all we read
+        return
+    if xmp:
+        try:
+            record = read_xmp(xmp.encode("utf-8") if isinstance(xmp, str) else xmp)
+        except XmpError as exc:
+            found.unreadable[XMP_PLACE] = str(exc)
+            record = None
+        if record:
+            found.texts[XMP_PLACE] = record.text
+            found.marks.append(record)
+    if description:
+        found.texts[EXIF_PLACE] = description.decode("utf-8", "replace") if isinstance(description, bytes) \
+            else str(description)
+    if isinstance(comment, (bytes, tuple)) and comment:
+        found.texts[XPCOMMENT_PLACE] = bytes(comment).decode("utf-16-le", "replace").strip("\x00")
+
+
+def _mark(found: _Found) -> CaptionRecord | None:
+    """Our own mark: the first XMP record (sidecar before embedded) that has one."""
+    for record in found.marks:
+        if record.source:
+            return record
+    return found.marks[0] if found.marks else None
+
+
+def _ours(found: _Found) -> list[str]:
+    return our_texts((record.source, record.machine_text) for record in found.marks)
+
+
+def _record(found: _Found) -> CaptionRecord | None:
+    places = sorted((p for p, t in found.texts.items() if meaningful(t)), key=place_rank)
+    if not places:
+        return None
+    mark = _mark(found)
+    source, machine_text = (mark.source, mark.machine_text) if mark else ("", "")
+    person = persons_places(found.texts, _ours(found))
+    text = found.texts[person[0]] if person else found.texts[places[0]]
+    return CaptionRecord(text=text.strip("\x00 \t\r\n"), source=source,
+                         model_id=mark.model_id if mark else "", keywords=list(found.keywords),
+                         score=mark.score if mark else None, machine_text=machine_text, places=places,
+                         found=dict(found.texts), unreadable=[f"{p}: {r}" for p, r in found.unreadable.items()], ours=_ours(found))
+
+
+def read_caption(photo: Path, sidecar_naming: str = "ext") -> CaptionRecord | None:
+    """The caption a photo already has, with every place it was found (sidecar, XMP, EXIF, IPTC, XPComment).
+
+    ``text`` is a person's text when any place holds one, else ours; None when no place holds a caption.
+    """
+    return _record(_inspect(Path(photo), sidecar_naming))
 
 
 def _read_only(path: Path) -> bool:
@@ -120,65 +212,110 @@ def _read_only(path: Path) -> bool:
     return not os.access(path, os.W_OK) or not (path.stat().st_mode & 0o222)
 
 
-def _check_writable(photo: Path, target: Path) -> None:
-    if _read_only(target.parent):
-        raise MetadataError(f"folder {target.parent} is read-only")
-    if target.exists() and _read_only(target):
+def _check_writable(target: Path) -> None:
+    real = Path(os.path.realpath(target))  # a symlinked photo is written where it really is
+    if _read_only(real.parent):
+        raise MetadataError(f"folder {real.parent} is read-only")
+    if real.exists() and _read_only(real):
         raise MetadataError(f"{target.name} is read-only")
 
 
 def write_caption(photo: Path, record: CaptionRecord, options: WriteOptions = WriteOptions()) -> WriteResult:
-    """Write a caption into a photo's metadata, following the rules above.
+    """Write a caption into a photo's metadata, following ``policy``.
 
     Raises MetadataError when nothing could be written; the photo is untouched then.
     """
     photo = Path(photo)
     if not photo.is_file():
         raise MetadataError(f"{photo.name}: file not found")
-    existing = read_caption(photo, options.sidecar_naming)
-    if existing and existing.written_by_person and not options.overwrite and record.source != PERSON:
-        return WriteResult(photo, skipped=f"kept the caption a person wrote ({existing.text[:60]!r}); use overwrite to replace it")
-    if options.mode == EMBED and is_jpeg(photo):
-        return _write_jpeg(photo, record, options)
+    embed = options.mode == EMBED and is_jpeg(photo)
+    found = _inspect(photo, options.sidecar_naming)
+    if record.source != PERSON and not options.overwrite:
+        person = persons_places(found.texts, _ours(found))
+        if person:
+            text = normalise(found.texts[person[0]])
+            where = ", ".join(p if p != XPCOMMENT_PLACE else "EXIF XPComment" for p in person)
+            return WriteResult(photo, skipped=f"kept the caption a person wrote ({text[:60]!r}, in {where}); "
+                                              "use overwrite to replace it")
+    if embed:
+        return _write_jpeg(photo, record, options, found)
     return _write_sidecar(photo, record, options)
 
 
-def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions) -> WriteResult:
-    _check_writable(photo, photo)
+def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found: _Found) -> WriteResult:
+    _check_writable(photo)
+    if found.jpeg is None:
+        raise MetadataError(f"{photo.name}: {found.unreadable.get('JPEG', 'not a JPEG')}; nothing written")
+    jpeg, result = found.jpeg, WriteResult(photo)
+    if XMP_PLACE in found.unreadable:
+        raise MetadataError(f"{photo.name}: {found.unreadable[XMP_PLACE]}, so it was left unchanged; nothing written")
     try:
-        jpeg = JpegFile.parse(_read_bytes(photo))
+        jpeg.set_app1(XMP_HEADER, merge_caption(jpeg.app1(XMP_HEADER), record, options.write_keywords))
+        result.places.append(XMP_PLACE)
+    except XmpError as exc:
+        raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
     except JpegError as exc:
-        raise MetadataError(f"{photo.name}: {exc}") from None
-    result = WriteResult(photo)
-    try:
-        xmp = merge_caption(jpeg.app1(XMP_HEADER), record, options.write_keywords)
-        jpeg.set_app1(XMP_HEADER, xmp)
-        result.places.append("XMP")
-    except (XmpError, JpegError) as exc:
-        raise MetadataError(f"{photo.name}: existing XMP cannot be merged safely ({exc}); nothing written") from None
+        raise MetadataError(f"{photo.name}: the XMP with the caption would not fit in the photo ({exc}); "
+                            "nothing written") from None
     if options.write_exif:
         try:
             jpeg.set_app1(EXIF_HEADER, with_caption(jpeg.app1(EXIF_HEADER), record.text))
-            result.places.append("EXIF")
+            result.places.append(EXIF_PLACE)
         except (ExifError, JpegError) as exc:
-            result.warnings.append(str(exc))
+            result.left_alone[EXIF_PLACE] = str(exc)
+    else:
+        result.left_alone[EXIF_PLACE] = "not asked to write EXIF"
+    irb = jpeg.photoshop_irb()
+    if irb is not None and iptc.ResourceBlock.parse(irb).find(iptc.IPTC_RESOURCE) is not None:
+        try:
+            keywords = record.keywords if options.write_keywords else []
+            jpeg.set_photoshop_irb(iptc.with_caption(irb, record.text, keywords))
+            result.places.append(IPTC_PLACE)
+        except (iptc.IptcError, JpegError) as exc:
+            result.left_alone[IPTC_PLACE] = str(exc)
+    _explain(result, found)
+    data = jpeg.to_bytes()
+    if data == found.data:
+        return result  # already holds exactly this caption: a second run changes nothing
     try:
-        replace_atomically(photo, jpeg.to_bytes(), options.keep_mtime)
+        replace_atomically(photo, data, options.keep_mtime)
+    except AtomicWriteError as exc:
+        raise MetadataError(f"{photo.name}: {exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{photo.name}: could not write ({exc.strerror or exc})") from None
+    result.changed = True
     return result
+
+
+def _explain(result: WriteResult, found: _Found) -> None:
+    """Warnings in words for each place left alone, and what MWG readers (Lightroom, Bridge) will show."""
+    written = ", ".join(p for p in PLACE_ORDER if p in result.places)
+    for place, reason in result.left_alone.items():
+        if place == EXIF_PLACE and reason.startswith("not asked"):
+            if meaningful(found.texts.get(EXIF_PLACE)):
+                result.warnings.append(f"EXIF left unchanged as asked; readers that follow the MWG rules will go on "
+                                       f"showing its description ({normalise(found.texts[EXIF_PLACE])[:60]!r})")
+            continue
+        result.warnings.append(f"{place} left unchanged: {reason}; caption written to {written}")
 
 
 def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) -> WriteResult:
     sidecar = sidecar_path(photo, options.sidecar_naming)
-    _check_writable(photo, sidecar)
+    _check_writable(sidecar)
     existing = _read_bytes(sidecar) if sidecar.exists() else None
     try:
         packet = merge_caption(existing, record, options.write_keywords)
     except XmpError as exc:
-        raise MetadataError(f"{sidecar.name}: existing sidecar cannot be merged safely ({exc}); nothing written") from None
+        raise MetadataError(f"{sidecar.name}: {exc.args[0].replace('photo', 'sidecar', 1)}, so it was left unchanged; "
+                            "nothing written") from None
+    result = WriteResult(photo, places=[f"sidecar {sidecar.name}"])
+    if packet == existing:
+        return result
     try:
         replace_atomically(sidecar, packet, keep_mtime=False)
+    except AtomicWriteError as exc:
+        raise MetadataError(f"{sidecar.name}: {exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{sidecar.name}: could not write ({exc.strerror or exc})") from None
-    return WriteResult(photo, places=[f"sidecar {sidecar.name}"])
+    result.changed = True
+    return result

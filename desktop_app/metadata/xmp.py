@@ -6,13 +6,17 @@ Fields written (the ones photo managers and OS search read):
   dc:subject                              keywords (merged with existing ones)
   pcap:Source, Model, Caption, Score      our own namespace: machine-made or person, by which model
 
-Parsing goes through defusedxml: no DTDs, no entity expansion.
+Parsing goes through defusedxml: no DTDs, no entity expansion. Packets may be
+padded (spaces, NULs), start with a BOM, use any prefixes, or continue in
+extended XMP (XMP part 3: the main packet names a GUID; the rest sits in
+APP1 'http://ns.adobe.com/xmp/extension/' chunks, read by ``jpeg``/``store``).
 """
 
 from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 
@@ -39,32 +43,46 @@ def q(prefix: str, name: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
 
 
-for _prefix, _uri in NS.items():
-    ET.register_namespace(_prefix, _uri)
-
 DESCRIPTION, ALT_TEXT, SUBJECT = q("dc", "description"), q("Iptc4xmpCore", "AltTextAccessibility"), q("dc", "subject")
 OURS = {name: q("pcap", name) for name in ("Source", "Model", "Caption", "Score")}
+HAS_EXTENDED = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+DAMAGED = "the photo's XMP metadata is damaged (not valid XML)"
 
 
-def _parse(packet: bytes) -> ET.Element:
+def _clean(packet: bytes) -> bytes:
+    """The packet without what XML parsers reject but XMP writers leave: a BOM, NUL or space padding."""
+    packet = packet.strip(b"\x00 \t\r\n")
+    if packet.startswith(b"\xef\xbb\xbf"):
+        packet = packet[3:].lstrip()
+    return packet
+
+
+def _parse(packet: bytes) -> tuple[ET.Element, dict[str, str]]:
+    """The root element and the packet's own prefixes (namespace URI -> prefix), for writing it back alike."""
+    packet = _clean(packet)
+    prefixes: dict[str, str] = {}
     try:
         for _event, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
-            if prefix and uri not in NS.values() and not prefix.startswith("ns"):
-                try:
-                    ET.register_namespace(prefix, uri)  # keep other tools' prefixes readable
-                except ValueError:
-                    pass
-        return SafeET.fromstring(packet)
-    except Exception as exc:  # defusedxml raises ParseError or its own EntitiesForbidden etc.
-        raise XmpError(f"unreadable XMP ({type(exc).__name__}: {exc})") from None
+            if prefix and uri not in prefixes and prefix not in prefixes.values():
+                prefixes[uri] = prefix
+        return SafeET.fromstring(packet), prefixes
+    except ET.ParseError:
+        raise XmpError(DAMAGED) from None
+    except Exception:  # defusedxml's EntitiesForbidden, DTDForbidden...
+        raise XmpError("the photo's XMP metadata declares entities or a DTD, which are refused for safety") from None
 
 
-def _rdf(root: ET.Element) -> ET.Element:
+def _rdf(root: ET.Element, create: bool = False) -> ET.Element | None:
+    """The rdf:RDF element (the root itself in bare packets); an x:xmpmeta without one gets one if asked."""
     if root.tag == q("rdf", "RDF"):
         return root
     rdf = root.find(q("rdf", "RDF"))
-    if rdf is None:
-        raise XmpError("XMP without rdf:RDF")
+    if rdf is None and create:
+        if root.tag != q("x", "xmpmeta"):
+            raise XmpError("the photo's XMP metadata is not an XMP packet (no x:xmpmeta or rdf:RDF)")
+        rdf = ET.SubElement(root, q("rdf", "RDF"))
     return rdf
 
 
@@ -87,9 +105,20 @@ def _find(descriptions: list[ET.Element], tag: str) -> tuple[ET.Element | None, 
     return None, None
 
 
-def read_xmp(packet: bytes) -> CaptionRecord | None:
-    """The caption fields of a packet, or None when it has no description."""
-    descriptions = _rdf(_parse(packet)).findall(q("rdf", "Description"))
+def extended_guid(packet: bytes) -> str:
+    """The xmpNote:HasExtendedXMP GUID of a main packet ('' when it has none): where the rest of it is."""
+    rdf = _rdf(_parse(packet)[0])
+    element, attr = _find(rdf.findall(q("rdf", "Description")) if rdf is not None else [], HAS_EXTENDED)
+    return ((element.text if element is not None else attr) or "").strip()
+
+
+def read_xmp(packet: bytes, extended: bytes | None = None) -> CaptionRecord | None:
+    """The caption fields of a packet (and of its extended part, XMP part 3), or None when it has no description."""
+    descriptions = []
+    for part in (packet, extended):
+        rdf = _rdf(_parse(part)[0]) if part else None
+        if rdf is not None:
+            descriptions += rdf.findall(q("rdf", "Description"))
 
     def text_of(tag: str, lang_alt: bool = False) -> str:
         element, attr = _find(descriptions, tag)
@@ -172,9 +201,13 @@ def empty_packet() -> bytes:
 
 
 def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: bool = True) -> bytes:
-    """Our caption merged into an existing packet (or a new one); every other property is kept."""
-    root = _parse(packet if packet and packet.strip() else empty_packet())
-    rdf = _rdf(root)
+    """Our caption merged into an existing packet (or a new one); every other property is kept.
+
+    A main packet that points at extended XMP keeps its xmpNote:HasExtendedXMP
+    GUID: the extension is not touched, so the GUID (its MD5) stays right.
+    """
+    root, prefixes = _parse(packet if packet and _clean(packet) else empty_packet())
+    rdf = _rdf(root, create=True)
     descriptions = rdf.findall(q("rdf", "Description"))
     if not descriptions:
         descriptions = [ET.SubElement(rdf, q("rdf", "Description"), {q("rdf", "about"): ""})]
@@ -194,5 +227,51 @@ def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: b
         wrapper = ET.Element(q("x", "xmpmeta"))
         wrapper.append(root)
         root = wrapper
-    body = ET.tostring(root, encoding="unicode")
-    return (PACKET_HEADER + body + PACKET_TRAILER).encode("utf-8")
+    return (PACKET_HEADER + serialize(root, prefixes) + PACKET_TRAILER).encode("utf-8")
+
+
+def serialize(root: ET.Element, prefixes: dict[str, str] | None = None) -> str:
+    """XML text for an element tree, every namespace declared once on the root.
+
+    Prefixes come from the packet itself, then from NS, then ns1, ns2...:
+    no process-wide registry, so one odd packet cannot change how the next is written.
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    wanted = {**{uri: p for p, uri in NS.items()}, **(prefixes or {})}
+
+    def prefix(uri: str) -> str:
+        if uri not in names:
+            name = wanted.get(uri, "")
+            n = 0
+            while not name or name in taken or name in ("xml", "xmlns"):
+                n += 1
+                name = f"ns{n}"
+            names[uri] = name
+            taken.add(name)
+        return names[uri]
+
+    def qname(tag: str) -> str:
+        if not tag.startswith("{"):
+            return tag
+        uri, local = tag[1:].split("}", 1)
+        return f"xml:{local}" if uri == XML_NS else f"{prefix(uri)}:{local}"
+
+    def write(element: ET.Element, out: list[str]) -> None:
+        attrs = "".join(f" {qname(k)}={quoteattr(v)}" for k, v in element.attrib.items())
+        tag = qname(element.tag)
+        out.append(f"<{tag}{attrs}")
+        if element.text is None and not len(element):
+            out.append("/>")
+        else:
+            out.append(">" + escape(element.text or ""))
+            for child in element:
+                write(child, out)
+                out.append(escape(child.tail or ""))
+            out.append(f"</{tag}>")
+
+    body: list[str] = []
+    write(root, body)
+    declarations = "".join(f" xmlns:{p}={quoteattr(uri)}" for uri, p in names.items())
+    body[0] += declarations  # the root's opening "<tag attrs"
+    return "".join(body)
