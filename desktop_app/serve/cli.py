@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.max_wait_ms < 0:
         return _fail("--max-upload-mb must be above 0 and --max-wait-ms not below 0")
     try:
-        import multipart  # noqa: F401  (python-multipart: Starlette's form parser)
+        import python_multipart  # noqa: F401  (Starlette's form parser)
         import uvicorn
         from desktop_app.serve.app import AppSettings, build_app
     except ImportError as exc:

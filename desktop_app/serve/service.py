@@ -80,7 +80,13 @@ class CaptionService:
     # --- admission -------------------------------------------------------------------------
     @property
     def waiting(self) -> int:
+        """Photos accepted and not yet answered (being read, queued for the model, or in it)."""
         return self._admitted
+
+    @property
+    def queued(self) -> int:
+        """Photos read and waiting for the model."""
+        return self._jobs.qsize()
 
     @contextmanager
     def admitted(self) -> Iterator[None]:

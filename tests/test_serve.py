@@ -1,0 +1,319 @@
+"""photocaption serve over real HTTP on a free loopback port, with the shipped model.
+
+One server is the real command (``python -m desktop_app serve``, its own process
+and token file); a second runs in this process on a model whose batches can be
+held, to fill the queue and watch requests share a batch deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zlib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed (pip install -e '.[serve]')")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
+
+from desktop_app.captioning.captioner import Captioner  # noqa: E402
+from desktop_app.captioning.decode import DecodeOptions  # noqa: E402
+from desktop_app.serve.access import AccessError, load_or_create_token  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "resources" / "samples"
+BUNDLE = ROOT / "resources" / "models" / "default"
+PHOTOS = [SAMPLES / name for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "chelsea-small.png")]
+CLI_DECODE = DecodeOptions(beam_size=3, max_length=20, no_repeat_ngram=3, n_best=1)  # `photocaption caption`'s defaults
+
+
+def call(url: str, data: bytes | None = None, token: str | None = None, content_type: str | None = None,
+         method: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
+    """(status, headers, parsed JSON body) for one request; 4xx/5xx answers are returned, not raised."""
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        assert b"Traceback" not in body
+        return exc.code, dict(exc.headers), json.loads(body)
+
+
+def multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+                 f"Content-Type: image/jpeg\r\n\r\n".encode() + image + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def captioner() -> Captioner:
+    return Captioner.open(BUNDLE, provider="cpu", threads=2)
+
+
+@pytest.fixture(scope="module")
+def reference(captioner) -> dict[Path, str]:
+    """Each sample's caption from the model used directly, as the CLI does."""
+    return {p: r.text for p, r in zip(PHOTOS, captioner.caption_paths(PHOTOS, CLI_DECODE))}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """allowed/ (a photo, a symlink leading out, a text file) and outside/ (a photo)."""
+    root = tmp_path_factory.mktemp("serve-files")
+    allowed, outside = root / "allowed", root / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    (allowed / "chelsea.jpg").write_bytes((SAMPLES / "chelsea.jpg").read_bytes())
+    (outside / "coffee.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    (allowed / "escape.jpg").symlink_to(outside / "coffee.jpg")
+    (allowed / "escape-dir").symlink_to(outside, target_is_directory=True)
+    (allowed / "notes.jpg").write_text("not a photo\n")
+    return allowed, outside
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, folders):
+    """`python -m desktop_app serve` on a free port; yields (base URL, token, its first lines of output)."""
+    config = tmp_path_factory.mktemp("config")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "desktop_app", "serve", "--port", "0", "--provider", "cpu",
+                                "--threads", "2", "--model", str(BUNDLE), "--allow-folder", str(folders[0])],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while not any(line.startswith("serving http://") for line in seen):
+        try:
+            seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)))
+        except queue.Empty:
+            process.kill()
+            pytest.fail("photocaption serve did not start:\n" + "".join(seen))
+        if process.poll() is not None and lines.empty():
+            pytest.fail(f"photocaption serve exited with {process.returncode}:\n" + "".join(seen))
+    url = next(line for line in seen if line.startswith("serving ")).split()[1]
+    token_file = config / "photocaption" / "serve-token"
+    yield url, token_file.read_text().strip(), seen, token_file
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_token_made_on_first_run_printed_once_and_private(server, tmp_path):
+    url, token, output, token_file = server
+    assert (token_file.stat().st_mode & 0o777) == 0o600
+    assert sum(token in line for line in output) == 1  # printed once, at creation
+    again, created = load_or_create_token(token_file)
+    assert (again, created) == (token, False)
+    loose = tmp_path / "token"
+    loose.write_text("x" * 40)
+    loose.chmod(0o644)
+    with pytest.raises(AccessError, match="other users"):
+        load_or_create_token(loose)
+
+
+def test_caption_an_uploaded_sample(server, reference):
+    url, token, _, _ = server
+    photo = SAMPLES / "astronaut.jpg"
+    status, _, body = call(f"{url}/v1/caption", photo.read_bytes(), token, "image/jpeg")
+    assert status == 200, body
+    assert body["caption"] == reference[photo]
+    assert body["model"].startswith("sat-") and body["keywords"] and "attention" not in body
+
+
+def test_multipart_upload_with_n_best_and_attention(server, reference):
+    url, token, _, _ = server
+    photo = SAMPLES / "chelsea.jpg"
+    data, content_type = multipart({"n_best": "3", "attention": "true"}, photo.read_bytes())
+    status, _, body = call(f"{url}/v1/caption", data, token, content_type)
+    assert status == 200, body
+    assert body["caption"] == reference[photo] == body["alternatives"][0]["caption"]
+    assert len(body["alternatives"]) == 3
+    attention = body["attention"]
+    assert attention["grid"] == [7, 7] and len(attention["words"]) == len(attention["weights"])
+    assert all(len(row) == 49 and abs(sum(row) - 1) < 1e-2 for row in attention["weights"])
+
+
+def test_bad_option_is_a_400_in_words(server):
+    url, token, _, _ = server
+    status, _, body = call(f"{url}/v1/caption?beam=500", (SAMPLES / "chelsea.jpg").read_bytes(), token, "image/jpeg")
+    assert status == 400 and "beam" in body["error"]
+    status, _, body = call(f"{url}/v1/caption?url=http://example.com/a.jpg", b"x", token, "image/jpeg")
+    assert status == 400 and "unknown option url" in body["error"]
+
+
+def test_missing_or_wrong_token_is_401(server):
+    url, token, _, _ = server
+    photo = (SAMPLES / "chelsea.jpg").read_bytes()
+    for given in (None, "wrong", token[:-1]):
+        status, headers, body = call(f"{url}/v1/caption", photo, given, "image/jpeg")
+        assert status == 401 and headers.get("www-authenticate") == "Bearer" and "token" in body["error"]
+        assert call(f"{url}/v1/health", token=given)[0] == 401
+    assert call(f"{url}/v1/health", token=token)[0] == 200
+
+
+def test_request_for_another_host_name_is_refused(server):
+    """DNS rebinding: a web page's name pointed at 127.0.0.1 must not reach a loopback server."""
+    url, token, _, _ = server
+    status, _, body = call(f"{url}/v1/health", token=token, headers={"Host": "evil.example"})
+    assert status == 400 and "localhost" in body["error"]
+
+
+def test_upload_over_the_limit_is_413_and_the_server_goes_on(server):
+    url, token, _, _ = server
+    status, _, body = call(f"{url}/v1/caption", os.urandom(20 * 1024 * 1024), token, "image/jpeg")
+    assert status == 413 and "16 MiB" in body["error"]
+    assert call(f"{url}/v1/health", token=token)[0] == 200
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_not_an_image_corrupt_and_bomb_are_4xx_in_words(server):
+    url, token, _, _ = server
+    jpeg = (SAMPLES / "chelsea.jpg").read_bytes()
+    status, _, body = call(f"{url}/v1/caption", b"hello", token, "text/plain")
+    assert status == 415 and "image/*" in body["error"]
+    status, _, body = call(f"{url}/v1/caption", b"this is not a photo at all", token, "application/octet-stream")
+    assert status == 422 and "not an image" in body["error"]
+    status, _, body = call(f"{url}/v1/caption", jpeg[: len(jpeg) // 3], token, "image/jpeg")
+    assert status == 422 and "corrupt or truncated" in body["error"]
+    status, _, body = call(f"{url}/v1/caption", _png_header_only(20_000, 20_000), token, "image/png")
+    assert status == 422 and "too many pixels" in body["error"]
+    status, _, body = call(f"{url}/v1/caption", b"", token, "image/jpeg")
+    assert status == 400 and "empty" in body["error"]
+
+
+def test_caption_by_path_only_inside_the_allowed_folders(server, folders, reference):
+    url, token, _, _ = server
+    allowed, outside = folders
+
+    def by_path(path: str) -> tuple[int, dict]:
+        status, _, body = call(f"{url}/v1/caption/path", json.dumps({"path": path}).encode(), token, "application/json")
+        return status, body
+
+    status, body = by_path(str(allowed / "chelsea.jpg"))
+    assert status == 200 and body["caption"] == reference[SAMPLES / "chelsea.jpg"]
+    assert by_path(str(outside / "coffee.jpg"))[0] == 403
+    assert by_path(f"{allowed}/../outside/coffee.jpg") == (403, {"error": "paths with '..' are refused", "status": 403})
+    for escape in ("escape.jpg", "escape-dir/coffee.jpg"):
+        status, body = by_path(str(allowed / escape))
+        assert status == 403 and "symlink" in body["error"]
+    assert by_path("/etc/passwd")[0] == 403
+    assert by_path("chelsea.jpg")[0] == 400
+    assert by_path(str(allowed / "missing.jpg"))[0] == 404
+    status, body = by_path(str(allowed / "notes.jpg"))
+    assert status == 422 and "not an image" in body["error"]
+
+
+def test_docs_page_and_openapi_need_no_token(server):
+    url, _, _, _ = server
+    status, _, spec = call(f"{url}/v1/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.") and "/v1/caption/path" in spec["paths"]
+    with urllib.request.urlopen(f"{url}/docs", timeout=10) as page:
+        assert b"POST /v1/caption" in page.read()
+
+
+def test_cli_refuses_no_token_off_loopback_and_names_the_extra(capsys, monkeypatch):
+    from desktop_app.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--no-token"]) == 2
+    assert "--no-token is only allowed on a loopback address" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the serve extra were not installed
+    assert main(["serve", "--port", "0"]) == 2
+    assert 'install the serve extra: pip install -e ".[serve]"' in capsys.readouterr().err
+
+
+# --- a server in this process, whose model batches can be held ----------------------------------------------------
+
+class HeldCaptioner:
+    """The real captioner, but each batch waits for ``release`` (so the queue can be filled on purpose)."""
+
+    def __init__(self, captioner: Captioner):
+        self.captioner, self.release, self.entered = captioner, threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.captioner, name)
+
+    def caption_pixels(self, pixels, options):
+        self.entered.set()
+        assert self.release.wait(timeout=60)
+        return self.captioner.caption_pixels(pixels, options)
+
+
+@pytest.fixture
+def held_server(captioner):
+    import uvicorn
+
+    from desktop_app.serve.app import AppSettings, build_app
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    held = HeldCaptioner(captioner)
+    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=4, decode_workers=2))
+    app = build_app(service, AppSettings(token="t" * 32))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", "t" * 32, held, service
+    held.release.set()
+    server.should_exit = True
+    thread.join(timeout=10)
+    service.close()
+    sock.close()
+
+
+def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(held_server, reference):
+    url, token, held, service = held_server
+    answers: dict[Path, tuple] = {}
+
+    def post(photo: Path) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.__setitem__(
+            photo, call(f"{url}/v1/caption", photo.read_bytes(), token, "application/octet-stream")))
+        thread.start()
+        return thread
+
+    threads = [post(PHOTOS[0])]
+    assert held.entered.wait(timeout=30)  # the first photo is in the model, held there
+    threads += [post(p) for p in PHOTOS[1:4]]  # three more wait in the queue: 4 of 4 places taken
+    deadline = time.monotonic() + 30
+    while service.waiting < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert service.waiting == 4
+    status, headers, body = call(f"{url}/v1/caption", PHOTOS[4].read_bytes(), token, "image/png")
+    assert status == 503 and int(headers["retry-after"]) >= 1 and "busy" in body["error"]
+    while service.queued < 3 and time.monotonic() < deadline:  # decoded, waiting for the model
+        time.sleep(0.01)
+    held.release.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    for photo in PHOTOS[:4]:
+        status, _, body = answers[photo]
+        assert status == 200 and body["caption"] == reference[photo]
+    assert service.stats.as_dict()["largest_batch"] == 3 and service.stats.batches == 2
+    assert call(f"{url}/v1/caption", PHOTOS[4].read_bytes(), token, "image/png")[0] == 200  # room again
