@@ -36,6 +36,7 @@ PLACEHOLDER_PATTERNS = tuple(re.compile(p) for p in (
     r"^\{\"shape\": ?\[",                             # tifffile's own JSON in TIFF ImageDescription
     r"^imagej=\d",                                     # ImageJ's TIFF ImageDescription
     r"^<\?xml",                                        # OME-XML and other XML dumped into ImageDescription
+    r"^gran turismo( \d+| sport)?$",                  # the PlayStation game's photo mode
     r"^(img|dsc|dscn|dscf|p|pict|cimg|gopr|gp)[_-]?\d+(\.jpe?g)?$",  # a bare file name
 ))
 

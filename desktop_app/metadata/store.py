@@ -9,6 +9,7 @@ and so whether we may replace it, is decided by ``policy``.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFi
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE, meaningful,
                                          normalise, our_texts, persons_places, place_rank)
 from desktop_app.metadata.record import PERSON, CaptionRecord
-from desktop_app.metadata.xmp import XmpError, extended_guid, merge_caption, read_xmp
+from desktop_app.metadata.xmp import XmpError, extended_guid, holds_caption_fields, merge_caption, read_xmp
 
 EMBED, SIDECAR = "embed", "sidecar"
 SIDECAR_NAMINGS = ("ext", "stem")  # photo.jpg.xmp (darktable, digiKam default) or photo.xmp (Lightroom)
@@ -83,6 +84,7 @@ class _Found:
     unreadable: dict[str, str] = field(default_factory=dict)  # place -> reason
     jpeg: JpegFile | None = None
     data: bytes = b""
+    extended_xmp: bytes | None = None  # XMP part 3: the rest of a main packet too large for one segment
 
 
 def _inspect(photo: Path, sidecar_naming: str, embedded: bool = True) -> _Found:
@@ -120,7 +122,7 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
     if packet is not None:
         try:
             guid = extended_guid(packet)
-            extended = jpeg.extended_xmp(guid) if guid else None
+            extended = found.extended_xmp = jpeg.extended_xmp(guid) if guid else None
             record = read_xmp(packet, extended)
         except XmpError as exc:
             found.unreadable[XMP_PLACE] = str(exc)
@@ -151,7 +153,8 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
 def _inspect_other(photo: Path, found: _Found) -> None:
     """Captions already inside a PNG, TIFF, WebP, HEIC...: read for protection, never written there."""
     try:
-        with Image.open(photo) as image:
+        with warnings.catch_warnings(), Image.open(photo) as image:
+            warnings.simplefilter("ignore")  # Pillow's notes on odd TIFF tags are not ours to print
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
             exif = image.getexif()
             description, comment = exif.get(0x010E, ""), exif.get(0x9C9C, b"")
@@ -249,6 +252,9 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     jpeg, result = found.jpeg, WriteResult(photo)
     if XMP_PLACE in found.unreadable:
         raise MetadataError(f"{photo.name}: {found.unreadable[XMP_PLACE]}, so it was left unchanged; nothing written")
+    if found.extended_xmp and holds_caption_fields(found.extended_xmp):
+        raise MetadataError(f"{photo.name}: its caption fields sit in extended XMP (the overflow part of large XMP), "
+                            "which this app does not rewrite; nothing written")
     try:
         jpeg.set_app1(XMP_HEADER, merge_caption(jpeg.app1(XMP_HEADER), record, options.write_keywords))
         result.places.append(XMP_PLACE)
@@ -296,7 +302,8 @@ def _explain(result: WriteResult, found: _Found) -> None:
                 result.warnings.append(f"EXIF left unchanged as asked; readers that follow the MWG rules will go on "
                                        f"showing its description ({normalise(found.texts[EXIF_PLACE])[:60]!r})")
             continue
-        result.warnings.append(f"{place} left unchanged: {reason}; caption written to {written}")
+        prefix = f"{place} left unchanged: "
+        result.warnings.append(f"{'' if reason.startswith(prefix) else prefix}{reason}; caption written to {written}")
 
 
 def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) -> WriteResult:

@@ -112,6 +112,13 @@ def extended_guid(packet: bytes) -> str:
     return ((element.text if element is not None else attr) or "").strip()
 
 
+def holds_caption_fields(packet: bytes) -> bool:
+    """Whether a packet (e.g. extended XMP) has any property ``merge_caption`` writes."""
+    rdf = _rdf(_parse(packet)[0])
+    descriptions = rdf.findall(q("rdf", "Description")) if rdf is not None else []
+    return any(_find(descriptions, tag) != (None, None) for tag in (DESCRIPTION, ALT_TEXT, SUBJECT, *OURS.values()))
+
+
 def read_xmp(packet: bytes, extended: bytes | None = None) -> CaptionRecord | None:
     """The caption fields of a packet (and of its extended part, XMP part 3), or None when it has no description."""
     descriptions = []
