@@ -172,6 +172,8 @@ n = 0
 while True:
     n += 1
     write_caption(sys.argv[1], CaptionRecord("caption number %d " % n + "x" * (n % 500)), WriteOptions(overwrite=True))
+    if n == 1:
+        print("first write done", flush=True)
 """
 
 
@@ -181,8 +183,9 @@ def test_killed_mid_write_leaves_the_photo_intact(camera_jpeg):
     Image.open(camera_jpeg).resize((3000, 2000)).save(big, quality=95)
     pixels = image_data(big)
     root = Path(__file__).resolve().parents[1]
-    for delay in (0.3, 0.45, 0.6, 0.8):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(big)], cwd=root)
+    for delay in (0.0, 0.05, 0.13, 0.3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(big)], cwd=root, stdout=subprocess.PIPE)
+        proc.stdout.readline()  # started writing (imports take a while on a busy machine)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -190,3 +193,5 @@ def test_killed_mid_write_leaves_the_photo_intact(camera_jpeg):
         with Image.open(big) as image:
             image.load()
         assert read_caption(big).text.startswith("caption number")
+    write_caption(big, CAPTION, WriteOptions(overwrite=True))  # the next write sweeps the dead runs' temp files
+    assert not list(big.parent.glob(".*.photocaption-tmp"))

@@ -183,3 +183,32 @@ class JpegFile:
         chunk = MAX_PAYLOAD - len(PHOTOSHOP_HEADER)
         self.segments[found[0]:found[-1] + 1] = [(APP13, PHOTOSHOP_HEADER + stream[i:i + chunk])
                                                  for i in range(0, max(len(stream), 1), chunk)]
+
+
+def shift_mpf_offsets(payload: bytes, shift: int) -> bytes:
+    """An MPF APP2 payload with every non-zero MP Entry offset moved by ``shift`` bytes.
+
+    Raises JpegError when the index cannot be read, so a caller never writes a
+    file whose secondary images it can no longer point at.
+    """
+    tiff = bytearray(payload[len(MPF_HEADER):])
+    order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
+    try:
+        if order is None:
+            raise ValueError("byte order")
+        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for n in range(count):
+            tag, _kind, items, value = struct.unpack_from(order + "HHII", tiff, ifd + 2 + 12 * n)
+            if tag != 0xB002:  # MPEntry: 16 bytes per image; offset at byte 8, 0 for the first image
+                continue
+            for k in range(items // 16):
+                at = value + 16 * k + 8
+                (offset,) = struct.unpack_from(order + "I", tiff, at)
+                if offset:
+                    struct.pack_into(order + "I", tiff, at, offset + shift)
+        return payload[:len(MPF_HEADER)] + bytes(tiff)  # unchanged when it lists no MP entries
+    except (struct.error, ValueError):
+        pass
+    raise JpegError("the multi-picture (MPF) index cannot be read, so growing metadata after it would break "
+                    "the second image; nothing written")
