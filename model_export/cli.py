@@ -52,6 +52,12 @@ def _train(args: argparse.Namespace) -> None:
     train(config)
 
 
+def _scst(args: argparse.Namespace) -> None:
+    from model_export.scst import ScstConfig, scst
+
+    scst(ScstConfig(**{k: v for k, v in vars(args).items() if k in ScstConfig.__dataclass_fields__}))
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from model_export.evaluate import evaluate_bundle, evaluate_checkpoint
 
@@ -70,6 +76,31 @@ def _export(args: argparse.Namespace) -> None:
 
     export_bundle(args.checkpoint, args.out, data_dir=args.data, int8=args.int8,
                   calibration_photos=args.calibration_photos)
+
+
+def _recover(args: argparse.Namespace) -> None:
+    import json
+
+    import numpy as np
+
+    from model_export.recover import recover_checkpoint
+
+    if args.data:  # the cached features of the first test photos
+        from model_export.data.prepare import PreparedData
+
+        data = PreparedData.load(args.data)
+        features = np.asarray(data.features()[data.splits["test"][: args.photos]], np.float32)
+    else:  # the bundle's own encoder on the sample photos
+        from desktop_app.captioning.captioner import Captioner
+        from desktop_app.photos.pixels import load_pixels
+        from desktop_app.resources import DEFAULT_BUNDLE
+
+        captioner = Captioner.open(args.bundle, provider="cpu")
+        photos = sorted(p for p in (DEFAULT_BUNDLE.parents[1] / "samples").iterdir() if p.suffix in (".jpg", ".png"))
+        features = captioner.encode(np.stack([load_pixels(p, captioner.preprocessing) for p in photos]))
+    parity = recover_checkpoint(args.bundle, args.out, features, dropout=args.dropout)
+    print(json.dumps({"parity": parity}, indent=2))
+    print(f"checkpoint written to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.set_defaults(run=_train)
 
+    s = sub.add_parser("scst", help="self-critical training: fine-tune a checkpoint for CIDEr-D on cached features",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--checkpoint", type=Path, required=True, help="the cross-entropy checkpoint to start from")
+    s.add_argument("--data", type=Path, required=True, help="folder written by 'prepare' (same vocabulary)")
+    s.add_argument("--out", type=Path, required=True, help="run folder: last.pt, best.pt, log.csv, curves.png")
+    s.add_argument("--samples", type=int, default=5, help="captions sampled per photo (baseline: mean of the others)")
+    s.add_argument("--batch-size", type=int, default=10, help="photos per step")
+    s.add_argument("--lr", type=float, default=5e-5)
+    s.add_argument("--max-length", type=int, default=16, help="words per sampled caption")
+    s.add_argument("--grad-clip", type=float, default=1.0)
+    s.add_argument("--max-steps", type=int, default=6000)
+    s.add_argument("--checkpoint-every", type=int, default=50, help="steps between last.pt writes and log rows")
+    s.add_argument("--eval-every", type=int, default=200, help="steps between val checks (a multiple of --checkpoint-every)")
+    s.add_argument("--val-limit", type=int, default=0, help="score only this many val photos per check (0 = all)")
+    s.add_argument("--val-beam", type=int, default=1, help="beam width of the val check (1 = greedy)")
+    s.add_argument("--patience", type=int, default=4, help="stop after this many checks without a better val CIDEr-D")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    s.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
+    s.set_defaults(run=_scst)
+
     e = sub.add_parser("evaluate", help="caption a split with greedy/beam search and score it with pycocoevalcap",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("--checkpoint", type=Path, help="a training checkpoint (best.pt)")
@@ -144,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--int8", action="store_true", help="static QDQ per-channel int8 encoder")
     x.add_argument("--calibration-photos", type=int, default=200)
     x.set_defaults(run=_export)
+
+    r = sub.add_parser("recover", help="rebuild a training checkpoint from a bundle's decoder graphs (no retraining)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--bundle", type=Path, required=True, help="an exported model bundle")
+    r.add_argument("--out", type=Path, required=True, help="checkpoint to write (e.g. runs/xe/best.pt)")
+    r.add_argument("--data", type=Path, help="prepared data: check parity on cached test features (else sample photos)")
+    r.add_argument("--photos", type=int, default=16, help="photos for the parity check")
+    r.add_argument("--dropout", type=float, default=0.5, help="dropout to train with after recovery (not in the graphs)")
+    r.set_defaults(run=_recover)
     return parser
 
 

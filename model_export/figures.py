@@ -33,6 +33,25 @@ def training_curves(log_csv: Path, out_png: Path) -> Path:
     return out_png
 
 
+def scst_curves(log_csv: Path, out_png: Path) -> Path:
+    """Self-critical training: mean sampled reward per logged interval, and val scores at each check."""
+    with open(log_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    trained = [r for r in rows if r["reward"]]
+    checked = [r for r in rows if r["val_CIDEr-D"]]
+    fig, (reward_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    reward_ax.plot([int(r["step"]) for r in trained], [float(r["reward"]) for r in trained], "o-")
+    reward_ax.set(xlabel="step", ylabel="CIDEr-D of sampled captions (x1)", title="Training reward")
+    score_ax.plot([int(r["step"]) for r in checked], [float(r["val_BLEU-4"]) for r in checked], "o-", label="BLEU-4")
+    score_ax.plot([int(r["step"]) for r in checked], [float(r["val_CIDEr-D"]) for r in checked], "o-", label="CIDEr-D")
+    score_ax.set(xlabel="step", ylabel="score (x100)", title="Validation")
+    score_ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
 def attention_figure(photo: Path, words: list[str], attention: np.ndarray, out_png: Path) -> Path:
     """The photo once per word, with where the model looked for that word as a heat-map."""
     image = Image.open(photo).convert("RGB")
