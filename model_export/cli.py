@@ -32,6 +32,9 @@ def _prepare(args: argparse.Namespace) -> None:
             raise DataError("--coco needs --images DIR")
         caption_set = c.assemble(args.images, caps, splits)
         source = ", ".join(args.coco)
+    elif args.reference_folder:
+        caption_set = c.load_reference_folder(args.reference_folder)
+        source = f"{args.reference_folder.name} (train = extra.txt, test = dev.txt)"
     else:
         caption_set = c.load_flickr_folder(args.data)
         source = f"Flickr8k ({args.data.name})"
@@ -116,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_FLICKR, help="Flickr8k folder (captions.txt or Flickr8k.token.txt, split files, Images/)")
     p.add_argument("--karpathy", type=Path, help="Karpathy dataset_*.json instead of a Flickr8k folder")
     p.add_argument("--coco", action="append", metavar="SPLIT=FILE", help="COCO-style caption json for a split (repeat for train, val, test)")
+    p.add_argument("--reference-folder", type=Path,
+                   help="a folder with references.json, dev.txt (-> test split), extra.txt (-> train split), images/ "
+                        "(e.g. ../shared/datasets/coco-val2017-public)")
     p.add_argument("--images", type=Path, help="photo folder for --karpathy/--coco")
     p.add_argument("--out", type=Path, required=True, help="folder for the prepared data and feature cache")
     p.add_argument("--encoder", choices=["lite0", "lite1", "lite2"], default="lite0")

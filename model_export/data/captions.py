@@ -133,6 +133,38 @@ def read_coco_json(path: Path) -> tuple[dict[str, list[str]], list[str]]:
     return dict(captions), list(names.values())
 
 
+def read_references_json(path: Path) -> dict[str, list[str]]:
+    """``references.json``: ``{"<file name>": [caption, ...]}``."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected an object of file name -> list of captions")
+    captions: dict[str, list[str]] = defaultdict(list)
+    for name, texts in data.items():
+        if not isinstance(texts, list):
+            raise DataError(f"{path}: {name}: expected a list of captions")
+        for j, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise DataError(f"{path}: {name}[{j}]: expected a caption string")
+            _add_caption(captions, f"{path}: {name}[{j}]", name, text)
+    return dict(captions)
+
+
+def load_reference_folder(root: Path) -> CaptionSet:
+    """A folder like coco-val2017-public: ``references.json``, ``dev.txt``, ``extra.txt``, ``images/``.
+
+    ``dev.txt`` becomes the test split (measured, never trained on) and ``extra.txt``
+    the train split (photos that may be added to training); there is no val split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    captions = read_references_json(root / "references.json")
+    sources = {"train": root / "extra.txt", "test": root / "dev.txt"}
+    splits = {split: read_split_file(path) for split, path in sources.items()}
+    splits["val"] = []
+    return assemble(find_image_dir(root), captions, splits, sources)
+
+
 def _read_json(path: Path):
     text = "\n".join(_read_lines(path))
     try:
