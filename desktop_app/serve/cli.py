@@ -55,6 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
+        sock.listen(2048)  # from here clients queue up rather than being refused while the server starts
     except OSError:
         sock.close()
         raise
