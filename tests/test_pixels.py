@@ -1,5 +1,7 @@
 """Photo -> pixels: every mode, orientation, draft decoding, and refusals with reasons."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -76,3 +78,56 @@ def test_decompression_bomb_is_refused(tmp_path):
     bomb.write_bytes(bytes(data))
     with pytest.raises(PhotoError, match="refused"):
         load_pixels(bomb, SPEC)
+
+
+# --- HEIC/HEIF/AVIF and camera RAW ------------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "metadata-corpus" / "images"
+HEIF_LIKE = (".heic", ".heif", ".avif")
+
+
+def test_self_made_heic_is_read_and_captioned_into_a_sidecar(tmp_path):
+    from desktop_app.metadata.record import CaptionRecord
+    from desktop_app.metadata.store import WriteOptions, read_caption, write_caption
+    from desktop_app.photos.discover import find_photos
+
+    heic = tmp_path / "phone.HEIC"
+    image = Image.new("RGB", (96, 64), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 48, 64))
+    image.save(heic, format="HEIF", quality=90)
+    assert list(find_photos([tmp_path])) == [heic]
+    rgb = np.asarray(load_rgb(heic))
+    assert rgb.shape == (64, 96, 3) and rgb[:, :40, 0].mean() > 200 and rgb[:, 56:, 2].mean() > 200
+    assert load_pixels(heic, SPEC).shape == (3, 224, 224)
+    before = heic.read_bytes()
+    result = write_caption(heic, CaptionRecord("A red and blue square."), WriteOptions(sidecar_naming="stem"))
+    assert result.places == ["sidecar phone.xmp"] and heic.read_bytes() == before
+    assert read_caption(heic, "stem").text == "A red and blue square."
+
+
+def test_corpus_heic_heif_avif_decode():
+    files = sorted(p for p in CORPUS.glob("*") if p.suffix.lower() in HEIF_LIKE) if CORPUS.is_dir() else []
+    if not files:
+        pytest.skip(f"no HEIC/HEIF/AVIF files: metadata corpus not found at {CORPUS}")
+    for path in files:
+        pixels = load_pixels(path, SPEC)
+        assert pixels.shape == (3, 224, 224) and np.isfinite(pixels).all(), path.name
+
+
+def test_corpus_camera_raw_previews():
+    from desktop_app.photos.formats import RAW_EXTENSIONS
+
+    files = sorted(p for p in CORPUS.glob("*") if p.suffix.lower() in RAW_EXTENSIONS) if CORPUS.is_dir() else []
+    if not files:
+        pytest.skip("no camera RAW file in the metadata corpus (it holds JPEG, PNG, TIFF, WebP, GIF, BMP, AVIF, HEIC)")
+    for path in files:
+        assert load_pixels(path, SPEC).shape == (3, 224, 224), path.name
+
+
+def test_raw_that_is_not_raw_is_refused_in_words(tmp_path):
+    fake = tmp_path / "IMG_0001.CR2"
+    fake.write_bytes(b"II*\x00" + b"\x00" * 100)
+    with pytest.raises(PhotoError, match="not a camera RAW file LibRaw can read|no embedded preview"):
+        load_rgb(fake)
+    with pytest.raises(PhotoError, match="file not found"):
+        load_rgb(tmp_path / "absent.nef")

@@ -22,6 +22,7 @@ from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFi
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE, meaningful,
                                          normalise, our_texts, persons_places, place_rank)
 from desktop_app.metadata.record import PERSON, CaptionRecord
+from desktop_app.photos.formats import HEIF  # noqa: F401  (HEIC/HEIF captions read through Pillow too)
 from desktop_app.metadata.xmp import XmpError, extended_guid, holds_caption_fields, merge_caption, read_xmp
 
 EMBED, SIDECAR = "embed", "sidecar"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-# Pillow decodes these; captions go embedded (JPEG) or into a sidecar (the rest).
-READABLE = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
-# Listed so a library scan sees them and a caption run says why it cannot read them.
-OTHER_PHOTOS = {".heic", ".heif", ".avif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".pef", ".srw"}
-PHOTO_EXTENSIONS = READABLE | OTHER_PHOTOS
+from desktop_app.photos.formats import HEIF_EXTENSIONS, RAW_EXTENSIONS
+
+# Pillow decodes these (HEIC/HEIF through pillow-heif); camera RAW through its embedded preview (rawpy).
+# Captions go embedded (JPEG) or into a sidecar named per --sidecar-naming (the rest).
+READABLE = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".avif", *HEIF_EXTENSIONS}
+PHOTO_EXTENSIONS = READABLE | RAW_EXTENSIONS
 
 
 def is_photo(path: Path) -> bool:

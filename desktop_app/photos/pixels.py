@@ -1,20 +1,27 @@
 """Photo file -> RGB image -> normalised pixel tensor, exactly as the bundle's manifest says.
 
 Training caches its features through ``to_pixels`` too, so train and app
-preprocess identically.
+preprocess identically. HEIC/HEIF open through pillow-heif (AVIF through
+Pillow itself); camera RAW files through the JPEG preview the camera embedded,
+read by rawpy (LibRaw): a caption needs a 224-pixel view, not a demosaiced raw.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from desktop_app.bundle.format import Preprocessing
+from desktop_app.photos.formats import HEIF, HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 MAX_PIXELS = 150_000_000  # larger photos are refused: a decompression bomb or a scan we cannot hold
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
+
+# LibRaw's "flip" -> the transpose that makes the preview upright
+_RAW_FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -30,11 +37,15 @@ def load_rgb(path: Path, target_size: tuple[int, int] | None = None) -> Image.Im
     smallest DCT scale still at least that large, which is ~10x faster on big photos.
     """
     path = Path(path)
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        return load_raw_preview(path)
     try:
         image = Image.open(path)
     except FileNotFoundError:
         raise PhotoError("file not found") from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in HEIF_EXTENSIONS and not HEIF:
+            raise PhotoError("HEIC/HEIF needs the pillow-heif package, which is not installed") from None
         raise PhotoError("not an image Pillow can read (unsupported format or corrupt file)") from None
     except Image.DecompressionBombError as exc:
         raise PhotoError(f"refused: too many pixels ({exc})") from None
@@ -59,6 +70,36 @@ def load_rgb(path: Path, target_size: tuple[int, int] | None = None) -> Image.Im
         raise PhotoError(f"refused: too many pixels ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise PhotoError(f"corrupt or truncated image data ({exc})") from None
+
+
+def load_raw_preview(path: Path) -> Image.Image:
+    """A camera RAW file's embedded preview (JPEG or bitmap) as upright RGB."""
+    try:
+        import rawpy
+    except ImportError:
+        raise PhotoError("camera RAW needs the rawpy package, which is not installed") from None
+    if not path.is_file():
+        raise PhotoError("file not found")
+    try:
+        with rawpy.imread(str(path)) as raw:
+            flip = raw.sizes.flip
+            thumb = raw.extract_thumb()
+    except rawpy.LibRawNoThumbnailError:
+        raise PhotoError("this camera RAW file has no embedded preview to caption from") from None
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raise PhotoError(f"not a camera RAW file LibRaw can read ({exc})") from None
+    try:
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            image = Image.open(io.BytesIO(thumb.data))
+            image.load()
+            image = ImageOps.exif_transpose(image)  # a preview that carries its own orientation
+        else:
+            image = Image.fromarray(thumb.data)
+            if flip in _RAW_FLIP:
+                image = image.transpose(_RAW_FLIP[flip])
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise PhotoError(f"the RAW file's embedded preview is damaged ({exc})") from None
+    return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
