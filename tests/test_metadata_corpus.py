@@ -1,0 +1,49 @@
+"""Captions written into 227 real camera, phone and odd files (../shared metadata-corpus) lose nothing.
+
+One sweep (benchmarks/metadata_corpus.py: exiftool once per check over the whole folder)
+writes every file twice; each file is then its own test case, so a failure names the file.
+What each case asserts: the JPEG image data and trailers are byte-identical, every tag exiftool
+reported before is there with the same value (but the caption tags we wrote), no new
+`exiftool -validate` warning, MWG readers show our caption, a second write changes no byte,
+and a refused file is unchanged with a reason in words.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+
+from benchmarks.metadata_corpus import CAPTION, CORPUS, corpus_files, sweep
+
+FILES = [path.name for path in corpus_files()]
+pytestmark = pytest.mark.skipif(not FILES, reason=f"metadata corpus not found at {CORPUS}")
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's notes on the corpus's broken TIFFs
+        return {check.name: check for check in sweep(CORPUS, tmp_path_factory.mktemp("corpus"))}
+
+
+@pytest.mark.parametrize("name", FILES or ["(no corpus)"])
+def test_corpus_file_keeps_everything(checks, name):
+    check = checks[name]
+    assert check.outcome in ("written", "kept", "refused")
+    assert not check.damage, f"{name}: " + "; ".join(check.damage)
+    assert not check.new_warnings, f"{name}: new exiftool -validate warnings: {check.new_warnings}"
+    if check.outcome == "written":
+        assert check.mwg_description == CAPTION.text, f"{name}: MWG readers show {check.mwg_description!r}"
+    else:
+        assert check.reason
+
+
+def test_most_of_the_corpus_gets_a_caption(checks):
+    """Refusing is allowed where a file is broken, not as a way to pass the test above."""
+    written = sum(check.outcome == "written" for check in checks.values())
+    exif = sum("EXIF" in check.places for check in checks.values())
+    assert written >= 0.9 * len(checks) and exif >= 100, (written, exif)
