@@ -5,10 +5,11 @@
 Starts the real server (``python -m desktop_app serve``, loopback, token) on a
 free port, warms it up (5 s of the same load), then N client threads (one keep-alive connection each)
 post the photos as raw JPEG bodies for ``--duration`` seconds. Prints photos/s,
-p50/p99 latency, errors, the server's mean batch size and its resident memory at
-the start, the end and its peak; and, in the same run, before and after the
-load, the folder pipeline (`photocaption caption`'s engine, nothing written) on
-the same photos with the same model, threads and decode settings.
+p50/p99 latency, errors, the server's CPU time per photo, mean batch size and
+resident memory at the start, the end and its peak; and, in the same run, before
+and after the load, the folder pipeline (`photocaption caption`'s engine, nothing
+written) on the same photos with the same model, threads and decode settings.
+CPU time per photo is the steadier comparison on a shared machine.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.caption_folder import pipeline_rate  # noqa: E402
+from benchmarks.caption_folder import BEAM  # noqa: E402
 from benchmarks.photo_folders import make_folder  # noqa: E402
 from desktop_app.captioning.captioner import Captioner  # noqa: E402
+from desktop_app.captioning.pipeline import PipelineOptions, caption_photos  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS, MAX_DURATION = 64, 600  # bounded: this is a load test on the local machine, not a stress tool
@@ -44,6 +46,27 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def cli_pipeline(bundle: Path | None, threads: int, paths: list[Path]) -> tuple[float, float]:
+    """`photocaption caption --dry-run`'s engine on ``paths``: (photos/s, CPU ms per photo)."""
+    captioner = Captioner.open(bundle, provider="cpu", threads=threads)
+    options = PipelineOptions(decode=BEAM, decode_workers=2, recaption=True)
+    caption_photos(paths[:options.batch_size], captioner, options)  # warm-up
+    cpu, start = cpu_seconds(os.getpid()), time.perf_counter()
+    counts = caption_photos(paths, captioner, options)
+    seconds = time.perf_counter() - start
+    assert counts["captioned"] == len(paths), counts
+    return len(paths) / seconds, (cpu_seconds(os.getpid()) - cpu) / len(paths) * 1000
 
 
 def start_server(args: argparse.Namespace, config: Path) -> tuple[subprocess.Popen, int, str]:
@@ -130,9 +153,9 @@ def main() -> None:
     paths = make_folder(args.work / "500px", args.photos, (500, 375))
     photos = [p.read_bytes() for p in paths]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    captioner = Captioner.open(args.bundle, provider="cpu", threads=args.threads)
-    cli_before = pipeline_rate(captioner, paths)
-    print(f"CLI pipeline, {len(paths)} photos 500x375, beam 3, {args.threads} threads: {cli_before:.1f} photos/s")
+    cli_before, cli_cpu_before = cli_pipeline(args.bundle, args.threads, paths)
+    print(f"CLI pipeline, {len(paths)} photos 500x375, beam 3, {args.threads} threads: {cli_before:.1f} photos/s, "
+          f"CPU {cli_cpu_before:.0f} ms/photo")
 
     with tempfile.TemporaryDirectory() as config:
         process, port, token = start_server(args, Path(config))
@@ -148,7 +171,10 @@ def main() -> None:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
+            cpu, own_cpu = cpu_seconds(process.pid), cpu_seconds(os.getpid())
             result = load(port, token, photos, args.clients, args.duration)
+            server_cpu = (cpu_seconds(process.pid) - cpu) / max(result["photos"], 1) * 1000
+            client_cpu = (cpu_seconds(os.getpid()) - own_cpu) / max(result["photos"], 1) * 1000
             sampling.set()
             sampler.join()
             rss_end = rss_mib(process.pid)
@@ -156,13 +182,15 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
-    del captioner  # the server is gone; measure the pipeline again on a machine in the same state
-    cli_after = pipeline_rate(Captioner.open(args.bundle, provider="cpu", threads=args.threads), paths)
-    cli = (cli_before + cli_after) / 2
+    cli_after, cli_cpu_after = cli_pipeline(args.bundle, args.threads, paths)  # the machine may have changed
+    cli, cli_cpu = (cli_before + cli_after) / 2, (cli_cpu_before + cli_cpu_after) / 2
 
-    print(f"CLI pipeline again after the load: {cli_after:.1f} photos/s (mean {cli:.1f})")
+    print(f"CLI pipeline again after the load: {cli_after:.1f} photos/s, CPU {cli_cpu_after:.0f} ms/photo "
+          f"(mean {cli:.1f} photos/s, {cli_cpu:.0f} ms/photo)")
     print(f"server, {args.clients} clients for {result['seconds']:.1f} s: {result['photos']} photos, "
           f"{result['rate']:.1f} photos/s = {result['rate'] / cli:.0%} of the CLI (target >= 80%)")
+    print(f"server CPU {server_cpu:.0f} ms/photo = {server_cpu / cli_cpu:.0%} of the CLI's "
+          f"(the {args.clients} clients used {client_cpu:.1f} ms/photo more)")
     print(f"latency p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms; errors {len(result['errors'])}")
     for line in sorted(set(result["errors"]))[:5]:
         print(f"  error: {line}")
