@@ -190,6 +190,29 @@ def test_writing_again_changes_nothing_and_recaptioning_does_not_grow():
     assert other[:len(block)][8:] == block[8:]
 
 
+def test_camera_values_behind_ifd0_are_never_moved():
+    """IFD0 written last, its Make string and a PrintIM blob behind it: the edit appends, moving nothing."""
+    layout = Layout("<")
+    exif_ifd, _ = layout.ifd([(0x9000, UNDEFINED, 4, b"0230")])
+    ifd0, _ = layout.ifd([(0x010F, ASCII, 6, b"Canon\x00"), (0x8769, LONG, 1, layout.pack("I", exif_ifd)),
+                          (0xC4A5, UNDEFINED, 12, b"PrintIM\x000300")])
+    layout.data[4:8] = layout.pack("I", ifd0)
+    block = bytes(layout.data)
+    edited = with_caption(block, CAPTION)
+    assert edited[8:len(block)] == block[8:] and TiffBlock(edited).ifd0_offset >= len(block)
+    assert parse_exif_caption(edited) == (CAPTION, CAPTION)
+
+
+def test_new_block_is_rewritten_in_place_when_recaptioned():
+    sizes = []
+    block = with_caption(None, "first caption")
+    for text in ("second caption", "third caption", "fourth caption"):
+        block = with_caption(block, text)
+        sizes.append(len(block))
+        assert parse_exif_caption(block) == (text, text)
+    assert sizes[1] <= sizes[0] and sizes[2] == sizes[0]
+
+
 def test_too_big_for_one_segment_is_refused_in_words():
     block = camera_block("<", padding=65533 - 6 - len(camera_block("<")) - 14)  # just fits today
     assert len(block) + 6 <= 65533
@@ -220,9 +243,10 @@ def test_value_pointing_past_the_end_is_refused():
 
 
 def test_new_exif_block_passes_exiftool_validate(tmp_path):
-    photo = tmp_path / "new.jpg"
-    photo.write_bytes(jpeg_with(with_caption(None, CAPTION)))
-    (tags,) = exiftool_many([photo], "-validate", "-warning")
-    assert tags["ExifTool:Validate"] == "0 0 0" and "ExifTool:Warning" not in tags
-    (tags,) = exiftool_many([photo])
+    new, recaptioned = tmp_path / "new.jpg", tmp_path / "recaptioned.jpg"
+    new.write_bytes(jpeg_with(with_caption(None, "A cat.")))
+    recaptioned.write_bytes(jpeg_with(with_caption(with_caption(None, "A cat."), CAPTION)))
+    for tags in exiftool_many([new, recaptioned], "-api", "validate"):
+        assert "ExifTool:Warning" not in tags  # -api validate adds every -validate warning
+        assert tags["IFD0:XResolution"] == 72 and tags["IFD0:ResolutionUnit"] == 2
     assert tags["IFD0:ImageDescription"] == CAPTION and tags["IFD0:XPComment"] == CAPTION

@@ -67,6 +67,7 @@ def with_caption(exif: bytes | None, text: str) -> bytes:
 
 
 def _caption_values(text: str) -> dict[int, NewValue | None]:
+    text = text.replace("\x00", "")  # a NUL would end the text for every reader
     if not text:
         return {IMAGE_DESCRIPTION: None, XP_COMMENT: None}
     description = text.encode("utf-8") + b"\x00"

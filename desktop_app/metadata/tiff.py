@@ -191,10 +191,9 @@ class TiffBlock:
         return NewValue(entry.tag, entry.type, entry.count, self.value(entry))
 
     def _own_tail_start(self, changes: dict[int, NewValue | None]) -> int | None:
-        """IFD0's offset if the block ends with IFD0 followed only by its own values, laid out as we write them.
+        """IFD0's offset if the block ends with IFD0 followed only by values of the tags being replaced.
 
-        Values of type UNDEFINED (maker notes and other blobs that may hold offsets into
-        themselves) are never moved unless they are being replaced.
+        That tail is what an earlier edit appended; a camera's own IFD0 values are never moved.
         """
         offset = self.ifd0_offset
         if offset % 2:
@@ -203,7 +202,7 @@ class TiffBlock:
         try:
             for entry in self.ifd0.entries:
                 carried = self._carried(entry, offset)
-                if isinstance(carried, NewValue) and entry.tag not in changes and entry.type == UNDEFINED:
+                if isinstance(carried, NewValue) and entry.tag not in changes:
                     return None
                 current.append(carried)
             if self.data[offset:] != directory_bytes(self.order, current, offset, self.ifd0.next_offset):
@@ -235,6 +234,17 @@ def directory_bytes(order: str, entries: list[Entry | NewValue], start: int, nex
 
 
 def new_block(order: str, entries: list[NewValue]) -> bytes:
-    """A TIFF block holding one IFD0 with these entries (sorted), in byte order '<' or '>'."""
-    header = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", 8)
-    return header + directory_bytes(order, sorted(entries, key=lambda item: item.tag), 8, 0)
+    """A TIFF block holding one IFD0 with these entries (sorted), in byte order '<' or '>'.
+
+    Values come first and IFD0 last, so a later ``with_ifd0`` rewrites that IFD0 in place.
+    """
+    data = bytearray(b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", 0)
+    placed: list[Entry | NewValue] = []
+    for item in sorted(entries, key=lambda item: item.tag):
+        if len(item.data) <= 4:
+            placed.append(item)
+            continue
+        placed.append(Entry(item.tag, item.type, item.count, struct.pack(order + "I", len(data))))
+        data += item.data + b"\x00" * (len(item.data) % 2)
+    data[4:8] = struct.pack(order + "I", len(data))
+    return bytes(data) + directory_bytes(order, placed, len(data), 0)
