@@ -11,11 +11,15 @@ and a refused file is unchanged with a reason in words.
 from __future__ import annotations
 
 import shutil
+import sys
 import warnings
 
 import pytest
 
-from benchmarks.metadata_corpus import CAPTION, CORPUS, corpus_files, sweep
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))  # benchmarks/ sits beside the package (plain `pytest` does not add the root)
+from benchmarks.metadata_corpus import CAPTION, CORPUS, corpus_files, sweep  # noqa: E402
 
 FILES = [path.name for path in corpus_files()]
 pytestmark = pytest.mark.skipif(not FILES, reason=f"metadata corpus not found at {CORPUS}")
