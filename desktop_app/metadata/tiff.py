@@ -23,6 +23,14 @@ EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS = 0x8769, 0x8825, 0xA005, 0x014A
 # (offset tag, length tag) pairs that point at data blocks such as thumbnails
 DATA_POINTERS = ((0x0201, 0x0202), (0x0111, 0x0117), (0x0144, 0x0145))
 _HEADERS = {b"II*\x00": "<", b"MM\x00*": ">"}
+_NAMES = {0x010E: "ImageDescription", 0x9C9C: "XPComment", 0x927C: "MakerNote", 0x0201: "thumbnail",
+          0x0111: "image strip", 0x0144: "image tile", EXIF_IFD: "Exif IFD", GPS_IFD: "GPS IFD",
+          INTEROP_IFD: "Interop IFD", SUB_IFDS: "SubIFD"}
+
+
+def tag_name(tag: int) -> str:
+    """How messages name a tag: 'MakerNote (0x927c)', or just the number where we have no name."""
+    return f"{_NAMES[tag]} (0x{tag:04x})" if tag in _NAMES else f"tag 0x{tag:04x}"
 
 
 class TiffError(ValueError):
@@ -112,13 +120,13 @@ class TiffBlock:
             return entry.field[:entry.size]
         start = self.offset_of(entry)
         if start < 8 or start + entry.size > len(self.data):
-            raise TiffError(f"EXIF tag 0x{entry.tag:04x} points outside the EXIF block")
+            raise TiffError(f"EXIF {tag_name(entry.tag)} points outside the EXIF block")
         return self.data[start:start + entry.size]
 
     def integers(self, entry: Entry) -> list[int]:
         """An entry's values as numbers (SHORT or LONG)."""
         if entry.type not in (SHORT, LONG):
-            raise TiffError(f"EXIF tag 0x{entry.tag:04x} is not a number")
+            raise TiffError(f"EXIF {tag_name(entry.tag)} is not a number")
         fmt = "H" if entry.type == SHORT else "I"
         return list(struct.unpack(f"{self.order}{entry.count}{fmt}", self.value(entry)))
 
@@ -156,14 +164,14 @@ class TiffBlock:
                 raise TiffError("an EXIF directory runs past the end of the EXIF block")
             for entry in directory.entries:
                 if not entry.inline and self.offset_of(entry) + entry.size > end:
-                    raise TiffError(f"EXIF tag 0x{entry.tag:04x} points past the end of the EXIF block")
+                    raise TiffError(f"EXIF {tag_name(entry.tag)} points past the end of the EXIF block")
             for offset_tag, length_tag in DATA_POINTERS:
                 offsets, lengths = directory.find(offset_tag), directory.find(length_tag)
                 if offsets is None or lengths is None:
                     continue
                 for start, length in zip(self.integers(offsets), self.integers(lengths)):
                     if start + length > end:
-                        raise TiffError(f"EXIF data at tag 0x{offset_tag:04x} runs past the end of the EXIF block")
+                        raise TiffError(f"EXIF {tag_name(offset_tag)} data runs past the end of the EXIF block")
 
     def with_ifd0(self, changes: dict[int, NewValue | None]) -> bytes:
         """The block with IFD0's entries for ``changes`` replaced (or removed where None).
