@@ -298,3 +298,14 @@ def test_refusal_leaves_bytes_and_says_why(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM")  # truncated
     with pytest.raises(MetadataError, match="damaged JPEG"):
         write_caption(path, CAPTION)
+
+
+def test_exif_split_over_two_segments_stays_one_run(tmp_path):
+    """Pillow's multiple_exif.jpg: ImageDescription spans two APP1 EXIF segments; new XMP must not go between them."""
+    path = corpus_file("pil__multiple_exif.jpg", tmp_path)
+    result = write_caption(path, CAPTION)
+    assert result.places == ["XMP"] and "MWG" in result.warnings[0]
+    jpeg = JpegFile.parse(path.read_bytes())
+    exif = jpeg.find(APP1, b"Exif\x00\x00")
+    assert len(exif) == 2 and jpeg.find(APP1, XMP_HEADER) == [exif[-1] + 1]
+    assert exiftool(path)["IFD0:ImageDescription"] == "firstsecond"  # still read, as before

@@ -122,7 +122,7 @@ class JpegFile:
     def set_app(self, marker: int, header: bytes, body: bytes) -> None:
         """Replace the first such segment in place, or insert it where the standards order it.
 
-        New EXIF goes right after APP0 (JFIF); new XMP after EXIF; a new
+        New EXIF goes right after APP0 (JFIF); new XMP after the EXIF segments; a new
         Photoshop APP13 after every APP0-APP2 segment.
         """
         payload = header + body
@@ -137,8 +137,8 @@ class JpegFile:
             position += 1
         if marker == APP1 and header != EXIF_HEADER:
             exif = self.find(APP1, EXIF_HEADER)
-            if exif:
-                position = exif[0] + 1
+            if exif:  # after the last one: EXIF split over several segments is read as one run of them
+                position = exif[-1] + 1
         elif marker == APP13:
             while position < len(self.segments) and self.segments[position][0] in (APP0, APP1, APP2):
                 position += 1

@@ -304,7 +304,11 @@ def _explain(result: WriteResult, found: _Found) -> None:
                                        f"showing its description ({normalise(found.texts[EXIF_PLACE])[:60]!r})")
             continue
         prefix = f"{place} left unchanged: "
-        result.warnings.append(f"{'' if reason.startswith(prefix) else prefix}{reason}; caption written to {written}")
+        warning = f"{'' if reason.startswith(prefix) else prefix}{reason}; caption written to {written}"
+        if place == EXIF_PLACE and EXIF_PLACE in found.unreadable:
+            warning += ("; readers that follow the MWG rules (Lightroom, Bridge) may go on showing what that EXIF "
+                        "holds, which could not be read here")
+        result.warnings.append(warning)
 
 
 def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) -> WriteResult:
