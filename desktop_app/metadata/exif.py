@@ -91,13 +91,12 @@ def _stored_as_we_write(block: TiffBlock, text: str) -> bool:
 
 def _new_exif(text: str) -> bytes:
     """IFD0 with the caption and the tags a JPEG's IFD0 must have (EXIF 2.32 defaults: 72 dpi, centred)."""
-    order = "<"
     required = [NewValue(0x011A, RATIONAL, 1, struct.pack("<II", 72, 1)),  # XResolution
                 NewValue(0x011B, RATIONAL, 1, struct.pack("<II", 72, 1)),  # YResolution
                 NewValue(0x0128, SHORT, 1, struct.pack("<H", 2)),  # ResolutionUnit: inches
                 NewValue(0x0213, SHORT, 1, struct.pack("<H", 1))]  # YCbCrPositioning: centred
     captions = [value for value in _caption_values(text).values() if value is not None]
-    return new_block(order, required + captions)
+    return new_block("<", required + captions)
 
 
 def _decode_text(raw: bytes) -> str:
