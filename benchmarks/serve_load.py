@@ -3,7 +3,7 @@
     python benchmarks/serve_load.py [--clients 8] [--duration 30] [--photos 300] [--threads 2]
 
 Starts the real server (``python -m desktop_app serve``, loopback, token) on a
-free port, warms it up (5 s of the same load), then N client threads (one keep-alive connection each)
+free port, warms it up (10 s of the same load), then N client threads (one keep-alive connection each)
 post the photos as raw JPEG bodies for ``--duration`` seconds. Prints photos/s,
 p50/p99 latency, errors, the server's CPU time per photo, mean batch size and
 resident memory at the start, the end and its peak; and, in the same run, before
@@ -160,8 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as config:
         process, port, token = start_server(args, Path(config))
         try:
-            # Warm-up under the same load, so the model's buffers for every batch size exist before RSS is read.
-            warm = load(port, token, photos, args.clients, min(5.0, args.duration))
+            # Warm-up under the same load: RSS levels off after ~20 s of batches of every size (10 s gets most of it).
+            warm = load(port, token, photos, args.clients, min(10.0, args.duration))
             assert not warm["errors"], warm["errors"][:3]
             rss_start, peak, sampling = rss_mib(process.pid), [0.0], threading.Event()
 

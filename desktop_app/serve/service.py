@@ -68,7 +68,7 @@ class CaptionService:
     def __init__(self, captioner: Captioner, options: ServiceOptions = ServiceOptions()):
         self.captioner, self.options = captioner, options
         self.stats = BatchStats()
-        self._started = time.monotonic()
+        self._seconds_per_photo = 0.0  # moving average over recent batches, for Retry-After
         self._admitted = 0
         self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -102,9 +102,8 @@ class CaptionService:
                 self._admitted -= 1
 
     def _retry_after(self) -> int:
-        """Seconds until the queue has drained at the rate seen so far (at least 1)."""
-        rate = self.stats.photos / max(time.monotonic() - self._started, 1e-3) if self.stats.photos else 0.0
-        return max(1, int(np.ceil(self._admitted / rate))) if rate > 0 else 1
+        """Seconds until the photos waiting now are done at the recent pace (at least 1)."""
+        return max(1, int(np.ceil(self._admitted * self._seconds_per_photo)))
 
     # --- captioning ------------------------------------------------------------------------
     async def caption_bytes(self, data: bytes, options: DecodeOptions) -> CaptionResult:
@@ -118,6 +117,8 @@ class CaptionService:
         return await self._caption(pixels, options)
 
     def _pixels_from_bytes(self, data: bytes) -> np.ndarray:
+        """``load_pixels`` reads files: a private temp file keeps the CLI's exact reading path
+        (format sniffing, EXIF orientation, JPEG draft decoding, pixel limits)."""
         fd, name = tempfile.mkstemp(dir=self._uploads)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -158,6 +159,7 @@ class CaptionService:
         groups: dict[DecodeOptions, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.options, []).append(job)
+        start = time.perf_counter()
         for options, jobs in groups.items():
             try:
                 results = self.captioner.caption_pixels(np.stack([job.pixels for job in jobs]), options)
@@ -168,6 +170,8 @@ class CaptionService:
             for job, result in zip(jobs, results):
                 job.future.set_result(result)
         if batch:
+            pace = (time.perf_counter() - start) / len(batch)
+            self._seconds_per_photo = pace if not self.stats.batches else 0.8 * self._seconds_per_photo + 0.2 * pace
             self.stats.batches += 1
             self.stats.photos += len(batch)
             self.stats.largest = max(self.stats.largest, len(batch))
