@@ -156,6 +156,11 @@ class CaptionService:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         batch = [job for job in batch if job.future.set_running_or_notify_cancel()]  # callers gone: skip
+        if not batch:
+            return
+        self.stats.batches += 1  # counted before any caller hears back, so an answered caller sees its batch
+        self.stats.photos += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
         groups: dict[DecodeOptions, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.options, []).append(job)
@@ -169,12 +174,8 @@ class CaptionService:
                 continue
             for job, result in zip(jobs, results):
                 job.future.set_result(result)
-        if batch:
-            pace = (time.perf_counter() - start) / len(batch)
-            self._seconds_per_photo = pace if not self.stats.batches else 0.8 * self._seconds_per_photo + 0.2 * pace
-            self.stats.batches += 1
-            self.stats.photos += len(batch)
-            self.stats.largest = max(self.stats.largest, len(batch))
+        pace = (time.perf_counter() - start) / len(batch)
+        self._seconds_per_photo = pace if self.stats.batches == 1 else 0.8 * self._seconds_per_photo + 0.2 * pace
 
     def close(self) -> None:
         self._jobs.put(None)
