@@ -113,6 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"API token: in {token_path}", flush=True)
     print(f"reading files under: {', '.join(map(str, folders.folders))}" if folders
           else "reading no files by path (add --allow-folder DIR)", flush=True)
+    if not loopback:
+        print(f"listening beyond this machine on {host}: requests and the token travel unencrypted, so use it "
+              "only on a network you trust (or behind an HTTPS proxy)", flush=True)
     print(f"serving {url}  (API page: {url}/docs; Ctrl-C stops)", flush=True)
     config = uvicorn.Config(app, log_level="info" if args.access_log else "warning", access_log=args.access_log,
                             lifespan="off", timeout_graceful_shutdown=5, server_header=False)

@@ -64,7 +64,7 @@ class RequestGuard:
         scheme, _, given = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             return error_response(401, "an API token is needed: send the header 'Authorization: Bearer TOKEN' "
-                                       "(the token is in the file 'photocaption serve' named when it started)",
+                                       "(the token is in the serve-token file the server named when it started)",
                                   {"WWW-Authenticate": "Bearer"})
         if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
             return error_response(401, "wrong API token", {"WWW-Authenticate": "Bearer"})
