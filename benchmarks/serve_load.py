@@ -82,7 +82,8 @@ def start_server(args: argparse.Namespace, config: Path) -> tuple[subprocess.Pop
         output.append(line)
         if line.startswith("serving http://"):
             port = int(line.split()[1].rsplit(":", 1)[1])
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # keep the pipe drained
+            # Keep reading its output so the pipe never fills and blocks the server.
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
             return process, port, (config / "photocaption" / "serve-token").read_text().strip()
     raise SystemExit("the server did not start:\n" + "".join(output))
 
@@ -196,7 +197,8 @@ def main() -> None:
         print(f"  error: {line}")
     print(f"batches: mean {batches['mean_batch']} photos, largest {batches['largest_batch']} "
           f"(max wait {args.max_wait_ms:g} ms)")
-    print(f"server memory (RSS): {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end, peak {peak[0]:.0f} MiB")
+    print(f"server memory (RSS): {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end, "
+          f"peak {peak[0]:.0f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -83,7 +83,8 @@ def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "api_version": API_VERSION, "uptime_s": round(time.time() - started, 1),
-                             "waiting": service.waiting, "queued_for_model": service.queued, "max_queue": service.options.max_queue,
+                             "waiting": service.waiting, "queued_for_model": service.queued,
+                             "max_queue": service.options.max_queue,
                              "batches": service.stats.as_dict()})
 
     async def model(request: Request) -> Response:

@@ -32,7 +32,8 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-token", action="store_true",
                    help="ask no token (loopback only: then any program on this machine can call it)")
     p.add_argument("--token-file", type=Path, help=f"where the token is kept (default: {default_token_path()})")
-    p.add_argument("--max-upload-mb", type=float, default=float(MAX_UPLOAD_MB), help="largest photo upload accepted (413 above)")
+    p.add_argument("--max-upload-mb", type=float, default=float(MAX_UPLOAD_MB),
+                   help="largest photo upload accepted (413 above)")
     p.add_argument("--max-queue", type=int, default=defaults.max_queue,
                    help="photos accepted and not yet answered; more are answered 503 with Retry-After")
     p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="photos per model batch")

@@ -6,28 +6,27 @@ import html
 import json
 from typing import Any
 
-from desktop_app.serve.payload import MAX_BEAM
+from desktop_app.serve.payload import OPTIONS
 
 API_VERSION = "1"
 
 
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {"description": description, "content": _json("Error")}
 
 
-_OPTIONS = [
-    ("beam", "integer", f"beam width, 1 (greedy) to {MAX_BEAM}", 3),
-    ("n_best", "integer", "how many captions to return, best first (at most beam)", 1),
-    ("max_length", "integer", "longest caption in words (the model's own limit applies too)", 20),
-    ("no_repeat_ngram", "integer", "forbid repeating word sequences of this length (0 = off)", 3),
-    ("keywords", "boolean", "add keywords picked from the caption", True),
-    ("attention", "boolean", "add where the model looked for each word (grid weights)", False),
-]
-_OPTION_SCHEMAS = {name: {"type": kind, "description": text, "default": default} for name, kind, text, default in _OPTIONS}
+_OPTION_SCHEMAS = {o.name: {"type": "boolean", "description": o.help, "default": o.default}
+                   if isinstance(o.default, bool) else
+                   {"type": "integer", "description": o.help, "default": o.default, "minimum": o.low, "maximum": o.high}
+                   for o in OPTIONS}
 _BUSY = {"description": "too many photos waiting; try again after Retry-After seconds",
          "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_CAPTION_OK = {"description": "the caption", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Caption"}}}}
+         "content": _json("Error")}
+_CAPTION_OK = {"description": "the caption", "content": _json("Caption")}
 
 
 def document(max_upload: int) -> dict[str, Any]:
@@ -110,7 +109,8 @@ def docs_page(spec: dict[str, Any]) -> str:
             if params:
                 parts.append("<table><tr><th>option</th><th>type</th><th>default</th><th>meaning</th></tr>" + "".join(
                     f"<tr><td><code>{p['name']}</code></td><td>{p['schema']['type']}</td>"
-                    f"<td>{json.dumps(p['schema']['default'])}</td><td>{html.escape(p['schema']['description'])}</td></tr>"
+                    f"<td>{json.dumps(p['schema']['default'])}</td>"
+                    f"<td>{html.escape(p['schema']['description'])}</td></tr>"
                     for p in params) + "</table>")
             if "requestBody" in op:
                 parts.append("<p>Body: " + ", ".join(f"<code>{html.escape(t)}</code>"
@@ -118,7 +118,7 @@ def docs_page(spec: dict[str, Any]) -> str:
             parts.append("<ul>" + "".join(f"<li><b>{code}</b> {html.escape(r['description'])}</li>"
                                           for code, r in op["responses"].items()) + "</ul>")
     parts.append(f"<h2>OpenAPI document</h2><pre>{html.escape(json.dumps(spec, indent=2))}</pre>")
-    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}" \
-            "table{border-collapse:collapse}pre{background:#f4f4f4;padding:1em;overflow:auto}"
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}"
+             "table{border-collapse:collapse}pre{background:#f4f4f4;padding:1em;overflow:auto}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>photocaption API</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

@@ -26,14 +26,33 @@ class RequestOptions:
     attention: bool = False
 
 
-# name -> (default, low, high); the decode defaults are the CLI's.
-_INTS = {"beam": (3, 1, MAX_BEAM), "n_best": (1, 1, MAX_BEAM), "max_length": (20, 1, 100), "no_repeat_ngram": (3, 0, 10)}
-_BOOLS = {"keywords": True, "attention": False}
-OPTION_NAMES = tuple(_INTS) + tuple(_BOOLS)
+@dataclass(frozen=True)
+class Option:
+    """One request option, as parsed here and described in the OpenAPI document."""
+
+    name: str
+    default: int | bool
+    help: str
+    low: int = 0
+    high: int = 0
+
+
+# The decode defaults are `photocaption caption`'s, so a photo gets the same caption either way.
+OPTIONS = (
+    Option("beam", 3, f"beam width, 1 (greedy) to {MAX_BEAM}", 1, MAX_BEAM),
+    Option("n_best", 1, "how many captions to return, best first (at most beam)", 1, MAX_BEAM),
+    Option("max_length", 20, "longest caption in words (the model's own limit applies too)", 1, 100),
+    Option("no_repeat_ngram", 3, "forbid repeating word sequences of this length (0 = off)", 0, 10),
+    Option("keywords", True, "add keywords picked from the caption"),
+    Option("attention", False, "add where the model looked for each word (grid weights)"),
+)
+_INTS = {o.name: o for o in OPTIONS if not isinstance(o.default, bool)}
+_BOOLS = {o.name: o for o in OPTIONS if isinstance(o.default, bool)}
+OPTION_NAMES = tuple(o.name for o in OPTIONS)
 
 
 def _int(name: str, value: Any) -> int:
-    default, low, high = _INTS[name]
+    low, high = _INTS[name].low, _INTS[name].high
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     try:
@@ -58,8 +77,8 @@ def parse_options(values: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> Re
     unknown = sorted(set(values) - set(OPTION_NAMES) - set(ignore))
     if unknown:
         raise BadRequest(f"unknown option {', '.join(unknown)}; options are: {', '.join(OPTION_NAMES)}")
-    ints = {name: _int(name, values[name]) if name in values else default for name, (default, _, _) in _INTS.items()}
-    flags = {name: _bool(name, values[name]) if name in values else default for name, default in _BOOLS.items()}
+    ints = {name: _int(name, values[name]) if name in values else o.default for name, o in _INTS.items()}
+    flags = {name: _bool(name, values[name]) if name in values else o.default for name, o in _BOOLS.items()}
     if ints["n_best"] > ints["beam"]:
         raise BadRequest(f"n_best ({ints['n_best']}) cannot be more than beam ({ints['beam']})")
     decode = DecodeOptions(beam_size=ints["beam"], max_length=ints["max_length"],
