@@ -86,7 +86,8 @@ def sample_captions(decoder: CaptionDecoder, features: torch.Tensor, samples: in
         tokens = torch.where(finished, torch.zeros_like(tokens), tokens)
         masks.append(~finished)
         chosen.append(tokens)
-        log_probs.append(logp.gather(1, tokens.unsqueeze(1)).squeeze(1))
+        # finished rows emit <pad>, a banned token (log p = -inf): zero them rather than multiply -inf by 0
+        log_probs.append(logp.gather(1, tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0))
         finished = finished | (tokens == end_id)
         if bool(finished.all()):
             break
