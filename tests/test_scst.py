@@ -13,7 +13,7 @@ from model_export.checkpoint import load_trained
 from model_export.cider import CiderD
 from model_export.data.prepare import PREPARED_FILE, VOCAB_FILE, features_file
 from model_export.decoder import CaptionDecoder, DecoderConfig
-from model_export.scst import ScstConfig, scst, self_critical_loss
+from model_export.scst import ScstConfig, sample_captions, scst, self_critical_loss
 
 CLASSES = {  # each "photo" class has its own features and its own five captions
     "red": ["a red ball on the grass", "a red ball lies on green grass", "red ball on grass",
@@ -64,6 +64,22 @@ def test_baseline_is_the_mean_of_the_other_samples():
     assert torch.allclose(log_probs.grad[:, 0], expected)
 
 
+def test_sampled_captions_end_with_padding_of_zero_log_probability():
+    torch.manual_seed(0)
+    decoder = CaptionDecoder(DecoderConfig(vocab_size=6, feature_dim=8, memory_dim=8, embed_dim=4, hidden_dim=8,
+                                           attention_dim=4, dropout=0.0)).eval()
+    with torch.no_grad():
+        decoder.output.bias[2] = 3.0  # <end> likely at every step, so captions end at different lengths
+    tokens, log_probs, mask = sample_captions(decoder, torch.randn(4, 3, 8), 5, 10, 1, 2, (0, 1, 3),
+                                              torch.Generator().manual_seed(0))
+    lengths = mask.sum(dim=1)
+    assert tokens.shape[0] == 20 and lengths.min() < lengths.max()
+    for row, n in zip(tokens, lengths):
+        assert (row[: n - 1] > 3).all() and row[n - 1] in (2, *range(4, 6))  # words, then <end> (or the cap)
+        assert (row[n:] == 0).all()
+    assert torch.isfinite(log_probs).all() and (log_probs[~mask] == 0).all() and (log_probs[mask] < 0).all()
+
+
 @pytest.fixture
 def tiny(tmp_path):
     """A prepared set without photos (features drawn per class) and an untrained decoder checkpoint."""
@@ -107,6 +123,7 @@ def test_self_critical_training_raises_the_reward(tiny, tmp_path):
     rewards = [float(r["reward"]) for r in rows if r["reward"]]
     # From an untrained decoder: mean sampled CIDEr-D (x1) measured 0.31, 0.43, 0.53, 0.59, 0.67, 0.71.
     assert rewards[-1] > 1.8 * rewards[0] and rewards[-1] == max(rewards), rewards
+    assert all(np.isfinite(float(r["loss"])) for r in rows if r["loss"])
     assert [r["step"] for r in rows] == ["0", "10", "20", "30", "40", "50", "60"]
     assert summary["best_val_CIDEr-D"] > float(rows[0]["val_CIDEr-D"])
     best = load_trained(tmp_path / "run" / "best.pt")  # what evaluate and export read
