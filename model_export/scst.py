@@ -36,6 +36,7 @@ from model_export.data.prepare import PreparedData
 from model_export.decoder import CaptionDecoder
 from model_export.evaluate import TorchStepModel, score_split
 
+VAL_MAX_LENGTH = 30
 LOG_COLUMNS = ("step", "epoch", "reward", "loss", "val_BLEU-4", "val_CIDEr-D", "lr", "seconds")
 
 
@@ -159,7 +160,8 @@ class ScstTrainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.decoder.eval()
-        options = DecodeOptions(beam_size=self.config.val_beam, max_length=self.config.max_length)
+        # 30 words, as train.py's check: the start's score equals the cross-entropy run's best val CIDEr-D
+        options = DecodeOptions(beam_size=self.config.val_beam, max_length=VAL_MAX_LENGTH)
         scores, _, _ = score_split(TorchStepModel(self.decoder), self.data, "val", options,
                                    metrics=("bleu", "cider"), limit=self.config.val_limit)
         return {"val_BLEU-4": scores["BLEU-4"], "val_CIDEr-D": scores["CIDEr-D"]}
