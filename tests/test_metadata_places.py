@@ -300,12 +300,15 @@ def test_refusal_leaves_bytes_and_says_why(tmp_path):
         write_caption(path, CAPTION)
 
 
-def test_exif_split_over_two_segments_stays_one_run(tmp_path):
-    """Pillow's multiple_exif.jpg: ImageDescription spans two APP1 EXIF segments; new XMP must not go between them."""
+def test_exif_split_over_two_segments_is_read_as_one_and_kept(tmp_path):
+    """Pillow's multiple_exif.jpg: ImageDescription spans two APP1 EXIF segments, read joined as exiftool does."""
     path = corpus_file("pil__multiple_exif.jpg", tmp_path)
-    result = write_caption(path, CAPTION)
-    assert result.places == ["XMP"] and "MWG" in result.warnings[0]
+    found = read_caption(path)
+    assert found.text == "firstsecond" and found.person_places == ["EXIF"]
+    assert write_caption(path, CAPTION).skipped
+    result = write_caption(path, CAPTION, WriteOptions(overwrite=True))
+    assert result.places == ["XMP"] and "split over 2 JPEG segments" in result.warnings[0]
     jpeg = JpegFile.parse(path.read_bytes())
     exif = jpeg.find(APP1, b"Exif\x00\x00")
-    assert len(exif) == 2 and jpeg.find(APP1, XMP_HEADER) == [exif[-1] + 1]
+    assert len(exif) == 2 and jpeg.find(APP1, XMP_HEADER) == [exif[-1] + 1]  # new XMP not between them
     assert exiftool(path)["IFD0:ImageDescription"] == "firstsecond"  # still read, as before

@@ -147,6 +147,21 @@ class JpegFile:
     def set_app1(self, header: bytes, body: bytes) -> None:
         self.set_app(APP1, header, body)
 
+    def exif_segments(self) -> list[int]:
+        """Indexes of the first run of consecutive APP1 EXIF segments (one, or a block split as exiftool joins it)."""
+        found = self.find(APP1, EXIF_HEADER)
+        run = found[:1]
+        for i in found[1:]:
+            if i != run[-1] + 1:
+                break
+            run.append(i)
+        return run
+
+    def exif_joined(self) -> bytes | None:
+        """The EXIF block (TIFF header on), joined across consecutive segments: for reading only."""
+        run = self.exif_segments()
+        return b"".join(self.segments[i][1][len(EXIF_HEADER):] for i in run) if run else None
+
     def extended_xmp(self, guid: str) -> bytes | None:
         """The extended XMP with this GUID, put together from its APP1 chunks (XMP part 3), or None if incomplete.
 

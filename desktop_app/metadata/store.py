@@ -131,7 +131,7 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
         if record:
             found.texts[XMP_PLACE] = record.text
             found.marks.append(record)
-    exif = jpeg.app1(EXIF_HEADER)
+    exif = jpeg.exif_joined()
     if exif is not None:
         try:
             description, comment = parse_exif_caption(exif)
@@ -264,7 +264,10 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     except JpegError as exc:
         raise MetadataError(f"{photo.name}: the XMP with the caption would not fit in the photo ({exc}); "
                             "nothing written") from None
-    if options.write_exif:
+    if options.write_exif and len(jpeg.exif_segments()) > 1:
+        result.left_alone[EXIF_PLACE] = (f"EXIF left unchanged: it is split over {len(jpeg.exif_segments())} "
+                                         "JPEG segments, which this app does not rewrite")
+    elif options.write_exif:
         try:
             jpeg.set_app1(EXIF_HEADER, with_caption(jpeg.app1(EXIF_HEADER), record.text))
             result.places.append(EXIF_PLACE)
