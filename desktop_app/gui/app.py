@@ -12,8 +12,13 @@ from desktop_app.resources import APP_ICON
 
 
 def run_app(folder: Path | None = None, model: Path | None = None) -> int:
+    from desktop_app.gui import platform_check
     from desktop_app.gui.main_window import MainWindow
 
+    problem = platform_check.check()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("photocaption")
     app.setOrganizationName("photocaption")
@@ -25,4 +30,6 @@ def run_app(folder: Path | None = None, model: Path | None = None) -> int:
     window.show()
     if folder is not None:
         window.open_folder(folder)
+    else:
+        window.reopen_last()
     return app.exec()

@@ -1,4 +1,8 @@
-"""The main window: folder -> thumbnail grid -> preview + attention -> caption editor -> write."""
+"""The main window: wires the session (state) to the panels (widgets), the actions (commands) and the workers.
+
+Folder -> thumbnail grid with state badges -> preview + attention -> caption editor -> write.
+What a person does goes to the ``Session``; what the session says changed is shown.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,26 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, QThread, Slot
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QTextCursor
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                               QListView, QListWidget, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtCore import QItemSelectionModel, QSettings, QSize, Qt, QThread, QTimer, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QMenu,
+                               QMessageBox, QProgressBar, QSplitter, QVBoxLayout, QWidget)
 
 from desktop_app.bundle.format import BundleError
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.decode import DecodeOptions
-from desktop_app.captioning.pipeline import CAPTIONED, FAILED, PipelineOptions
+from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.captioning.runtime import ProviderError
-from desktop_app.gui.attention import overlay
-from desktop_app.gui.photo_model import THUMB, PathRole, PhotoItem, PhotoListModel, SearchFilter
-from desktop_app.gui.settings import AppSettings, SettingsDialog
-from desktop_app.gui.workers import CaptionWorker, ScanWorker, WriteWorker
-from desktop_app.library.index import LibraryIndex, default_index_path, fts_query
-from desktop_app.metadata.journal import WriteJournal
-from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
-from desktop_app.metadata.store import read_caption
+from desktop_app.gui.actions import Actions
+from desktop_app.gui.panels import CaptionPanel, LibraryResults, PreviewPane, ProblemsList, SearchBar
+from desktop_app.gui.photo_model import THUMB, BadgeDelegate, PathRole, PhotoFilter, PhotoListModel
+from desktop_app.gui.session import PhotoItem, Session
+from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
+from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
+from desktop_app.library.index import LibraryIndex, default_index_path
 from desktop_app.photos.discover import find_photos
+
+WRITE, KEEP, DISCARD, CANCEL = "write", "keep", "discard", "cancel"
 
 
 class MainWindow(QMainWindow):
@@ -36,34 +40,51 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.store = settings_store or QSettings("photocaption", "photocaption")
         self.settings = AppSettings.load(self.store)
-        self.index_path = index_path or default_index_path()
+        self.memory = Memory(self.store)
+        self.index_path = Path(index_path or default_index_path())
         self.index = LibraryIndex(self.index_path)
+        self.session = Session(self.index, self.index_path.parent / "undo", self)
         self.captioner: Captioner | None = None
         self.folder: Path | None = None
-        self.journal: WriteJournal | None = None
         self._threads: list[tuple[QThread, object]] = []
         self.caption_worker: CaptionWorker | None = None
+        self.write_worker: WriteWorker | UndoWorker | None = None
         self._current: PhotoItem | None = None
-        self._loading_editor = False
+        self._word = -1
+        self._run_counts: dict[str, int] = {}
+        self._rate_start: tuple[float, int] | None = None
+        self._close_after_write = False
+        self._focused_once = False
         self.opened_at = 0.0
         self._build_widgets()
-        self._build_actions()
+        self.actions = Actions(self)
+        self.actions.recursive.setChecked(self.settings.recursive)
+        self.actions.view_problems = self.problems_dock.toggleViewAction()
+        self.actions.menus["view"].addAction(self.actions.view_problems)
+        self.actions.menus["view"].addAction(self.library_dock.toggleViewAction())
+        self._connect_session()
+        self._tab_order()
+        self._restore_memory()
         self._update_actions()
+        self._show_counts()
 
     # ---- layout -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
-        self.photos = PhotoListModel(self)
-        self.filter = SearchFilter(self)
+        self.photos = PhotoListModel(self.session, self)
+        self.filter = PhotoFilter(self.session, self)
         self.filter.setSourceModel(self.photos)
 
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search captions (Ctrl+F)")
-        self.search.setAccessibleName("Search captions")
-        self.search.setClearButtonEnabled(True)
+        self.search_bar = SearchBar()
+        self.search = self.search_bar.search
         self.search.textChanged.connect(self.apply_search)
+        self.search_bar.whole_library.toggled.connect(lambda _: self.apply_search(self.search.text()))
+        self.search_bar.show_only.currentIndexChanged.connect(lambda _: self._filter_changed())
+        self.search_bar.sort.currentIndexChanged.connect(
+            lambda _: (self.filter.set_order(self.search_bar.sort.currentData()), self._keep_current_visible()))
 
         self.grid = QListView()
         self.grid.setModel(self.filter)
+        self.grid.setItemDelegate(BadgeDelegate(self.grid))
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setIconSize(QSize(THUMB, THUMB))
         self.grid.setGridSize(QSize(THUMB + 24, THUMB + 44))
@@ -72,159 +93,165 @@ class MainWindow(QMainWindow):
         self.grid.setLayoutMode(QListView.LayoutMode.Batched)
         self.grid.setBatchSize(200)
         self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setWordWrap(False)
+        self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.grid.setAccessibleName("Photos")
-        self.grid.setAccessibleDescription("Thumbnails of the open folder; each reads its caption")
+        self.grid.setAccessibleDescription("Thumbnails of the open folder with their state; each reads its caption")
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._grid_menu)
+        self.grid.doubleClicked.connect(lambda _: self.focus_caption())
         self.grid.selectionModel().currentChanged.connect(lambda current, _: self.show_photo(current))
+        self.grid.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+        for signal in (self.filter.modelReset, self.filter.layoutChanged, self.filter.rowsRemoved):
+            signal.connect(self._keep_current_visible)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.search)
+        left_layout.addWidget(self.search_bar)
         left_layout.addWidget(self.grid)
 
-        self.preview = QLabel("Open a folder (Ctrl+O) to begin")
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(320, 240)
-        self.preview.setAccessibleName("Photo preview")
+        self.preview = PreviewPane()
+        self.panel = CaptionPanel()
+        self.caption_edit = self.panel.caption_edit
+        self.panel.caption_edited.connect(self._caption_edited)
+        self.panel.keywords_edited.connect(self._keywords_edited)
+        self.panel.alternative_chosen.connect(self.use_alternative)
+        self.panel.word_chosen.connect(self.show_attention)
 
-        self.caption_edit = QPlainTextEdit()
-        self.caption_edit.setPlaceholderText("No caption yet: caption it with Ctrl+R, or type one")
-        self.caption_edit.setAccessibleName("Caption of the selected photo")
-        self.caption_edit.setTabChangesFocus(True)
-        self.caption_edit.setMaximumHeight(80)
-        self.caption_edit.textChanged.connect(self._caption_edited)
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        self.right.setObjectName("right")
+        self.right.addWidget(self.preview)
+        self.right.addWidget(self.panel)
+        self.right.setStretchFactor(0, 3)
+        self.splitter = QSplitter()
+        self.splitter.setObjectName("main")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.setCentralWidget(self.splitter)
 
-        self.caption_info = QLabel()
-        self.caption_info.setAccessibleName("Who wrote the caption")
-        self.words_row = QHBoxLayout()
-        words = QWidget()
-        words.setLayout(self.words_row)
-        words.setAccessibleName("Caption words: choose one to see where the model looked")
-        self.alternatives = QListWidget()
-        self.alternatives.setAccessibleName("Alternative captions")
-        self.alternatives.setMaximumHeight(90)
-        self.alternatives.itemActivated.connect(lambda item: self.use_alternative(item.text()))
-        self.keywords = QLineEdit()
-        self.keywords.setAccessibleName("Keywords")
-        self.keywords.setPlaceholderText("keywords, comma separated")
-        self.keywords.editingFinished.connect(self._keywords_edited)
+        self.problems_panel = ProblemsList()
+        self.problems = self.problems_panel.list
+        self.problems_panel.clear_button.clicked.connect(self.session.clear_problems)
+        self.problems_panel.photo_chosen.connect(self.select_path)
+        self.problems_dock = QDockWidget("Problems", self)
+        self.problems_dock.setObjectName("problems")
+        self.problems_dock.setWidget(self.problems_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.problems_dock)
+        self.resizeDocks([self.problems_dock], [130], Qt.Orientation.Vertical)
 
-        panel = QWidget()
-        form = QVBoxLayout(panel)
-        form.addWidget(QLabel("&Caption:", buddy=self.caption_edit))
-        form.addWidget(self.caption_edit)
-        form.addWidget(self.caption_info)
-        form.addWidget(QLabel("Where it looked (click a word):"))
-        form.addWidget(words)
-        form.addWidget(QLabel("&Alternatives (Enter to use):", buddy=self.alternatives))
-        form.addWidget(self.alternatives)
-        form.addWidget(QLabel("&Keywords:", buddy=self.keywords))
-        form.addWidget(self.keywords)
+        self.library_results = LibraryResults()
+        self.library_results.photo_chosen.connect(self.open_photo)
+        self.library_dock = QDockWidget("Library search", self)
+        self.library_dock.setObjectName("library")
+        self.library_dock.setWidget(self.library_results)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.library_dock)
+        self.tabifyDockWidget(self.problems_dock, self.library_dock)
+        self.problems_dock.raise_()
+        self.library_dock.hide()
 
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.preview)
-        right.addWidget(panel)
-        right.setStretchFactor(0, 3)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        self.setCentralWidget(splitter)
-
-        self.problems = QListWidget()
-        self.problems.setAccessibleName("Problems: photos that could not be captioned or written")
-        dock = QDockWidget("Problems", self)
-        dock.setObjectName("problems")
-        dock.setWidget(self.problems)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [110], Qt.Orientation.Vertical)
-        self.problems_dock = dock
-
+        self.counts_label = QLabel()
+        self.counts_label.setAccessibleName("Photo counts")
         self.model_label = QLabel("model: not loaded")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
-        self.progress.setAccessibleName("Captioning progress")
+        self.progress.setAccessibleName("Progress")
         self.progress.setFormat("%v/%m")
         self.progress.hide()
         self.rate_label = QLabel()
+        self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.rate_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.model_label)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
+    def _tab_order(self) -> None:
+        chain = [self.search, self.search_bar.whole_library, self.search_bar.show_only, self.search_bar.sort,
+                 self.grid, self.caption_edit, self.panel.words_area, self.panel.alternatives, self.panel.keywords,
+                 self.problems, self.problems_panel.clear_button]
+        for a, b in zip(chain, chain[1:]):
+            QWidget.setTabOrder(a, b)
 
-    def _build_actions(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self.open_action = self._action(file, "&Open Folder…", self.choose_folder, QKeySequence.StandardKey.Open)
-        self.recursive_action = self._action(file, "Include &Sub-folders", self._toggle_recursive)
-        self.recursive_action.setCheckable(True)
-        self.recursive_action.setChecked(self.settings.recursive)
-        file.addSeparator()
-        self.export_csv_action = self._action(file, "Export Captions as &CSV…", lambda: self.export("csv"))
-        self.export_json_action = self._action(file, "Export Captions as &JSON…", lambda: self.export("json"))
-        file.addSeparator()
-        self._action(file, "&Settings…", self.open_settings, "Ctrl+,")
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+    def _connect_session(self) -> None:
+        self.session.changed.connect(self._session_changed)
+        self.session.reset.connect(self._show_counts)
+        self.session.problems_changed.connect(
+            lambda: self.problems_panel.show_problems(self.session.problems, self.session.run_label))
+        self.session.undo_changed.connect(self._update_actions)
 
-        caption = bar.addMenu("&Caption")
-        self.caption_selected_action = self._action(caption, "Caption &Selected", self.caption_selected, "Ctrl+R")
-        self.caption_all_action = self._action(caption, "Caption &All", self.caption_all, "Ctrl+Shift+R")
-        self.pause_action = self._action(caption, "&Pause", self.toggle_pause, "Ctrl+P")
-        self.cancel_action = self._action(caption, "&Cancel", self.cancel, "Esc")
+    def _restore_memory(self) -> None:
+        geometry, state = self.memory.window()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        for splitter in (self.splitter, self.right):
+            saved = self.memory.splitter(splitter.objectName())
+            if saved is not None:
+                splitter.restoreState(saved)
+        self._fill_recent()
 
-        edit = bar.addMenu("&Edit")
-        self.accept_action = self._action(edit, "&Accept Caption and Next", self.accept_and_next, "Ctrl+Return")
-        self.revert_action = self._action(edit, "&Revert Caption", self.revert, "Ctrl+Backspace")
-        self.copy_action = self._action(edit, "&Copy Alt Text", self.copy_alt_text, "Ctrl+Shift+C")
-        edit.addSeparator()
-        self.write_selected_action = self._action(edit, "&Write Selected to Files", self.write_selected, "Ctrl+S")
-        self.write_all_action = self._action(edit, "Write A&ll to Files", self.write_all, "Ctrl+Shift+S")
-        self.undo_action = self._action(edit, "&Undo Last Write", self.undo_write, QKeySequence.StandardKey.Undo)
-        edit.addSeparator()
-        self._action(edit, "&Find", lambda: (self.search.setFocus(), self.search.selectAll()), QKeySequence.StandardKey.Find)
+    def _fill_recent(self) -> None:
+        menu = self.actions.recent_menu
+        menu.clear()
+        for folder in self.memory.recent_folders():
+            menu.addAction(folder, lambda folder=folder: self.open_folder_asking(Path(folder)))
+        menu.setEnabled(not menu.isEmpty())
 
-        view = bar.addMenu("&View")
-        self._action(view, "&Next Word's Attention", lambda: self.step_word(1), "Alt+Right")
-        self._action(view, "&Previous Word's Attention", lambda: self.step_word(-1), "Alt+Left")
-        self._action(view, "Photo &Only (no heat-map)", lambda: self.show_attention(None), "Alt+0")
-        view.addAction(self.problems_dock.toggleViewAction())
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._focused_once:
+            self._focused_once = True
+            self.grid.setFocus()
 
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&Keyboard Shortcuts", self.show_shortcuts, "F1")
-        self._word = -1
+    @property
+    def busy(self) -> bool:
+        return self.caption_worker is not None or self.write_worker is not None
 
     def _update_actions(self) -> None:
-        busy = self.caption_worker is not None
-        has_photos = bool(self.photos.items)
-        for action in (self.caption_selected_action, self.caption_all_action):
-            action.setEnabled(has_photos and not busy)
-        self.pause_action.setEnabled(busy)
-        self.cancel_action.setEnabled(busy)
-        self.undo_action.setEnabled(self.journal is not None and not busy)
-        for action in (self.write_selected_action, self.write_all_action, self.export_csv_action, self.export_json_action):
+        a = self.actions
+        has_photos = bool(self.session.items)
+        captioning = self.caption_worker is not None
+        selected = bool(self.grid.selectionModel().selectedIndexes())
+        for action in (a.caption_selected, a.caption_all):
+            action.setEnabled(has_photos and not self.busy)
+        a.caption_selected.setEnabled(has_photos and selected and not self.busy)
+        a.pause.setEnabled(captioning)
+        a.cancel.setEnabled(self.busy)
+        label = self.session.undo_label()
+        a.undo_write.setEnabled(bool(label) and not self.busy)
+        a.undo_write.setText(f"&Undo {label}" if label else "&Undo Last Write")
+        for action in (a.write_selected, a.write_all, a.discard):  # one writer at a time
+            action.setEnabled(has_photos and not self.busy)
+        for action in (a.export_csv, a.export_json):
             action.setEnabled(has_photos)
+
+    def _show_counts(self) -> None:
+        c = self.session.counts()
+        if not c["photos"]:
+            self.counts_label.setText("")
+            return
+        parts = [f"{c['photos']} photos", f"{c['captioned']} captioned"]
+        parts += [f"{c[k]} {k}" for k in ("unsaved", "uncaptioned", "failed", "needs review") if c[k]]
+        self.counts_label.setText(" · ".join(parts))
 
     # ---- model ---------------------------------------------------------------------------------
     def ensure_captioner(self) -> Captioner | None:
         if self.captioner is None:
             try:
-                path = Path(self.settings.model_path) if self.settings.model_path else None
-                self.captioner = Captioner.open(path, provider=self.settings.provider)
+                self.captioner = self._open_captioner(self.settings)
             except (BundleError, ProviderError) as exc:
                 self._show_model_error(str(exc))
                 return None
             self.model_label.setText(f"model: {self.captioner.model_id} on {self.captioner.provider}")
         return self.captioner
+
+    @staticmethod
+    def _open_captioner(settings: AppSettings) -> Captioner:
+        path = Path(settings.model_path) if settings.model_path else None
+        return Captioner.open(path, provider=settings.provider)
 
     def _show_model_error(self, message: str) -> None:
         """Window-modal but not blocking: the event loop (and any test driving it) keeps running."""
@@ -235,41 +262,63 @@ class MainWindow(QMainWindow):
 
     # ---- folders -------------------------------------------------------------------------------
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", str(self.folder or Path.home()))
+        start = str(self.folder or self.memory.last_folder or Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", start)
         if folder:
-            self.open_folder(Path(folder))
+            self.open_folder_asking(Path(folder))
 
-    def _toggle_recursive(self, checked: bool) -> None:
-        self.settings.recursive = checked
+    def toggle_recursive(self) -> None:
+        self.settings.recursive = self.actions.recursive.isChecked()
         self.settings.save(self.store)
         if self.folder:
-            self.open_folder(self.folder)
+            self.open_folder_asking(self.folder)
+
+    def reopen_last(self) -> bool:
+        """Open the folder of the last session, if it is still there (as photo managers do)."""
+        last = self.memory.last_folder
+        if last and Path(last).is_dir():
+            self.open_folder(Path(last))
+            return True
+        return False
+
+    def open_folder_asking(self, folder: Path) -> bool:
+        """Open another folder; unsaved work in this one is asked about first."""
+        if self.busy:
+            self.statusBar().showMessage("wait for the current captioning or writing to finish (Esc cancels)", 5000)
+            return False
+        if not self._settle_unsaved("open another folder"):
+            return False
+        self.open_folder(folder)
+        return True
 
     def open_folder(self, folder: Path) -> None:
         """Show the photos at once (thumbnails load as they scroll into view); read captions in the background."""
         self.opened_at = time.perf_counter()
         self.folder = Path(folder).resolve()
         paths = list(find_photos([self.folder], self.settings.recursive))
-        self.photos.set_photos([PhotoItem(p) for p in paths])
+        self._current = None
+        self.session.open(self.folder, paths)
+        self.memory.opened(self.folder)
+        self._fill_recent()
         self.setWindowTitle(f"photocaption — {self.folder}")
-        self.statusBar().showMessage(f"{len(paths)} photos; reading their captions…")
+        restored = self.session.restored_drafts
+        self.statusBar().showMessage(f"{len(paths)} photos; reading their captions…"
+                                     + (f" {restored} unsaved captions kept from last time" if restored else ""))
         self._update_actions()
         if paths:
-            self.grid.setCurrentIndex(self.filter.index(0, 0))
+            self.grid.selectionModel().setCurrentIndex(self.filter.index(0, 0),
+                                                       QItemSelectionModel.SelectionFlag.ClearAndSelect)
         worker = ScanWorker(self.index_path, self.folder, self.settings.recursive, self.settings.sidecar_naming)
         worker.finished.connect(self._captions_read)
         self._start(worker)
 
     def _captions_read(self, captions: dict) -> None:
-        for item in self.photos.items:
-            caption, source, keywords = captions.get(item.path, ("", "", []))
-            if caption and not item.unsaved:
-                item.caption = item.saved_caption = caption
-                item.source, item.keywords = source, keywords
-        self.photos.dataChanged.emit(self.photos.index(0), self.photos.index(max(len(self.photos.items) - 1, 0)))
-        done = sum(1 for i in self.photos.items if i.caption)
-        self.statusBar().showMessage(f"{len(self.photos.items)} photos, {done} already captioned", 5000)
-        self.show_photo(self.grid.currentIndex())
+        self.session.apply_saved(captions)
+        c = self.session.counts()
+        restored = self.session.restored_drafts
+        self.statusBar().showMessage(f"{c['photos']} photos, {c['captioned']} captioned"
+                                     + (f", {c['unsaved']} unsaved (kept from last time)" if restored else ""), 8000)
+        self._refresh_current()
 
     def _start(self, worker) -> QThread:
         thread = QThread(self)
@@ -292,143 +341,184 @@ class MainWindow(QMainWindow):
         return [self.photos.items[r] for r in rows]
 
     def show_photo(self, index) -> None:
-        self._current = self.photos.item(Path(index.data(PathRole))) if index.isValid() else None
+        self._current = self.session.item(Path(index.data(PathRole))) if index.isValid() else None
+        self._refresh_current()
+
+    def _refresh_current(self) -> None:
         item = self._current
-        self._loading_editor = True
-        self.caption_edit.setPlainText(item.caption if item else "")
-        self.caption_edit.moveCursor(QTextCursor.MoveOperation.End)  # typing extends the caption
-        self._loading_editor = False
-        self.keywords.setText(", ".join(item.keywords) if item else "")
-        self.alternatives.clear()
-        for text, score in (item.alternatives if item else []):
-            self.alternatives.addItem(text)
-        self._describe(item)
-        self._fill_words(item)
-        self.show_attention(None)
-
-    def _describe(self, item: PhotoItem | None) -> None:
         if item is None:
-            self.caption_info.setText("")
-            return
-        who = {PERSON: "written by a person", MACHINE: "written by the model"}.get(item.source, "from another tool" if item.caption else "")
-        state = "unsaved" if item.unsaved else ("saved in the photo" if item.caption else "")
-        error = f"  ⚠ {item.error}" if item.error else ""
-        self.caption_info.setText(" · ".join(x for x in (who, state) if x) + error)
-        self.preview.setAccessibleDescription(item.caption or "no caption yet")
-
-    def _fill_words(self, item: PhotoItem | None) -> None:
-        while self.words_row.count():
-            widget = self.words_row.takeAt(0).widget()
-            if widget:
-                widget.hide()  # gone now, not at the next event-loop turn
-                widget.deleteLater()
+            self.preview.show_photo(None, "No photo selected" if self.session.items else "Open a folder (Ctrl+O)")
+        else:
+            problem = "This file cannot be opened as a photo." if item.unreadable else item.error
+            self.preview.show_photo(item.path, problem or "This file cannot be opened as a photo.")
+        self.preview.setAccessibleDescription(item.caption if item and item.caption else "no caption yet")
+        self.panel.show_item(item)
         self._word = -1
-        if item is None or item.attention is None or not item.words:
-            return
-        for n, word in enumerate(item.words):
-            button = QPushButton(word)
-            button.setFlat(True)
-            button.setCheckable(True)  # the word whose heat-map is shown stays pressed
-            button.setStyleSheet("QPushButton { padding: 2px 4px; min-width: 0; }")
-            button.setAccessibleName(f"Show where the model looked for '{word}'")
-            button.clicked.connect(lambda _=False, n=n: self.show_attention(n))
-            self.words_row.addWidget(button)
-        self.words_row.addStretch(1)
 
-    def _photo_pixmap(self) -> QPixmap | None:
-        if self._current is None:
-            return None
-        pixmap = QPixmap(str(self._current.path))
-        if pixmap.isNull():
-            return None
-        return pixmap.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    def _keep_current_visible(self) -> None:
+        """After a search, filter or sort: the preview shows the selected photo, never a hidden one."""
+        current = self.grid.currentIndex()
+        if not current.isValid() and self.filter.rowCount():
+            self.grid.selectionModel().setCurrentIndex(self.filter.index(0, 0),
+                                                       QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            return
+        shown = self.session.item(Path(current.data(PathRole))) if current.isValid() else None
+        if shown is not self._current:
+            self._current = shown
+            self._refresh_current()
+
+    def select_path(self, path: Path) -> None:
+        """Select this photo in the grid (widening the filter if it hides it)."""
+        item = self.session.item(Path(path))
+        if item is None:
+            return
+        row = self.photos.items.index(item)
+        proxy = self.filter.mapFromSource(self.photos.index(row))
+        if not proxy.isValid():
+            self.search.clear()
+            self.search_bar.show_only.setCurrentIndex(0)
+            proxy = self.filter.mapFromSource(self.photos.index(row))
+        self.grid.selectionModel().setCurrentIndex(proxy, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.grid.scrollTo(proxy)
+
+    def open_photo(self, path: Path) -> None:
+        """A library search hit: open its folder (asking about unsaved work) and select it."""
+        path = Path(path)
+        if self.session.item(path) is None:
+            if not self.open_folder_asking(path.parent):
+                return
+        self.select_path(path)
+        self.grid.setFocus()
 
     def show_attention(self, word: int | None) -> None:
         """The photo, with the heat-map of word ``word`` (None: the plain photo)."""
-        pixmap = self._photo_pixmap()
-        if pixmap is None:
-            self.preview.setText(self._current.error if self._current and self._current.error else "")
-            return
         item = self._current
-        if word is not None and item.attention is not None and 0 <= word < len(item.attention):
-            pixmap = overlay(pixmap, item.attention[word])
+        if item is not None and word is not None and item.attention is not None and 0 <= word < len(item.attention):
             self._word = word
-            for n in range(self.words_row.count()):
-                button = self.words_row.itemAt(n).widget()
-                if button is not None:
-                    button.setChecked(n == word)
+            self.preview.set_attention(item.attention[word])
+            self.panel.check_word(word)
             self.statusBar().showMessage(f"where the model looked for '{item.words[word]}'", 3000)
-        self.preview.setPixmap(pixmap)
+        else:
+            self._word = -1
+            self.preview.set_attention(None)
+            self.panel.check_word(None)
 
     def step_word(self, delta: int) -> None:
-        if self._current and self._current.words:
+        if self._current and self._current.words and self._current.attention is not None:
             self.show_attention((self._word + delta) % len(self._current.words))
+
+    def _session_changed(self, paths: list) -> None:
+        self._show_counts()
+        self._update_actions()
+        item = self._current
+        if item is None or item.path not in set(paths):
+            return
+        if self.caption_edit.toPlainText().strip() != item.caption:
+            self._refresh_current()  # changed from elsewhere (the model, a revert, an undo)
+            return
+        self.panel.describe(item)
+        self.preview.setAccessibleDescription(item.caption or "no caption yet")
+        if not self.panel.keywords.hasFocus():
+            self.panel.keywords.setText(", ".join(item.keywords))
+        if len(self.panel.word_buttons) != (len(item.words) if item.attention is not None else 0):
+            self.panel.fill_words(item)
+            if item.attention is None:
+                self.show_attention(None)
+
+    def _grid_menu(self, position) -> None:
+        a = self.actions
+        menu = QMenu(self)
+        for action in (a.caption_selected, a.write_selected, a.revert, a.copy):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction("Edit Caption", self.focus_caption)
+        menu.exec(self.grid.viewport().mapToGlobal(position))
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def focus_grid(self) -> None:
+        self.grid.setFocus()
+
+    def focus_caption(self) -> None:
+        if self._current is not None:
+            self.caption_edit.setFocus()
+            self.caption_edit.moveCursor(self.caption_edit.textCursor().MoveOperation.End)
 
     # ---- captioning ------------------------------------------------------------------------
     def caption_selected(self) -> None:
-        self.caption([i.path for i in self.selected_items()], recaption=True)
+        self.caption([i.path for i in self.selected_items()], recaption=True, label="Caption selected")
 
     def caption_all(self) -> None:
-        self.caption([i.path for i in self.photos.items], recaption=False)
+        self.caption([i.path for i in self.session.items], recaption=False, label="Caption all")
 
-    def caption(self, paths: list[Path], recaption: bool) -> None:
-        if not paths or self.caption_worker is not None or self.ensure_captioner() is None:
+    def caption(self, paths: list[Path], recaption: bool, label: str = "Caption") -> None:
+        if not paths or self.busy or self.ensure_captioner() is None:
             return
         s = self.settings
         options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length, no_repeat_ngram=3),
                                   recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
                                   sidecar_naming=s.sidecar_naming)
-        worker = CaptionWorker(self.captioner, paths, options, s.write_options() if s.write_as_captioned else None)
+        journal = self.session.new_journal(f"captions written as made ({len(paths)} photos)") \
+            if s.write_as_captioned else None
+        write = s.write_options() if journal is not None else None
+        worker = CaptionWorker(self.captioner, paths, options, write, journal, self.index_path)
         worker.outcomes.connect(self._caption_outcomes)
         worker.progress.connect(self._caption_progress)
         worker.finished.connect(self._caption_finished)
         self.caption_worker = worker
+        self.session.start_run(label)
+        self._run_counts = {}
+        self._rate_start = None
         self.progress.setRange(0, len(paths))
         self.progress.setValue(0)
         self.progress.show()
-        self.pause_action.setText("&Pause")
+        self.rate_label.setText("estimating…")
+        self.actions.pause.setText("&Pause")
         self._start(worker)
         self._update_actions()
 
     def _caption_outcomes(self, outcomes: list) -> None:
-        """A bundle of finished photos from the worker: update their items, then the grid once."""
-        changed: list[Path] = []
-        for outcome, written_to in outcomes:
-            item = self.photos.item(outcome.path)
-            if item is None:
-                continue
-            if outcome.status == CAPTIONED:
-                r = outcome.result
-                item.caption, item.source, item.words, item.attention = r.text, MACHINE, r.words, r.attention
-                item.alternatives, item.keywords, item.score, item.error = r.alternatives, r.keywords, r.score, ""
-                if written_to:
-                    item.saved_caption = r.text
-                    self.index.record(item.path, read_caption(item.path, self.settings.sidecar_naming))
-            elif outcome.status == FAILED:
-                item.error = outcome.message
-            if outcome.message:
-                self.problems.addItem(f"{outcome.status}: {outcome.path.name}: {outcome.message}")
-            changed.append(item.path)
-        self.photos.refresh(*changed)
-        if self._current is not None and self._current.path in changed:
-            self.show_photo(self.grid.currentIndex())
+        """A bundle of finished photos from the worker: the session takes them (and keeps them as drafts)."""
+        counts = self.session.apply_outcomes(outcomes, self.captioner.model_id if self.captioner else "")
+        for key, value in counts.items():
+            self._run_counts[key] = self._run_counts.get(key, 0) + value
 
     def _caption_progress(self, done: int, total: int, rate: float, eta: float) -> None:
+        """The rate counts from the first delivered photo: the first batch pays for warming the model up."""
         self.progress.setValue(done)
-        eta_text = "" if eta == float("inf") else f", {int(eta) // 60}:{int(eta) % 60:02d} left"
-        self.rate_label.setText(f"{rate:.1f} photos/s{eta_text}")
+        now = time.perf_counter()
+        if self._rate_start is None:
+            self._rate_start = (now, done)
+            return
+        start, done0 = self._rate_start
+        if now - start < 1.0 or done - done0 < 2:
+            return
+        rate = (done - done0) / (now - start)
+        left = (total - done) / rate
+        self.rate_label.setText(f"{rate:.1f} photos/s, {int(left) // 60}:{int(left) % 60:02d} left")
 
     def _caption_finished(self, counts: dict, cancelled: bool, journal) -> None:
         self.caption_worker = None
         self.progress.hide()
         self.rate_label.setText("")
-        if journal is not None and len(journal):
-            self._replace_journal(journal)
+        if journal is not None:
+            self.session.push_undo(journal)
+        c = self._run_counts
         message = (f"{'Cancelled: ' if cancelled else ''}captioned {counts['captioned']}, skipped {counts['skipped']}, "
                    f"failed {counts['failed']}")
-        self.statusBar().showMessage(message, 10000)
+        if journal is not None:
+            message += f"; written into {c.get('written', 0)} photos, not written {c.get('not written', 0)}"
+        elif counts["captioned"]:
+            message += " (unsaved: Ctrl+Shift+S writes all)"
+        if counts["skipped"] or counts["failed"] or c.get("not written"):
+            message += "; see Problems"
+        self.statusBar().showMessage(message, 15000)
+        self.filter.refilter()
         self._update_actions()
-        self.apply_search(self.search.text())
+        if self.search.text():
+            self.apply_search(self.search.text())
 
     def toggle_pause(self) -> None:
         worker = self.caption_worker
@@ -436,134 +526,168 @@ class MainWindow(QMainWindow):
             return
         if worker.pause_event.is_set():
             worker.pause_event.clear()
-            self.pause_action.setText("&Pause")
+            self.actions.pause.setText("&Pause")
             self.statusBar().showMessage("resumed", 2000)
         else:
             worker.pause_event.set()
-            self.pause_action.setText("&Resume")
+            self.actions.pause.setText("&Resume")
             self.statusBar().showMessage("paused")
 
     def cancel(self) -> None:
         if self.caption_worker is not None:
             self.caption_worker.cancel_event.set()
             self.statusBar().showMessage("cancelling after the current batch…")
+        elif isinstance(self.write_worker, WriteWorker):
+            self.write_worker.cancel_event.set()
+            self.statusBar().showMessage("stopping after the current photo…")
 
     # ---- review & edit ---------------------------------------------------------------------
-    def _caption_edited(self) -> None:
-        item = self._current
-        if self._loading_editor or item is None:
-            return
-        text = self.caption_edit.toPlainText().strip()
-        if text != item.caption:
-            item.caption, item.source = text, PERSON
-            item.attention, item.words = None, []
-            self._fill_words(item)
-            self._describe(item)
-            self.photos.refresh(item.path)
-
-    def _keywords_edited(self) -> None:
+    def _caption_edited(self, text: str) -> None:
         if self._current is not None:
-            self._current.keywords = [w.strip() for w in self.keywords.text().split(",") if w.strip()]
+            self.session.edit_caption(self._current, text)
 
-    def use_alternative(self, text: str) -> None:
+    def _keywords_edited(self, keywords: list) -> None:
+        if self._current is not None:
+            self.session.edit_keywords(self._current, keywords)
+
+    def use_alternative(self, row: int) -> None:
         item = self._current
-        if item is None:
+        if item is None or not 0 <= row < len(item.alternatives):
             return
-        self.caption_edit.setPlainText(text)
-        item.source = MACHINE  # the model's words, chosen by a person
+        self.session.choose_alternative(item, row)
+        self._refresh_current()
 
     def accept_and_next(self) -> None:
-        """Keep this caption and move on: the review loop is Ctrl+Return, photo after photo."""
+        """Keep this caption and move on, one photo selected: the review loop is Ctrl+Return, photo after photo."""
         current = self.grid.currentIndex()
-        following = self.filter.index(current.row() + 1, 0)
+        following = self.filter.index(current.row() + 1, 0) if current.isValid() else self.filter.index(0, 0)
         if following.isValid():
-            self.grid.setCurrentIndex(following)
+            self.grid.selectionModel().setCurrentIndex(following, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            self.grid.scrollTo(following)
 
     def revert(self) -> None:
+        """Back to what the photo holds; in the editor this is one more edit, so Ctrl+Z there brings it back."""
         item = self._current
-        if item is None:
+        if item is None or not item.unsaved:
             return
-        saved = read_caption(item.path, self.settings.sidecar_naming)
-        item.caption = saved.text if saved else ""
-        item.saved_caption = item.caption
-        item.source = (PERSON if saved.written_by_person else saved.source) if saved else ""
-        self.photos.refresh(item.path)
-        self.show_photo(self.grid.currentIndex())
+        if self.caption_edit.toPlainText().strip() != item.saved_caption:
+            self.panel.set_caption_text(item.saved_caption)
+        self.session.revert(item)
+        self._refresh_current()
 
     def copy_alt_text(self) -> None:
         if self._current and self._current.caption:
             QGuiApplication.clipboard().setText(self._current.caption)
             self.statusBar().showMessage("alt text copied", 2000)
 
+    def discard_unsaved(self) -> None:
+        count = len(self.session.unsaved_items())
+        if not count:
+            self.statusBar().showMessage("nothing unsaved", 3000)
+            return
+        answer = QMessageBox.question(self, "Discard unsaved changes",
+                                      f"Discard {count} unsaved captions and edits? The photos keep what they hold.",
+                                      QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Discard:
+            self.session.discard_all()
+            self._refresh_current()
+
     # ---- writing ---------------------------------------------------------------------------
     def write_selected(self) -> None:
         self.write(self.selected_items())
 
     def write_all(self) -> None:
-        self.write(self.photos.items)
+        self.write(self.session.items)
 
-    def write(self, items: list[PhotoItem]) -> None:
-        model_id = self.captioner.model_id if self.captioner else ""
-        jobs = [(i.path, CaptionRecord(i.caption, i.source or PERSON, model_id, i.keywords, i.score))
-                for i in items if i.unsaved]
+    def write(self, items: list[PhotoItem]) -> bool:
+        """Write these photos' unsaved captions and keyword edits, on the writer thread; undoable."""
+        if self.busy:
+            self.statusBar().showMessage("wait for the current captioning or writing to finish", 5000)
+            return False
+        jobs = self.session.write_jobs(items, self.captioner.model_id if self.captioner else "")
         if not jobs:
-            self.statusBar().showMessage("nothing to write: no unsaved captions", 3000)
-            return
-        worker = WriteWorker(jobs, self.settings.write_options())
+            self.statusBar().showMessage("nothing to write: no unsaved captions or keyword edits", 3000)
+            return False
+        journal = self.session.new_journal(f"write of {len(jobs)} photo{'s' if len(jobs) > 1 else ''}")
+        worker = WriteWorker(jobs, self.settings.write_options(), journal, self.index_path)
         worker.written.connect(self._written)
+        worker.progress.connect(lambda done, total: self.progress.setValue(done))
         worker.finished.connect(self._write_finished)
+        self.write_worker = worker
+        self.session.start_run(f"Write {len(jobs)} photos")
+        self._run_counts = {}
+        self.progress.setRange(0, len(jobs))
+        self.progress.setValue(0)
+        self.progress.show()
         self.statusBar().showMessage(f"writing {len(jobs)} captions…")
         self._start(worker)
-
-    def _written(self, path: str, places: str, problem: str) -> None:
-        item = self.photos.item(Path(path))
-        if item is None:
-            return
-        if places:
-            item.saved_caption = item.caption
-            self.index.record(item.path, read_caption(item.path, self.settings.sidecar_naming))
-        if problem:
-            self.problems.addItem(f"{'written' if places else 'not written'}: {item.path.name}: {problem}")
-        self.photos.refresh(item.path)
-
-    def _write_finished(self, journal: WriteJournal) -> None:
-        self._replace_journal(journal)
-        self.statusBar().showMessage(f"wrote captions into {len(journal)} photos (Ctrl+Z undoes)", 5000)
-        self.show_photo(self.grid.currentIndex())
         self._update_actions()
+        return True
 
-    def _replace_journal(self, journal: WriteJournal) -> None:
-        if self.journal is not None:
-            self.journal.discard()
-        self.journal = journal
+    def _written(self, reports: list) -> None:
+        for key, value in self.session.apply_writes(reports).items():
+            self._run_counts[key] = self._run_counts.get(key, 0) + value
+
+    def _write_finished(self, journal, cancelled: bool) -> None:
+        self.write_worker = None
+        self.progress.hide()
+        self.session.push_undo(journal)
+        c = self._run_counts
+        written, skipped, failed = c.get("written", 0), c.get("skipped", 0), c.get("failed", 0)
+        message = f"{'Stopped: ' if cancelled else ''}wrote {written} photos"
+        if skipped or failed:
+            message += f", skipped {skipped}, failed {failed} (see Problems)"
+        if written:
+            message += " (Ctrl+Alt+Z undoes)"
+        self.statusBar().showMessage(message, 15000)
+        self.filter.refilter()
+        self._update_actions()
+        if self._close_after_write:
+            self._close_after_write = False
+            QTimer.singleShot(0, self.close)
 
     def undo_write(self) -> None:
-        if self.journal is None:
+        if self.busy or not self.session.undo_stack:
             return
-        restored = self.journal.undo()
-        self.journal = None
-        for path in restored:
-            item = self.photos.item(path)
-            saved = read_caption(path, self.settings.sidecar_naming)
-            self.index.record(path, saved)
-            if item is not None:
-                item.saved_caption = saved.text if saved else ""
-                self.photos.refresh(path)
-        self.statusBar().showMessage(f"restored {len(restored)} photos as they were before the last write", 5000)
-        self.show_photo(self.grid.currentIndex())
+        journal = self.session.pop_undo()
+        worker = UndoWorker(journal, self.settings.sidecar_naming, self.index_path)
+        worker.finished.connect(self._undone)
+        self.write_worker = worker
+        self.statusBar().showMessage(f"undoing the {journal.label}…")
+        self._start(worker)
+        self._update_actions()
+
+    def _undone(self, report, saved: dict) -> None:
+        self.write_worker = None
+        self.session.apply_undo(report, saved)
+        message = f"restored {len(report.restored)} photos as they were before the write"
+        if report.refused:
+            message += f"; {len(report.refused)} left as they are (see Problems)"
+        self.statusBar().showMessage(message, 10000)
+        self._refresh_current()
         self._update_actions()
 
     # ---- search & export -------------------------------------------------------------------
+    def _filter_changed(self) -> None:
+        self.filter.set_kind(self.search_bar.kind())
+        self._keep_current_visible()
+
     def apply_search(self, text: str) -> None:
-        if not fts_query(text):
-            self.filter.set_allowed(None)
-            return
-        allowed = {str(hit.path) for hit in self.index.search(text, limit=1_000_000)}
-        words = text.lower().split()
-        allowed |= {str(i.path) for i in self.photos.items  # captions made here and not yet written
-                    if i.unsaved and all(w in i.caption.lower() for w in words)}
+        allowed = self.session.matching(text)
         self.filter.set_allowed(allowed)
-        self.statusBar().showMessage(f"{self.filter.rowCount()} photos match", 3000)
+        if self.search_bar.whole_library.isChecked() and allowed is not None:
+            hits = {h.path: h for h in self.index.search(text, limit=500)}
+            hits.update({h.path: h for h in self.index.search_drafts(text)})
+            self.library_results.show_hits(list(hits.values()))
+            self.library_dock.show()
+            self.library_dock.raise_()
+            self.statusBar().showMessage(f"{self.filter.rowCount()} photos match here, {len(hits)} in the library", 3000)
+        else:
+            self.library_results.clear()
+            if allowed is not None:
+                self.statusBar().showMessage(f"{self.filter.rowCount()} photos match", 3000)
+        self._keep_current_visible()
 
     def export(self, kind: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export captions", f"captions.{kind}", f"*.{kind}")
@@ -571,43 +695,92 @@ class MainWindow(QMainWindow):
             self.export_to(Path(path), kind)
 
     def export_to(self, path: Path, kind: str) -> None:
-        rows = [{"path": str(i.path), "caption": i.caption, "source": i.source, "keywords": " ".join(i.keywords),
-                 "saved": not i.unsaved} for i in self.photos.items if i.caption]
+        """Every caption shown (saved or not); keywords as a list in JSON, joined by "; " in CSV (they hold spaces)."""
+        rows = [{"path": str(i.path), "caption": i.caption, "source": i.source, "keywords": list(i.keywords),
+                 "saved": not i.unsaved} for i in self.session.items if i.caption]
         if kind == "json":
             path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
         else:
             with open(path, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=["path", "caption", "source", "keywords", "saved"])
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows({**r, "keywords": "; ".join(r["keywords"])} for r in rows)
         self.statusBar().showMessage(f"exported {len(rows)} captions to {path}", 5000)
 
     # ---- dialogs ---------------------------------------------------------------------------
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
-        if dialog.exec():
-            changed_model = (dialog.settings.model_path, dialog.settings.provider) != (self.settings.model_path,
-                                                                                        self.settings.provider)
-            self.settings = dialog.settings
-            self.settings.save(self.store)
-            if changed_model:
-                self.captioner = None
-                self.model_label.setText("model: not loaded")
-                self.ensure_captioner()
+        if not dialog.exec():
+            return
+        new = dialog.settings
+        if (new.model_path, new.provider) != (self.settings.model_path, self.settings.provider):
+            try:
+                captioner = self._open_captioner(new)
+            except (BundleError, ProviderError) as exc:
+                # the model in use stays, and so does the saved choice: a failed provider is never remembered
+                new.model_path, new.provider = self.settings.model_path, self.settings.provider
+                self._show_model_error(f"{exc}\n\nKept the model and provider in use.")
+            else:
+                self.captioner = captioner
+                self.model_label.setText(f"model: {captioner.model_id} on {captioner.provider}")
+        self.settings = new
+        self.settings.save(self.store)
 
     def show_shortcuts(self) -> None:
-        lines = [f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}: {a.text().replace('&', '')}"
-                 for top in self.menuBar().actions() if top.menu()
-                 for a in top.menu().actions() if not a.shortcut().isEmpty()]
-        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(lines))
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(self.actions.shortcuts() + [
+            "Ctrl+Backspace (in text): delete the word before the cursor", "Ctrl+Z (in the caption): undo typing",
+            "Esc (in search): clear the search", "Double-click a photo: edit its caption"]))
+
+    def ask_about_unsaved(self, doing: str) -> str:
+        """Write all, keep as drafts, discard, or cancel; the default keeps everything and writes nothing."""
+        count = len(self.session.unsaved_items())
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved captions",
+                          f"{count} photo{'s have' if count > 1 else ' has'} captions or keywords not yet written "
+                          f"into the photo{'s' if count > 1 else ''}. Before you {doing}:", parent=self)
+        box.setInformativeText("Kept drafts come back when you open this folder again.")
+        write = box.addButton("&Write All to Photos", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("&Keep as Drafts", QMessageBox.ButtonRole.ActionRole)
+        discard = box.addButton("&Discard", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(cancel)
+        box.exec()
+        return {write: WRITE, keep: KEEP, discard: DISCARD}.get(box.clickedButton(), CANCEL)
+
+    def _settle_unsaved(self, doing: str) -> bool:
+        """Ask about unsaved work before leaving it; True when it is fine to go on now."""
+        if not self.session.unsaved_items():
+            return True
+        choice = self.ask_about_unsaved(doing)
+        if choice == DISCARD:
+            self.session.discard_all()
+        elif choice == WRITE:
+            if self.write(self.session.items):
+                self._close_after_write = doing == "quit"
+                return False  # goes on (quits) when the writes are done
+        return choice in (KEEP, DISCARD)
 
     def closeEvent(self, event) -> None:
+        if self.write_worker is not None:
+            self.statusBar().showMessage("still writing: the window closes when it is done", 5000)
+            self._close_after_write = True
+            event.ignore()
+            return
         if self.caption_worker is not None:
-            self.caption_worker.cancel_event.set()
+            self.caption_worker.cancel_event.set()  # captions made so far are drafts already
+            for thread, worker in list(self._threads):
+                if worker is self.caption_worker:
+                    thread.quit()
+                    thread.wait(30000)
+            QGuiApplication.processEvents()  # take in the worker's last outcomes
+        if not self._settle_unsaved("quit"):
+            event.ignore()
+            return
         for thread, _ in list(self._threads):
             thread.quit()
             thread.wait(10000)
-        if self.journal is not None:
-            self.journal.discard()
+        self.memory.save_window(self.saveGeometry(), self.saveState(),
+                                {s.objectName(): s.saveState() for s in (self.splitter, self.right)})
+        self.session.discard_undo()
         self.index.close()
         super().closeEvent(event)

@@ -1,37 +1,23 @@
-"""The photos of the open folder as a Qt list model, with lazily loaded, cached thumbnails."""
+"""The session's photos as a Qt list model (lazily loaded, cached thumbnails), the proxy that filters and
+sorts them, and the delegate that draws each photo's state on its thumbnail."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRunnable,
+from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QRunnable,
                             QSortFilterProxyModel, Qt, QThreadPool, Signal)
-from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QImageReader, QPainter, QPixmap
+from PySide6.QtWidgets import QStyledItemDelegate
 
-from desktop_app.metadata.record import MACHINE, PERSON
+from desktop_app.gui.session import ALL, SORT_NAME, PhotoItem, Session
 
 THUMB = 160
 PathRole = Qt.ItemDataRole.UserRole + 1
-
-
-@dataclass
-class PhotoItem:
-    path: Path
-    caption: str = ""  # what the app shows (may be unsaved)
-    source: str = ""  # MACHINE, PERSON or "" (none / another tool)
-    saved_caption: str = ""  # what the photo's metadata holds
-    alternatives: list[tuple[str, float]] = field(default_factory=list)
-    keywords: list[str] = field(default_factory=list)
-    words: list[str] = field(default_factory=list)
-    attention: np.ndarray | None = None
-    score: float | None = None
-    error: str = ""
-
-    @property
-    def unsaved(self) -> bool:
-        return bool(self.caption) and self.caption != self.saved_caption
+BadgesRole = Qt.ItemDataRole.UserRole + 2
+BADGE_COLOURS = {"unreadable": "#6d4c41", "failed": "#b00020", "unsaved": "#e65100", "needs review": "#8e24aa",
+                 "captioned": "#2e7d32", "person": "#1565c0", "machine": "#455a64", "other tool": "#5d4037",
+                 "uncaptioned": "#757575"}
 
 
 class _ThumbnailSignals(QObject):
@@ -72,10 +58,11 @@ def _centred_square(image: QImage) -> QImage:
 
 
 class PhotoListModel(QAbstractListModel):
-    """One row per photo. Thumbnails are requested only when a row is painted, and kept once made."""
+    """One row per photo of the session. Thumbnails are requested only when a row is painted, and kept once made."""
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
+        self.session = session
         self.items: list[PhotoItem] = []
         self._row: dict[Path, int] = {}
         self._thumbs: dict[Path, QIcon] = {}
@@ -87,11 +74,20 @@ class PhotoListModel(QAbstractListModel):
         placeholder = QPixmap(THUMB, THUMB)
         placeholder.fill(QColor("#d0d0d0"))
         self._placeholder = QIcon(placeholder)
+        broken = QPixmap(THUMB, THUMB)
+        broken.fill(QColor("#f3e5e5"))
+        painter = QPainter(broken)
+        painter.setPen(QColor("#b00020"))
+        painter.drawText(broken.rect(), Qt.AlignmentFlag.AlignCenter, "cannot open\nthis file")
+        painter.end()
+        self._broken = QIcon(broken)
+        session.reset.connect(lambda: self.set_photos(session.items))
+        session.changed.connect(lambda paths: self.refresh(*paths))
 
     def set_photos(self, items: list[PhotoItem]) -> None:
         self._pool.clear()
         self.beginResetModel()
-        self.items = items
+        self.items = list(items)
         self._row = {item.path: i for i, item in enumerate(items)}
         self._thumbs.clear()
         self._requested.clear()
@@ -105,21 +101,22 @@ class PhotoListModel(QAbstractListModel):
             return None
         item = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return ("● " if item.unsaved else "") + item.path.name
+            return item.path.name
         if role == Qt.ItemDataRole.DecorationRole:
             if item.path not in self._thumbs and item.path not in self._requested:
                 self._requested.add(item.path)
                 self._pool.start(_ThumbnailJob(item.path, self._signals))
             return self._thumbs.get(item.path, self._placeholder)
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole):
-            state = " (unsaved)" if item.unsaved else ""
-            who = {PERSON: ", written by a person", MACHINE: ", machine caption"}.get(item.source, "")
-            text = item.error and f"Error: {item.error}" or item.caption or "no caption yet"
-            return f"{item.path.name}: {text}{who}{state}"
+            problem = item.write_error or item.error or item.skipped
+            return (f"{item.path.name}: {item.caption or 'no caption yet'} ({', '.join(item.badges())})"
+                    + (f"\n{problem}" if problem else ""))
         if role == Qt.ItemDataRole.AccessibleDescriptionRole:
             return item.caption or "no caption yet"
-        if role == Qt.ItemDataRole.ForegroundRole and item.error:
+        if role == Qt.ItemDataRole.ForegroundRole and item.failed:
             return QColor("#b00020")
+        if role == BadgesRole:
+            return item.badges()
         if role == PathRole:
             return str(item.path)
         return None
@@ -128,7 +125,14 @@ class PhotoListModel(QAbstractListModel):
         row = self._row.get(Path(path))
         if row is None:
             return
-        self._thumbs[Path(path)] = QIcon(QPixmap.fromImage(image)) if not image.isNull() else self._placeholder
+        item = self.items[row]
+        if image.isNull():
+            self._thumbs[item.path] = self._broken
+            if not item.unreadable:
+                item.unreadable = True
+                self.session.changed.emit([item.path])  # counts and filters learn of it too
+        else:
+            self._thumbs[item.path] = QIcon(QPixmap.fromImage(image))
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
@@ -150,23 +154,79 @@ class PhotoListModel(QAbstractListModel):
             self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)))
 
 
-class SearchFilter(QSortFilterProxyModel):
-    """Shows only the photos a search matched (all photos when there is no search)."""
+class PhotoFilter(QSortFilterProxyModel):
+    """What the grid shows: a state filter ("only unsaved"), the search's matches, and the sort order."""
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
-        self._allowed: set[str] | None = None
+        self.session = session
+        self.kind = ALL
+        self.order = SORT_NAME
+        self._allowed: set[Path] | None = None
+        self.setDynamicSortFilter(False)  # re-filtered on request: a photo being edited must not vanish mid-edit
 
-    def set_allowed(self, paths: set[str] | None) -> None:
+    def _change(self, apply) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.10
             self.beginFilterChange()
-            self._allowed = paths
+            apply()
             self.endFilterChange()
         else:
-            self._allowed = paths
+            apply()
             self.invalidateFilter()
 
+    def set_allowed(self, paths: set[Path] | None) -> None:
+        self._change(lambda: setattr(self, "_allowed", paths))
+
+    def set_kind(self, kind: str) -> None:
+        self._change(lambda: setattr(self, "kind", kind))
+
+    def refilter(self) -> None:
+        self._change(lambda: None)
+
+    def set_order(self, order: str) -> None:
+        self.order = order
+        self.invalidate()
+        self.sort(0)
+
     def filterAcceptsRow(self, row: int, parent) -> bool:
-        if self._allowed is None:
-            return True
-        return self.sourceModel().index(row, 0, parent).data(PathRole) in self._allowed
+        items = self.sourceModel().items
+        if row >= len(items):
+            return False
+        item = items[row]
+        if self._allowed is not None and item.path not in self._allowed:
+            return False
+        return Session.shown_by(item, self.kind)
+
+    def lessThan(self, left, right) -> bool:
+        items = self.sourceModel().items
+        a, b = items[left.row()], items[right.row()]
+        if self.order == SORT_NAME:
+            return (a.path.name.lower(), str(a.path)) < (b.path.name.lower(), str(b.path))
+        return (self.session.state_rank(a), a.path.name.lower()) < (self.session.state_rank(b), b.path.name.lower())
+
+
+class BadgeDelegate(QStyledItemDelegate):
+    """Draws a photo's state (unsaved, failed, person, ...) as small labels over its thumbnail."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        super().paint(painter, option, index)
+        badges = index.data(BadgesRole) or []
+        if not badges:
+            return
+        painter.save()
+        font = QFont(option.font)
+        font.setPointSizeF(max(font.pointSizeF() * 0.8, 6.5))
+        font.setBold(True)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        x, y = option.rect.left() + 6, option.rect.top() + 4
+        for badge in badges[:3]:
+            width = metrics.horizontalAdvance(badge) + 8
+            box = QRect(x, y, width, metrics.height() + 2)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(BADGE_COLOURS.get(badge, "#555555")))
+            painter.drawRoundedRect(box, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+            y += box.height() + 2
+        painter.restore()

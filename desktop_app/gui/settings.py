@@ -1,16 +1,67 @@
-"""User settings, persisted with QSettings, and the dialog that edits them."""
+"""User settings and what the app remembers (last folder, recent folders, window layout), persisted with
+QSettings under a settings version, and the dialog that edits them."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
 
 from desktop_app.bundle.format import BundleError, load_bundle
 from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
+
+SETTINGS_VERSION = 2
+RECENT_FOLDERS = 8
+
+
+def upgrade(store: QSettings) -> None:
+    """Bring settings written by an older version up to SETTINGS_VERSION, one step at a time."""
+    version = int(store.value("settings_version", 1))
+    if version < 2:
+        # version 1 had no memory keys; a "cuda" saved after CUDA had just failed left the model unusable
+        if store.value("provider") == "cuda":
+            store.setValue("provider", "auto")
+    store.setValue("settings_version", SETTINGS_VERSION)
+    store.sync()
+
+
+class Memory:
+    """What the app remembers between sessions: the last folder, recent folders, window geometry and layout."""
+
+    def __init__(self, store: QSettings):
+        self.store = store
+
+    @property
+    def last_folder(self) -> str:
+        return str(self.store.value("memory/last_folder", ""))
+
+    def recent_folders(self) -> list[str]:
+        value = self.store.value("memory/recent_folders", [])
+        folders = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in folders if f]
+
+    def opened(self, folder: Path) -> None:
+        folder_text = str(folder)
+        recent = [folder_text] + [f for f in self.recent_folders() if f != folder_text]
+        self.store.setValue("memory/last_folder", folder_text)
+        self.store.setValue("memory/recent_folders", recent[:RECENT_FOLDERS])
+        self.store.sync()
+
+    def save_window(self, geometry: QByteArray, state: QByteArray, splitters: dict[str, QByteArray]) -> None:
+        self.store.setValue("memory/geometry", geometry)
+        self.store.setValue("memory/state", state)
+        for name, value in splitters.items():
+            self.store.setValue(f"memory/splitter_{name}", value)
+        self.store.sync()
+
+    def window(self) -> tuple[QByteArray | None, QByteArray | None]:
+        return self.store.value("memory/geometry"), self.store.value("memory/state")
+
+    def splitter(self, name: str) -> QByteArray | None:
+        return self.store.value(f"memory/splitter_{name}")
 
 
 @dataclass
@@ -25,11 +76,12 @@ class AppSettings:
     write_keywords: bool = True
     overwrite_person_captions: bool = False
     keep_mtime: bool = True
-    write_as_captioned: bool = False  # write each caption to its photo as soon as it is made
+    write_as_captioned: bool = False  # write each caption to its photo as soon as it is made (undoable)
     recursive: bool = True
 
     @classmethod
     def load(cls, store: QSettings) -> "AppSettings":
+        upgrade(store)
         values = {}
         for f in fields(cls):
             raw = store.value(f.name, f.default)
@@ -61,7 +113,7 @@ class SettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.model_path)
         row.addWidget(browse)
-        form.addRow("&Model bundle:", row)
+        form.addRow(QLabel("&Model bundle:", buddy=self.model_path), row)
         self.provider = self._combo(["auto", "cuda", "cpu"], settings.provider, "Execution provider")
         form.addRow("&Run on:", self.provider)
         self.beam = self._spin(1, 10, settings.beam_size, "Beam width")

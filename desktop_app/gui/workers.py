@@ -1,7 +1,9 @@
 """Long work off the UI thread: captioning a batch, writing captions, scanning a folder.
 
 Each worker is a QObject moved to its own QThread; it talks to the window only
-through queued signals, so the event loop never blocks.
+through queued signals, so the event loop never blocks. Every write goes through
+``write_one``: remember for undo, write, read back what the photo now holds and
+index it, all on the worker's thread (each worker has its own index connection).
 """
 
 from __future__ import annotations
@@ -14,9 +16,34 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.pipeline import PipelineOptions, PhotoOutcome, Progress, caption_photos
-from desktop_app.metadata.journal import WriteJournal
+from desktop_app.gui.session import WriteReport
+from desktop_app.library.index import LibraryIndex
+from desktop_app.library.undo import WriteJournal
 from desktop_app.metadata.record import MACHINE, CaptionRecord
-from desktop_app.metadata.store import MetadataError, WriteOptions, write_caption
+from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, write_caption
+
+
+def write_one(path: Path, record: CaptionRecord, options: WriteOptions, journal: WriteJournal,
+              index: LibraryIndex | None) -> WriteReport:
+    """Write one caption and say honestly what happened: written (where), skipped (why) or failed (why)."""
+    try:
+        journal.remember(path)
+        result = write_caption(path, record, options)
+    except (MetadataError, OSError) as exc:
+        journal.forget(path)
+        return WriteReport(path, error=str(exc))
+    if not result.places:
+        journal.forget(path)
+        return WriteReport(path, skipped=result.skipped or "nothing was written", warnings=list(result.warnings))
+    journal.written(path)
+    report = WriteReport(path, list(result.places), "", list(result.warnings))
+    try:
+        report.saved = read_caption(path, options.sidecar_naming)
+        if index is not None:
+            index.record(path, report.saved)
+    except Exception as exc:  # written, but reading it back failed: say so, keep going
+        report.warnings.append(f"written, but could not be read back: {exc}")
+    return report
 
 
 class CaptionWorker(QObject):
@@ -27,34 +54,31 @@ class CaptionWorker(QObject):
     threads, and 64 of them per batch showed up as 150 ms stalls of the event loop.
     """
 
-    outcomes = Signal(list)  # [(PhotoOutcome, where it was written or "")]
+    outcomes = Signal(list)  # [(PhotoOutcome, WriteReport or None)]
     progress = Signal(int, int, float, float)  # done, total, photos/s, eta seconds
     finished = Signal(object, bool, object)  # counts dict, cancelled, WriteJournal or None
     FLUSH_SECONDS = 0.25
 
     def __init__(self, captioner: Captioner, paths: list[Path], options: PipelineOptions,
-                 write: WriteOptions | None = None):
+                 write: WriteOptions | None = None, journal: WriteJournal | None = None,
+                 index_path: Path | None = None):
         super().__init__()
         self.captioner, self.paths, self.options, self.write = captioner, paths, options, write
         self.cancel_event, self.pause_event = threading.Event(), threading.Event()
-        self.journal = WriteJournal() if write else None
-        self._pending: list[tuple[PhotoOutcome, str]] = []
+        self.journal = journal if write else None
+        self.index_path = index_path
+        self._index: LibraryIndex | None = None
+        self._pending: list[tuple[PhotoOutcome, WriteReport | None]] = []
         self._last: Progress | None = None
         self._flushed_at = float("-inf")  # the first photo is shown at once
 
     def _on_outcome(self, outcome: PhotoOutcome) -> None:
-        places = ""
+        report = None
         if self.write and outcome.result is not None:
             r = outcome.result
             record = CaptionRecord(r.text, MACHINE, self.captioner.model_id, r.keywords, r.score)
-            try:
-                self.journal.remember(outcome.path)
-                result = write_caption(outcome.path, record, self.write)
-                places = ", ".join(result.places)
-                outcome.message = result.skipped or "; ".join(result.warnings)
-            except (MetadataError, OSError) as exc:
-                outcome.message = f"caption made but not written: {exc}"
-        self._pending.append((outcome, places))
+            report = write_one(outcome.path, record, self.write, self.journal, self._index)
+        self._pending.append((outcome, report))
 
     def _on_progress(self, progress: Progress) -> None:
         self._last = progress
@@ -72,36 +96,52 @@ class CaptionWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        counts = caption_photos(self.paths, self.captioner, self.options, self._on_outcome, self._on_progress,
-                                self.cancel_event, self.pause_event)
+        if self.write and self.index_path is not None:
+            self._index = LibraryIndex(self.index_path)
+        try:
+            counts = caption_photos(self.paths, self.captioner, self.options, self._on_outcome, self._on_progress,
+                                    self.cancel_event, self.pause_event)
+        finally:
+            if self._index is not None:
+                self._index.close()
         self._flush()
         self.finished.emit(counts, self.cancel_event.is_set(), self.journal)
 
 
 class WriteWorker(QObject):
-    """Writes captions into photos, remembering each photo first so the batch can be undone."""
+    """Writes captions into photos (the app's one writer while no captioning runs), each undoable."""
 
-    written = Signal(str, str, str)  # path, places or "", problem or ""
-    finished = Signal(object)  # the WriteJournal of this batch
+    written = Signal(list)  # [WriteReport], a bundle at a time
+    progress = Signal(int, int)  # done, total
+    finished = Signal(object, bool)  # the WriteJournal of this batch, cancelled
+    FLUSH_SECONDS = 0.2
 
-    def __init__(self, jobs: list[tuple[Path, CaptionRecord]], options: WriteOptions):
+    def __init__(self, jobs: list[tuple[Path, CaptionRecord]], options: WriteOptions, journal: WriteJournal,
+                 index_path: Path | None = None):
         super().__init__()
-        self.jobs, self.options = jobs, options
+        self.jobs, self.options, self.journal, self.index_path = jobs, options, journal, index_path
         self.cancel_event = threading.Event()
 
     @Slot()
     def run(self) -> None:
-        journal = WriteJournal()
-        for path, record in self.jobs:
-            if self.cancel_event.is_set():
-                break
-            try:
-                journal.remember(path)
-                result = write_caption(path, record, self.options)
-                self.written.emit(str(path), ", ".join(result.places), result.skipped or "; ".join(result.warnings))
-            except (MetadataError, OSError) as exc:
-                self.written.emit(str(path), "", str(exc))
-        self.finished.emit(journal)
+        index = LibraryIndex(self.index_path) if self.index_path is not None else None
+        pending: list[WriteReport] = []
+        flushed = time.monotonic()
+        try:
+            for n, (path, record) in enumerate(self.jobs, 1):
+                if self.cancel_event.is_set():
+                    break
+                pending.append(write_one(path, record, self.options, self.journal, index))
+                if time.monotonic() - flushed >= self.FLUSH_SECONDS:
+                    self.written.emit(pending)
+                    self.progress.emit(n, len(self.jobs))
+                    pending, flushed = [], time.monotonic()
+        finally:
+            if index is not None:
+                index.close()
+        if pending:
+            self.written.emit(pending)
+        self.finished.emit(self.journal, self.cancel_event.is_set())
 
 
 class ScanWorker(QObject):
@@ -123,3 +163,31 @@ class ScanWorker(QObject):
             self.finished.emit(index.captions_under(self.folder))
         finally:
             index.close()
+
+
+class UndoWorker(QObject):
+    """Puts a write batch back, then reads back and indexes what the photos hold again."""
+
+    finished = Signal(object, object)  # UndoReport, {photo: CaptionRecord or None}
+
+    def __init__(self, journal: WriteJournal, sidecar_naming: str, index_path: Path | None = None):
+        super().__init__()
+        self.journal, self.naming, self.index_path = journal, sidecar_naming, index_path
+
+    @Slot()
+    def run(self) -> None:
+        report = self.journal.undo()
+        saved: dict[Path, CaptionRecord | None] = {}
+        index = LibraryIndex(self.index_path) if self.index_path is not None else None
+        try:
+            for path in report.restored:
+                try:
+                    saved[path] = read_caption(path, self.naming)
+                except Exception:  # restored, but unreadable now: shown without a caption
+                    saved[path] = None
+                if index is not None:
+                    index.record(path, saved[path])
+        finally:
+            if index is not None:
+                index.close()
+        self.finished.emit(report, saved)

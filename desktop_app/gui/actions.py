@@ -1,0 +1,82 @@
+"""Every command of the window, in one registry: menu, text, shortcut, and the window method it calls.
+
+Shortcuts follow common editors: Ctrl+Backspace is left to the text fields
+(delete a word), Ctrl+Z is the caption editor's undo only, and undoing a write
+has its own key. Each menu mnemonic is used once.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+Std = QKeySequence.StandardKey
+
+
+class Actions:
+    """Named QActions (``actions.write_all``) built from the table below."""
+
+    def __init__(self, window: QMainWindow):
+        self.window = window
+        self.menus: dict[str, QMenu] = {}
+        bar = window.menuBar()
+        for key, title in (("file", "&File"), ("caption", "&Caption"), ("edit", "&Edit"), ("view", "&View"),
+                           ("help", "&Help")):
+            self.menus[key] = bar.addMenu(title)
+        w = window
+        table = [
+            ("file", "open", "&Open Folder…", w.choose_folder, Std.Open),
+            ("file", None, None, None, None),
+            ("file", "recursive", "Include &Sub-folders", w.toggle_recursive, None),
+            ("file", None, None, None, None),
+            ("file", "export_csv", "Export Captions as &CSV…", lambda: w.export("csv"), None),
+            ("file", "export_json", "Export Captions as &JSON…", lambda: w.export("json"), None),
+            ("file", None, None, None, None),
+            ("file", "settings", "Se&ttings…", w.open_settings, "Ctrl+,"),
+            ("file", "quit", "&Quit", w.close, Std.Quit),
+            ("caption", "caption_selected", "Caption &Selected", w.caption_selected, "Ctrl+R"),
+            ("caption", "caption_all", "Caption &All", w.caption_all, "Ctrl+Shift+R"),
+            ("caption", "pause", "&Pause", w.toggle_pause, "Ctrl+P"),
+            ("caption", "cancel", "&Cancel", w.cancel, "Esc"),
+            ("edit", "accept", "&Keep Caption and Next Photo", w.accept_and_next, "Ctrl+Return"),
+            ("edit", "revert", "&Revert to Saved Caption", w.revert, None),
+            ("edit", "copy", "&Copy Alt Text", w.copy_alt_text, "Ctrl+Shift+C"),
+            ("edit", None, None, None, None),
+            ("edit", "write_selected", "&Write Selected to Photos", w.write_selected, Std.Save),
+            ("edit", "write_all", "Write A&ll to Photos", w.write_all, "Ctrl+Shift+S"),
+            ("edit", "undo_write", "&Undo Last Write", w.undo_write, "Ctrl+Alt+Z"),
+            ("edit", "discard", "&Discard Unsaved Changes…", w.discard_unsaved, None),
+            ("edit", None, None, None, None),
+            ("edit", "find", "&Find", w.focus_search, Std.Find),
+            ("view", "go_grid", "Go to &Photos", w.focus_grid, "Ctrl+1"),
+            ("view", "go_caption", "Go to Captio&n", w.focus_caption, "Ctrl+2"),
+            ("view", None, None, None, None),
+            ("view", "next_word", "&Next Word's Attention", lambda: w.step_word(1), "Alt+Right"),
+            ("view", "previous_word", "P&revious Word's Attention", lambda: w.step_word(-1), "Alt+Left"),
+            ("view", "photo_only", "Photo &Only (no heat-map)", lambda: w.show_attention(None), "Alt+0"),
+            ("view", None, None, None, None),
+            ("view", "zoom_in", "Zoom &In", lambda: w.preview.zoom_by(1.25), Std.ZoomIn),
+            ("view", "zoom_out", "Zoom O&ut", lambda: w.preview.zoom_by(0.8), Std.ZoomOut),
+            ("view", "zoom_fit", "&Fit Photo to Pane", lambda: w.preview.set_zoom(0.0), "Ctrl+0"),
+            ("view", "zoom_actual", "&Actual Size", lambda: w.preview.set_zoom(1.0), "Ctrl+Alt+0"),
+            ("help", "shortcuts", "&Keyboard Shortcuts", w.show_shortcuts, "F1"),
+        ]
+        self.all: dict[str, QAction] = {}
+        for menu, name, text, slot, shortcut in table:
+            if name is None:
+                self.menus[menu].addSeparator()
+                continue
+            action = QAction(text, window)
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+            action.triggered.connect(lambda _=False, slot=slot: slot())
+            self.menus[menu].addAction(action)
+            self.all[name] = action
+            setattr(self, name, action)
+        self.recursive.setCheckable(True)
+        self.recent_menu = QMenu("Open &Recent", window)
+        self.menus["file"].insertMenu(self.recursive, self.recent_menu)
+
+    def shortcuts(self) -> list[str]:
+        return [f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}: {a.text().replace('&', '')}"
+                for a in self.all.values() if not a.shortcut().isEmpty()]

@@ -1,0 +1,336 @@
+"""The window's parts, one widget each: search box, preview, caption editor, Problems and library results.
+
+They show state and say what a person did (signals); the window connects them
+to the session. None of them changes a caption itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
+
+from desktop_app.gui.attention import overlay
+from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
+from desktop_app.metadata.record import MACHINE, PERSON
+
+
+class SearchBox(QLineEdit):
+    """The search field: Esc clears it (before Esc means anything else)."""
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() == Qt.Key.Key_Escape and self.text():
+            event.accept()  # this Esc is ours, not the window's Cancel
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(event)
+
+
+class SearchBar(QWidget):
+    """Search words, whether they search the folder or the whole library, the state filter and the sort."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.search = SearchBox()
+        self.search.setPlaceholderText("Search captions (Ctrl+F; Esc clears)")
+        self.search.setAccessibleName("Search captions")
+        self.search.setClearButtonEnabled(True)
+        self.whole_library = QCheckBox("&Library")
+        self.whole_library.setToolTip("Search every indexed folder, not only the open one")
+        self.whole_library.setAccessibleName("Search the whole library")
+        self.show_only = QComboBox()
+        self.show_only.addItems([f"Show: {f}" for f in FILTERS])
+        self.show_only.setAccessibleName("Show only photos that are")
+        self.sort = QComboBox()
+        self.sort.addItem("Sort: name", SORT_NAME)
+        self.sort.addItem("Sort: needs attention first", SORT_STATE)
+        self.sort.setAccessibleName("Sort photos by")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.search, 1)
+        row.addWidget(self.whole_library)
+        row.addWidget(self.show_only)
+        row.addWidget(self.sort)
+
+    def kind(self) -> str:
+        return FILTERS[self.show_only.currentIndex()]
+
+
+class PreviewPane(QScrollArea):
+    """The photo, fitted to the pane (and refitted as the window changes) or zoomed; optionally a heat-map."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel("Open a folder (Ctrl+O) to begin")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setAccessibleName("Photo preview")
+        self.setWidget(self.label)
+        self.setWidgetResizable(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(320, 240)
+        self.setAccessibleName("Photo preview")
+        self._photo: QPixmap | None = None
+        self._attention: np.ndarray | None = None
+        self.zoom = 0.0  # 0: fit to the pane
+
+    def show_photo(self, path: Path | None, message: str = "") -> None:
+        self._photo = None
+        self._attention = None
+        if path is not None:
+            pixmap = QPixmap(str(path))
+            self._photo = None if pixmap.isNull() else pixmap
+        if self._photo is None:
+            self.label.setPixmap(QPixmap())
+            self.label.setText(message)
+        self._render()
+
+    def has_photo(self) -> bool:
+        return self._photo is not None
+
+    def set_attention(self, weights: np.ndarray | None) -> None:
+        self._attention = weights
+        self._render()
+
+    def set_zoom(self, zoom: float) -> None:
+        self.zoom = max(0.0, min(zoom, 8.0))
+        self.setWidgetResizable(self.zoom == 0.0)
+        self._render()
+
+    def zoom_by(self, factor: float) -> None:
+        current = self.zoom or self._fit_scale()
+        self.set_zoom(current * factor)
+
+    def _fit_scale(self) -> float:
+        if self._photo is None:
+            return 1.0
+        area = self.viewport().size()
+        return min(area.width() / max(self._photo.width(), 1), area.height() / max(self._photo.height(), 1))
+
+    def _render(self) -> None:
+        if self._photo is None:
+            return
+        scale = self.zoom or self._fit_scale()
+        size = QSize(max(int(self._photo.width() * scale), 1), max(int(self._photo.height() * scale), 1))
+        pixmap = self._photo.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                    Qt.TransformationMode.SmoothTransformation)
+        if self._attention is not None:
+            pixmap = overlay(pixmap, self._attention)
+        self.label.setPixmap(pixmap)
+        if self.zoom:
+            self.label.resize(pixmap.size())
+
+    def pixmap(self) -> QPixmap:
+        return self.label.pixmap()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self.zoom:
+            self._render()
+
+
+class CaptionPanel(QWidget):
+    """The selected photo's caption, who wrote it and where it is, its words, alternatives and keywords."""
+
+    caption_edited = Signal(str)
+    keywords_edited = Signal(list)
+    alternative_chosen = Signal(int)
+    word_chosen = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._loading = False
+        self.caption_edit = QPlainTextEdit()
+        self.caption_edit.setPlaceholderText("No caption yet: caption it with Ctrl+R, or type one")
+        self.caption_edit.setAccessibleName("Caption of the selected photo")
+        self.caption_edit.setTabChangesFocus(True)
+        self.caption_edit.setMaximumHeight(80)
+        self.caption_edit.textChanged.connect(self._caption_changed)
+
+        self.info = QLabel()
+        self.info.setAccessibleName("Who wrote the caption and where it is")
+        self.info.setWordWrap(True)  # a long line wraps here instead of widening (and reflowing) the window
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        self.words_row = QHBoxLayout()
+        self.words_row.setContentsMargins(0, 0, 0, 0)
+        words = QWidget()
+        words.setLayout(self.words_row)
+        self.words_area = QScrollArea()  # a long caption scrolls sideways instead of clipping its words
+        self.words_area.setWidget(words)
+        self.words_area.setWidgetResizable(True)
+        self.words_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.words_area.setFixedHeight(42)
+        self.words_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.words_area.setAccessibleName("Caption words: choose one to see where the model looked")
+        self.word_buttons: list[QPushButton] = []
+
+        self.alternatives = QListWidget()
+        self.alternatives.setAccessibleName("Alternative captions")
+        self.alternatives.setMaximumHeight(90)
+        self.alternatives.itemActivated.connect(lambda item: self.alternative_chosen.emit(self.alternatives.row(item)))
+        self.keywords = QLineEdit()
+        self.keywords.setAccessibleName("Keywords")
+        self.keywords.setPlaceholderText("keywords, comma separated")
+        self.keywords.editingFinished.connect(self._keywords_changed)
+
+        form = QVBoxLayout(self)
+        form.addWidget(QLabel("Capt&ion:", buddy=self.caption_edit))
+        form.addWidget(self.caption_edit)
+        form.addWidget(self.info)
+        form.addWidget(QLabel("Where it looked (click a word; Alt+Left/Right):"))
+        form.addWidget(self.words_area)
+        form.addWidget(QLabel("Al&ternatives (Enter to use):", buddy=self.alternatives))
+        form.addWidget(self.alternatives)
+        form.addWidget(QLabel("&Keywords:", buddy=self.keywords))
+        form.addWidget(self.keywords)
+
+    def show_item(self, item: PhotoItem | None) -> None:
+        self._loading = True
+        if self.caption_edit.toPlainText().strip() != (item.caption if item else ""):
+            self.caption_edit.setPlainText(item.caption if item else "")  # a fresh photo: a fresh undo history
+            self.caption_edit.moveCursor(self.caption_edit.textCursor().MoveOperation.End)
+        self.caption_edit.setEnabled(item is not None)
+        self.keywords.setText(", ".join(item.keywords) if item else "")
+        self.alternatives.clear()
+        for text, score in (item.alternatives if item else []):
+            entry = QListWidgetItem(text)
+            entry.setToolTip(f"model score {score:.2f}")
+            self.alternatives.addItem(entry)
+        self._loading = False
+        self.describe(item)
+        self.fill_words(item)
+
+    def describe(self, item: PhotoItem | None) -> None:
+        if item is None:
+            self.info.setText("")
+            return
+        parts = []
+        if item.caption:
+            who = {PERSON: "written by a person", MACHINE: "written by the model"}.get(item.source, "from another tool")
+            if item.source == MACHINE and item.confidence is not None:
+                who += f" (confidence {item.confidence:.0%})"
+            parts.append(who)
+        if item.unsaved:
+            parts.append("unsaved (kept as a draft; Ctrl+S writes it)")
+        elif item.saved_caption:
+            places = ", ".join(item.places)
+            parts.append(f"saved in {places}" if places.startswith("sidecar") else
+                         f"saved in the photo ({places})" if places else "saved")
+        if item.caption and item.needs_review:
+            parts.append("needs review: the model is unsure")
+        problem = item.unreadable and "this file cannot be opened" or item.write_error or item.error or item.skipped
+        self.info.setText(" · ".join(parts) + (f"  ⚠ {problem}" if problem else ""))
+
+    def fill_words(self, item: PhotoItem | None) -> None:
+        for button in self.word_buttons:
+            button.hide()  # gone now, not at the next event-loop turn
+            button.deleteLater()
+        self.word_buttons = []
+        while self.words_row.count():
+            self.words_row.takeAt(0)
+        if item is None or item.attention is None or not item.words:
+            return
+        for n, word in enumerate(item.words):
+            button = QPushButton(word)
+            button.setFlat(True)
+            button.setCheckable(True)  # the word whose heat-map is shown stays pressed
+            button.setStyleSheet("QPushButton { padding: 2px 4px; min-width: 0; }")
+            button.setAccessibleName(f"Show where the model looked for '{word}'")
+            button.clicked.connect(lambda _=False, n=n: self.word_chosen.emit(n))
+            self.words_row.addWidget(button)
+            self.word_buttons.append(button)
+        self.words_row.addStretch(1)
+
+    def check_word(self, word: int | None) -> None:
+        for n, button in enumerate(self.word_buttons):
+            button.setChecked(n == word)
+        if word is not None and 0 <= word < len(self.word_buttons):
+            self.words_area.ensureWidgetVisible(self.word_buttons[word])
+
+    def _caption_changed(self) -> None:
+        if not self._loading:
+            self.caption_edited.emit(self.caption_edit.toPlainText())
+
+    def _keywords_changed(self) -> None:
+        if not self._loading:
+            self.keywords_edited.emit([k.strip() for k in self.keywords.text().split(",") if k.strip()])
+
+    def set_caption_text(self, text: str) -> None:
+        """Replace the editor's text as one undoable edit (Ctrl+Z in the editor brings the old text back)."""
+        cursor = self.caption_edit.textCursor()
+        cursor.select(cursor.SelectionType.Document)
+        cursor.insertText(text)
+
+
+class ProblemsList(QWidget):
+    """This run's problems: failures and skips apart, in plain words; choosing one selects its photo."""
+
+    photo_chosen = Signal(Path)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel("No problems")
+        self.list = QListWidget()
+        self.list.setAccessibleName("Problems: photos that could not be captioned or written")
+        self.list.itemActivated.connect(self._chosen)
+        self.list.itemClicked.connect(self._chosen)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setAccessibleName("Clear the problems list")
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.clear_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.list)
+
+    def show_problems(self, problems: list[Problem], run: str) -> None:
+        self.list.clear()
+        failed = [p for p in problems if p.kind == "failed"]
+        others = [p for p in problems if p.kind != "failed"]
+        for problem in failed + others:
+            label = {"failed": "Failed", "skipped": "Skipped", "warning": "Note"}.get(problem.kind, problem.kind)
+            entry = QListWidgetItem(f"{label}: {problem.path.name}: {problem.message}")
+            entry.setData(Qt.ItemDataRole.UserRole, str(problem.path))
+            entry.setToolTip(str(problem.path))
+            self.list.addItem(entry)
+        skipped = sum(p.kind == "skipped" for p in problems)
+        if problems:
+            self.title.setText(f"{run}: {len(failed)} failed, {skipped} skipped")
+        else:
+            self.title.setText(f"{run}: no problems" if run else "No problems")
+        self.clear_button.setEnabled(bool(problems))
+
+    def _chosen(self, entry: QListWidgetItem) -> None:
+        self.photo_chosen.emit(Path(entry.data(Qt.ItemDataRole.UserRole)))
+
+
+class LibraryResults(QListWidget):
+    """Search hits across every indexed folder; choosing one opens its folder and selects it."""
+
+    photo_chosen = Signal(Path)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setAccessibleName("Library search results")
+        self.itemActivated.connect(lambda e: self.photo_chosen.emit(Path(e.data(Qt.ItemDataRole.UserRole))))
+
+    def show_hits(self, hits) -> None:
+        self.clear()
+        for hit in hits:
+            entry = QListWidgetItem(f"{hit.path.name}: {hit.caption}   ({hit.path.parent})")
+            entry.setData(Qt.ItemDataRole.UserRole, str(hit.path))
+            self.addItem(entry)
+
+
+def shortcut_text(sequence) -> str:
+    return QKeySequence(sequence).toString(QKeySequence.SequenceFormat.NativeText)
