@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
 
 from conftest import exiftool, image_data
 from desktop_app.gui.main_window import MainWindow
@@ -45,8 +45,8 @@ def write_and_wait(qtbot, win, everything=True):
 def select(win, name):
     for row in range(win.filter.rowCount()):
         index = win.filter.index(row, 0)
-        if Path(index.data(Qt.ItemDataRole.UserRole + 1)).name == name:
-            win.grid.setCurrentIndex(index)
+        if Path(index.data(Qt.ItemDataRole.UserRole + 1)).name == name:  # a click: this photo alone
+            win.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             return
     raise AssertionError(f"{name} not in the grid")
 

@@ -206,6 +206,10 @@ class MainWindow(QMainWindow):
             self._focused_once = True
             self.grid.setFocus()
 
+    def threads_running(self) -> bool:
+        """Any worker still at work (the folder scan included)."""
+        return bool(self._threads)
+
     @property
     def busy(self) -> bool:
         return self.caption_worker is not None or self.write_worker is not None

@@ -348,6 +348,11 @@ class Session(QObject):
             if saved is not None:
                 self._set_saved(item, saved.text, PERSON if saved.written_by_person else saved.source,
                                 saved.keywords, saved.places or report.places)
+                kept = [k for k in saved.keywords if k not in item.keywords]
+                if kept:  # the writer adds keywords and never removes one already in the photo
+                    self._problem(item, "warning", f"kept keywords already in the photo: {', '.join(kept)}")
+                if saved.text == item.caption:
+                    item.keywords = list(saved.keywords)  # show what the photo holds now
             else:
                 self._set_saved(item, item.caption, item.source, item.keywords, report.places)
             for warning in report.warnings:
