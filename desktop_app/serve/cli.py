@@ -78,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
         from desktop_app.serve.app import AppSettings, build_app
     except ImportError as exc:
-        return _fail(f"photocaption serve needs {exc.name or 'its web libraries'}: {INSTALL_HINT}")
+        missing = (exc.name or "its web libraries").split(".")[0]
+        return _fail(f"photocaption serve needs {missing}: {INSTALL_HINT}")
     from desktop_app.captioning.captioner import Captioner
     from desktop_app.serve.folders import AllowedFolders
     from desktop_app.serve.service import CaptionService, ServiceOptions
