@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,13 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 from desktop_app.captioning.captioner import Captioner  # noqa: E402
 from desktop_app.captioning.decode import DecodeOptions  # noqa: E402
+from desktop_app.photos.pixels import PhotoError, load_pixels  # noqa: E402
 from desktop_app.serve.access import AccessError, load_or_create_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "resources" / "samples"
 BUNDLE = ROOT / "resources" / "models" / "default"
+CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
 PHOTOS = [SAMPLES / name for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "chelsea-small.png")]
 CLI_DECODE = DecodeOptions(beam_size=3, max_length=20, no_repeat_ngram=3, n_best=1)  # `photocaption caption`'s defaults
 
@@ -204,6 +207,44 @@ def test_not_an_image_corrupt_and_bomb_are_4xx_in_words(server):
     assert status == 422 and "too many pixels" in body["error"]
     status, _, body = call(f"{url}/v1/caption", b"", token, "image/jpeg")
     assert status == 400 and "empty" in body["error"]
+
+
+def corpus_sample() -> list[Path]:
+    """The smallest file of every format in the corpus (to stay fast), and every one whose name says it is broken."""
+    files = sorted(p for p in CORPUS.iterdir() if p.is_file() and p.suffix.lower() != ".md")
+    broken = [p for p in files if any(word in p.name for word in ("bad", "broken", "crash", "bomb", "truncated", "zero"))]
+    per_format: dict[str, list[Path]] = {}
+    for p in sorted(files, key=lambda p: p.stat().st_size):
+        per_format.setdefault(p.suffix.lower(), []).append(p)
+    return sorted(set(broken) | {group[0] for group in per_format.values()})
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/datasets/metadata-corpus is not beside the checkout")
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's, about the broken files this test reads on purpose
+def test_real_camera_and_broken_files_are_answered_as_the_cli_reads_them(server, captioner):
+    """Each file is captioned exactly when the CLI's reader reads it, else refused with the CLI's reason."""
+    url, token, _, _ = server
+    files = corpus_sample()
+    expected: dict[Path, str | None] = {}
+    for path in files:
+        try:
+            load_pixels(path, captioner.preprocessing)
+            expected[path] = None
+        except PhotoError as exc:
+            expected[path] = str(exc)
+    readable = [p for p in files if expected[p] is None]
+    captions = dict(zip(readable, (r.text for r in captioner.caption_paths(readable, CLI_DECODE))))
+    with ThreadPoolExecutor(8) as pool:  # concurrent, so real files share batches
+        answers = dict(zip(files, pool.map(
+            lambda p: call(f"{url}/v1/caption", p.read_bytes(), token, "application/octet-stream"), files)))
+    assert len(readable) >= 15 and len(files) - len(readable) >= 8
+    for path in files:
+        status, _, body = answers[path]
+        if expected[path] is None:
+            assert (status, body.get("caption")) == (200, captions[path]), path.name
+        else:
+            assert (status, body) == (422, {"error": f"cannot caption this photo: {expected[path]}", "status": 422}), \
+                path.name
 
 
 def test_caption_by_path_only_inside_the_allowed_folders(server, folders, reference):
