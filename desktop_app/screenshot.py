@@ -1,13 +1,16 @@
-"""``python -m desktop_app.screenshot OUT.png [ATTENTION.png]``: the main window with captioned samples.
+"""``python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png]``: the main window at work.
 
-Renders offscreen (no display needed) on a temporary copy of the sample photos,
-so the look can be reviewed without touching anything.
+Renders offscreen (no display needed) on a temporary copy of the sample photos
+plus a damaged file and a read-only photo, so every state shows: the grid with
+its state badges and a filter, the attention view, and the Problems list after
+a write that partly failed. Nothing outside the temporary folder is touched.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -16,10 +19,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png]", file=sys.stderr)
+        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png]", file=sys.stderr)
         return 2
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.gui.main_window import MainWindow
@@ -27,41 +30,68 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([])
     work = Path(tempfile.mkdtemp(prefix="photocaption-shot-"))
-    samples = shutil.copytree(SAMPLE_PHOTOS, work / "samples")
+    samples = Path(shutil.copytree(SAMPLE_PHOTOS, work / "samples", ignore=shutil.ignore_patterns("*.md")))
+    (samples / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat), work / "index.sqlite")
+    window.ask_about_unsaved = lambda doing: "discard"  # a throwaway copy
     window.resize(1280, 800)
     window.show()
-    window.open_folder(Path(samples))
+    window.open_folder(samples)
 
-    def shoot_main() -> None:
-        window.grid.setCurrentIndex(window.filter.index(2, 0))
+    def select(name: str) -> None:
+        for row in range(window.filter.rowCount()):
+            index = window.filter.index(row, 0)
+            if window.photos.items[window.filter.mapToSource(index).row()].path.name == name:
+                window.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def save(path: str, what: str) -> None:
         app.processEvents()
-        window.grab().save(args[0])
-        print(f"main window: {args[0]}")
+        window.grab().save(path)
+        print(f"{what}: {path}")
+
+    def after_captions() -> None:
+        select("coffee.jpg")
+        window.panel.set_caption_text("A cup of coffee on a saucer, with a spoon.")  # a person's edit
+        (samples / "rocket.jpg").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # a read-only photo
+        window.write([window.session.item(samples / n) for n in ("chelsea.jpg", "rocket.jpg")])
+        wait(lambda: window.write_worker is None, after_write)
+
+    def after_write() -> None:
+        window.search_bar.sort.setCurrentIndex(1)  # needs attention first
+        select("chelsea.jpg")
+        save(args[0], "grid with state badges")
         if len(args) > 1:
             words = window._current.words
             window.show_attention(words.index(max(words, key=len)) if words else 0)
-            app.processEvents()
-            window.grab().save(args[1])
-            print(f"attention view: {args[1]}")
+            save(args[1], "attention view")
+        if len(args) > 2:
+            window.show_attention(None)
+            window.search_bar.show_only.setCurrentText("Show: failed")
+            window.problems_dock.raise_()
+            window.resizeDocks([window.problems_dock], [190], Qt.Orientation.Vertical)
+            select("rocket.jpg")
+            save(args[2], "problems and the failed filter")
         QTimer.singleShot(0, app.quit)
 
-    poll = QTimer()
+    def wait(condition, then) -> None:
+        poll = QTimer(window)
 
-    def wait_for_captions() -> None:
-        # Polled from the UI thread: the worker's own signals arrive on its thread.
-        if window.caption_worker is None and all(item.caption for item in window.photos.items):
-            poll.stop()
-            QTimer.singleShot(200, shoot_main)
+        def check() -> None:  # polled from the UI thread: the workers' own signals arrive on their threads
+            if condition():
+                poll.stop()
+                QTimer.singleShot(200, then)
+
+        poll.timeout.connect(check)
+        poll.start(100)
 
     def start() -> None:
         window.caption_all()
-        poll.timeout.connect(wait_for_captions)
-        poll.start(100)
+        wait(lambda: window.caption_worker is None and not window.threads_running(), after_captions)
 
     QTimer.singleShot(300, start)
     app.exec()
     window.close()
+    (samples / "rocket.jpg").chmod(0o644)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -288,3 +288,25 @@ def test_startup_check_names_debian_packages():
     assert not platform_check.uses_xcb({"QT_QPA_PLATFORM": "offscreen"}, "linux")
     assert not platform_check.uses_xcb({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
     assert not platform_check.uses_xcb({}, "win32")
+
+
+def test_library_search_finds_other_folders_and_opens_them(qtbot, window, samples, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(samples / "coffee.jpg", other / "espresso.jpg")
+    window.open_folder(other)
+    select(window, "espresso.jpg")
+    window.caption_edit.selectAll()
+    qtbot.keyClicks(window.caption_edit, "An espresso in a red cup.")
+    write_and_wait(qtbot, window)
+    window.open_folder(samples)
+    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    window.search_bar.whole_library.setChecked(True)
+    qtbot.keyClicks(window.search, "espresso")
+    assert window.filter.rowCount() == 0  # not in this folder...
+    hits = [window.library_results.item(i).text() for i in range(window.library_results.count())]
+    assert len(hits) == 1 and hits[0].startswith("espresso.jpg: An espresso in a red cup.")  # ...but in the library
+    window.library_results.itemActivated.emit(window.library_results.item(0))
+    assert window.folder == other.resolve() and window._current.path.name == "espresso.jpg"

@@ -56,6 +56,10 @@ class MainWindow(QMainWindow):
         self._close_after_write = False
         self._focused_once = False
         self.opened_at = 0.0
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(150)
+        self._counts_timer.timeout.connect(lambda: (self._show_counts(), self._update_actions()))
         self._build_widgets()
         self.actions = Actions(self)
         self.actions.recursive.setChecked(self.settings.recursive)
@@ -318,6 +322,7 @@ class MainWindow(QMainWindow):
 
     def _captions_read(self, captions: dict) -> None:
         self.session.apply_saved(captions)
+        self._show_counts()
         c = self.session.counts()
         restored = self.session.restored_drafts
         self.statusBar().showMessage(f"{c['photos']} photos, {c['captioned']} captioned"
@@ -412,8 +417,8 @@ class MainWindow(QMainWindow):
             self.show_attention((self._word + delta) % len(self._current.words))
 
     def _session_changed(self, paths: list) -> None:
-        self._show_counts()
-        self._update_actions()
+        if not self._counts_timer.isActive():  # counts and actions at most every 150 ms, not per bundle
+            self._counts_timer.start()
         item = self._current
         if item is None or item.path not in set(paths):
             return
@@ -520,6 +525,7 @@ class MainWindow(QMainWindow):
             message += "; see Problems"
         self.statusBar().showMessage(message, 15000)
         self.filter.refilter()
+        self._show_counts()
         self._update_actions()
         if self.search.text():
             self.apply_search(self.search.text())
@@ -616,7 +622,7 @@ class MainWindow(QMainWindow):
         journal = self.session.new_journal(f"write of {len(jobs)} photo{'s' if len(jobs) > 1 else ''}")
         worker = WriteWorker(jobs, self.settings.write_options(), journal, self.index_path)
         worker.written.connect(self._written)
-        worker.progress.connect(lambda done, total: self.progress.setValue(done))
+        worker.progress.connect(self._write_progress)  # a window method: runs on the UI thread
         worker.finished.connect(self._write_finished)
         self.write_worker = worker
         self.session.start_run(f"Write {len(jobs)} photos")
@@ -628,6 +634,9 @@ class MainWindow(QMainWindow):
         self._start(worker)
         self._update_actions()
         return True
+
+    def _write_progress(self, done: int, total: int) -> None:
+        self.progress.setValue(done)
 
     def _written(self, reports: list) -> None:
         for key, value in self.session.apply_writes(reports).items():
@@ -646,6 +655,7 @@ class MainWindow(QMainWindow):
             message += " (Ctrl+Alt+Z undoes)"
         self.statusBar().showMessage(message, 15000)
         self.filter.refilter()
+        self._show_counts()
         self._update_actions()
         if self._close_after_write:
             self._close_after_write = False
@@ -665,6 +675,7 @@ class MainWindow(QMainWindow):
     def _undone(self, report, saved: dict) -> None:
         self.write_worker = None
         self.session.apply_undo(report, saved)
+        self._show_counts()
         message = f"restored {len(report.restored)} photos as they were before the write"
         if report.refused:
             message += f"; {len(report.refused)} left as they are (see Problems)"

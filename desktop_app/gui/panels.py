@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QKeySequence, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
@@ -165,8 +165,7 @@ class CaptionPanel(QWidget):
         words = QWidget()
         words.setLayout(self.words_row)
         self.words_area = QScrollArea()  # a long caption scrolls sideways instead of clipping its words
-        self.words_area.setWidget(words)
-        self.words_area.setWidgetResizable(True)
+        self.words_area.setWidget(words)  # sized to its words after each fill (adjustSize), so it scrolls
         self.words_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.words_area.setFixedHeight(42)
         self.words_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -237,6 +236,7 @@ class CaptionPanel(QWidget):
         self.word_buttons = []
         while self.words_row.count():
             self.words_row.takeAt(0)
+        self.words_area.widget().adjustSize()
         if item is None or item.attention is None or not item.words:
             return
         for n, word in enumerate(item.words):
@@ -244,11 +244,13 @@ class CaptionPanel(QWidget):
             button.setFlat(True)
             button.setCheckable(True)  # the word whose heat-map is shown stays pressed
             button.setStyleSheet("QPushButton { padding: 2px 4px; min-width: 0; }")
+            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # never squeezed: the row scrolls
             button.setAccessibleName(f"Show where the model looked for '{word}'")
             button.clicked.connect(lambda _=False, n=n: self.word_chosen.emit(n))
             self.words_row.addWidget(button)
+            button.show()  # now, so that the row's size below counts it
             self.word_buttons.append(button)
-        self.words_row.addStretch(1)
+        self.words_area.widget().adjustSize()
 
     def check_word(self, word: int | None) -> None:
         for n, button in enumerate(self.word_buttons):
@@ -330,7 +332,3 @@ class LibraryResults(QListWidget):
             entry = QListWidgetItem(f"{hit.path.name}: {hit.caption}   ({hit.path.parent})")
             entry.setData(Qt.ItemDataRole.UserRole, str(hit.path))
             self.addItem(entry)
-
-
-def shortcut_text(sequence) -> str:
-    return QKeySequence(sequence).toString(QKeySequence.SequenceFormat.NativeText)
