@@ -203,7 +203,7 @@ class ScstTrainer:
             writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
             if new:
                 writer.writeheader()
-            writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow({k: (round(v, 4) if isinstance(v, float) and k != "lr" else v) for k, v in row.items()})
         from model_export.figures import scst_curves
 
         scst_curves(path, self.config.out / "curves.png")

@@ -243,7 +243,7 @@ class Trainer:
             writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
             if new:
                 writer.writeheader()
-            writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow({k: (round(v, 4) if isinstance(v, float) and k != "lr" else v) for k, v in row.items()})
         from model_export.figures import training_curves
 
         training_curves(path, self.config.out / "curves.png")
