@@ -23,7 +23,7 @@ from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.gui.actions import Actions
 from desktop_app.gui.panels import CaptionPanel, LibraryResults, PreviewPane, ProblemsList, SearchBar
-from desktop_app.gui.photo_model import THUMB, BadgeDelegate, PathRole, PhotoFilter, PhotoListModel
+from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
 from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
@@ -88,7 +88,6 @@ class MainWindow(QMainWindow):
 
         self.grid = QListView()
         self.grid.setModel(self.filter)
-        self.grid.setItemDelegate(BadgeDelegate(self.grid))
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setIconSize(QSize(THUMB, THUMB))
         self.grid.setGridSize(QSize(THUMB + 24, THUMB + 44))

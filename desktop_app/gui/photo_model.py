@@ -1,14 +1,14 @@
-"""The session's photos as a Qt list model (lazily loaded, cached thumbnails), the proxy that filters and
-sorts them, and the delegate that draws each photo's state on its thumbnail."""
+"""The session's photos as a Qt list model (lazily loaded, cached thumbnails with each photo's state drawn
+on them as badges) and the proxy that filters and sorts them."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QRunnable,
                             QSortFilterProxyModel, Qt, QThreadPool, Signal)
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QImageReader, QPainter, QPixmap
-from PySide6.QtWidgets import QStyledItemDelegate
 
 from desktop_app.gui.session import ALL, SORT_NAME, PhotoItem, Session
 
@@ -60,6 +60,8 @@ def _centred_square(image: QImage) -> QImage:
 class PhotoListModel(QAbstractListModel):
     """One row per photo of the session. Thumbnails are requested only when a row is painted, and kept once made."""
 
+    DECORATED_KEPT = 400  # thumbnails with badges kept ready: a few screenfuls
+
     def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
         self.session = session
@@ -81,6 +83,7 @@ class PhotoListModel(QAbstractListModel):
         painter.drawText(broken.rect(), Qt.AlignmentFlag.AlignCenter, "cannot open\nthis file")
         painter.end()
         self._broken = QIcon(broken)
+        self._decorated: OrderedDict[Path, tuple[tuple, QIcon]] = OrderedDict()
         session.reset.connect(lambda: self.set_photos(session.items))
         session.changed.connect(lambda paths: self.refresh(*paths))
 
@@ -90,6 +93,7 @@ class PhotoListModel(QAbstractListModel):
         self.items = list(items)
         self._row = {item.path: i for i, item in enumerate(items)}
         self._thumbs.clear()
+        self._decorated.clear()
         self._requested.clear()
         self.endResetModel()
 
@@ -106,7 +110,7 @@ class PhotoListModel(QAbstractListModel):
             if item.path not in self._thumbs and item.path not in self._requested:
                 self._requested.add(item.path)
                 self._pool.start(_ThumbnailJob(item.path, self._signals))
-            return self._thumbs.get(item.path, self._placeholder)
+            return self._with_badges(item, self._thumbs.get(item.path, self._placeholder))
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole):
             problem = item.write_error or item.error or item.skipped
             return (f"{item.path.name}: {item.caption or 'no caption yet'} ({', '.join(item.badges())})"
@@ -120,6 +124,24 @@ class PhotoListModel(QAbstractListModel):
         if role == PathRole:
             return str(item.path)
         return None
+
+    def _with_badges(self, item: PhotoItem, icon: QIcon) -> QIcon:
+        """The thumbnail with the photo's state drawn on it, made when the state changes and kept for the
+        rows on screen (LRU). Drawn here, not by a Python item delegate: a delegate's paint calls back into
+        Python once per role per cell, each waiting for the GIL that busy worker threads hold (45 ms a repaint)."""
+        badges = tuple(item.badges())
+        key = (item.path, badges, icon.cacheKey())
+        cached = self._decorated.get(item.path)
+        if cached is not None and cached[0] == key:
+            self._decorated.move_to_end(item.path)
+            return cached[1]
+        pixmap = icon.pixmap(THUMB, THUMB)
+        draw_badges(pixmap, badges)
+        decorated = QIcon(pixmap)
+        self._decorated[item.path] = (key, decorated)
+        if len(self._decorated) > self.DECORATED_KEPT:
+            self._decorated.popitem(last=False)
+        return decorated
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:
         row = self._row.get(Path(path))
@@ -205,28 +227,24 @@ class PhotoFilter(QSortFilterProxyModel):
         return (self.session.state_rank(a), a.path.name.lower()) < (self.session.state_rank(b), b.path.name.lower())
 
 
-class BadgeDelegate(QStyledItemDelegate):
-    """Draws a photo's state (unsaved, failed, person, ...) as small labels over its thumbnail."""
-
-    def paint(self, painter: QPainter, option, index) -> None:
-        super().paint(painter, option, index)
-        badges = index.data(BadgesRole) or []
-        if not badges:
-            return
-        painter.save()
-        font = QFont(option.font)
-        font.setPointSizeF(max(font.pointSizeF() * 0.8, 6.5))
-        font.setBold(True)
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        x, y = option.rect.left() + 6, option.rect.top() + 4
-        for badge in badges[:3]:
-            width = metrics.horizontalAdvance(badge) + 8
-            box = QRect(x, y, width, metrics.height() + 2)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(BADGE_COLOURS.get(badge, "#555555")))
-            painter.drawRoundedRect(box, 4, 4)
-            painter.setPen(QColor("white"))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
-            y += box.height() + 2
-        painter.restore()
+def draw_badges(pixmap: QPixmap, badges: tuple[str, ...]) -> None:
+    """A photo's state as small coloured labels in the thumbnail's top-left corner."""
+    if not badges:
+        return
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    font = QFont()
+    font.setPixelSize(11)
+    font.setBold(True)
+    painter.setFont(font)
+    metrics = painter.fontMetrics()
+    y = 4
+    for badge in badges[:3]:
+        box = QRect(4, y, metrics.horizontalAdvance(badge) + 8, metrics.height() + 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(BADGE_COLOURS.get(badge, "#555555")))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor("white"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+        y += box.height() + 2
+    painter.end()
