@@ -55,7 +55,8 @@ class PhotoItem:
 
     @property
     def unsaved(self) -> bool:
-        return bool(self.caption) and (self.caption != self.saved_caption or self.keywords != self.saved_keywords)
+        """A caption or keywords the photo does not hold yet (keywords typed for an uncaptioned photo count)."""
+        return (bool(self.caption) and self.caption != self.saved_caption) or self.keywords != self.saved_keywords
 
     @property
     def failed(self) -> bool:
@@ -290,6 +291,9 @@ class Session(QObject):
         if not item.keywords_edited:
             item.keywords = follow_caption(item.keywords, item.caption, text)
         item.caption, item.source, item.score = text, MACHINE, score
+        details = self.index.details_of(item.path) if text == item.details_text else None
+        if details is not None:  # back to the model's own top caption: its words and attention come back
+            item.words, item.attention, item.needs_review = list(details.words), details.attention, details.needs_review
         self._match_details(item)
         self._keep(item)
 
@@ -319,6 +323,9 @@ class Session(QObject):
         jobs = []
         for item in items:
             if not item.unsaved:
+                continue
+            if not item.caption:  # keywords alone: the writer writes a caption with them
+                self._problem(item, "skipped", "not written: add a caption first (its keywords are kept as a draft)")
                 continue
             source = item.source if item.source in (MACHINE, PERSON) else PERSON
             jobs.append((item.path, CaptionRecord(item.caption, source, item.model_id or model_id,

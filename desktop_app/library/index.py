@@ -289,8 +289,14 @@ class LibraryIndex:
                      0 if attention is None else attention.shape[-1], d.confidence, int(d.needs_review)))
 
     def details_under(self, folder: Path | None = None) -> dict[Path, Details]:
+        return self._details("WHERE substr(path, 1, ?) = ?", _prefix(folder))
+
+    def details_of(self, photo: Path) -> Details | None:
+        return self._details("WHERE path = ?", (str(Path(photo).resolve()),)).get(Path(photo).resolve())
+
+    def _details(self, where: str, values: tuple) -> dict[Path, Details]:
         rows = self.db.execute("SELECT path, text, model_id, words, alternatives, attention, cells, confidence, "
-                               "needs_review FROM details WHERE substr(path, 1, ?) = ?", _prefix(folder))
+                               f"needs_review FROM details {where}", values)
         out = {}
         for r in rows:
             attention = None

@@ -1,0 +1,106 @@
+"""The session (the app's state without widgets), driven directly."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PhotoOutcome
+from desktop_app.gui.session import (FAILED_FILTER, NEEDS_REVIEW, UNCAPTIONED, UNSAVED, Session, WriteReport,
+                                     follow_caption, plain_words)
+from desktop_app.library.index import LibraryIndex
+from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
+
+
+def result(text, needs_review=False, confidence=0.9):
+    words = text.lower().rstrip(".").split()
+    return SimpleNamespace(text=text, words=words, score=-1.0, alternatives=[(text, -1.0), ("Another one.", -2.0)],
+                           attention=np.ones((len(words), 4), np.float32), keywords=[w for w in words if len(w) > 2],
+                           confidence=confidence, needs_review=needs_review)
+
+
+@pytest.fixture
+def session(qapp, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = [folder / f"{n}.jpg" for n in "abcd"]
+    for p in paths:
+        p.write_bytes(b"")
+    s = Session(LibraryIndex(tmp_path / "index.sqlite"), tmp_path / "undo")
+    s.open(folder, paths)
+    s.apply_saved({})
+    return s
+
+
+def test_states_counts_and_filters(session):
+    a, b, c, d = session.items
+    counts = session.apply_outcomes([
+        (PhotoOutcome(a.path, CAPTIONED, result("A dog on grass.")), None),
+        (PhotoOutcome(b.path, CAPTIONED, result("A blurry thing.", needs_review=True, confidence=0.2)), None),
+        (PhotoOutcome(c.path, FAILED, message="not an image Pillow can read (unsupported format or corrupt file)"), None),
+        (PhotoOutcome(d.path, SKIPPED, message="has a caption a person wrote"), None)], "m1")
+    assert counts == {"captioned": 2, "skipped": 1, "failed": 1, "written": 0, "not written": 0}
+    assert b.badges() == ["unsaved", "needs review", "machine"]
+    assert "Pillow" not in c.error and "failed" in c.badges()
+    assert [p.kind for p in session.problems] == ["failed", "skipped"]
+    shown = {kind: [i.path.name for i in session.items if Session.shown_by(i, kind)]
+             for kind in (UNCAPTIONED, UNSAVED, FAILED_FILTER, NEEDS_REVIEW)}
+    assert shown == {UNCAPTIONED: ["c.jpg", "d.jpg"], UNSAVED: ["a.jpg", "b.jpg"], FAILED_FILTER: ["c.jpg"],
+                     NEEDS_REVIEW: ["b.jpg"]}
+    c_ = session.counts()
+    assert (c_["unsaved"], c_["failed"], c_["needs review"], c_["uncaptioned"]) == (2, 1, 1, 2)
+    assert [i.path.name for i in sorted(session.items, key=session.state_rank)][:2] == ["c.jpg", "b.jpg"]
+
+
+def test_a_write_is_counted_by_what_happened(session):
+    a, b, c, _ = session.items
+    session.apply_outcomes([(PhotoOutcome(p.path, CAPTIONED, result("A cat.")), None) for p in (a, b, c)], "m1")
+    saved = CaptionRecord("A cat.", MACHINE, "m1", ["cat"], places=["XMP", "EXIF"])
+    counts = session.apply_writes([WriteReport(a.path, ["XMP", "EXIF"], saved=saved),
+                                   WriteReport(b.path, skipped="kept the caption a person wrote ('x'); use overwrite to replace it"),
+                                   WriteReport(c.path, error="c.jpg is read-only")])
+    assert counts == {"written": 1, "skipped": 1, "failed": 1}
+    assert not a.unsaved and b.unsaved and c.unsaved and "failed" in c.badges()
+    assert "Settings" in b.skipped and "overwrite to" not in b.skipped  # plain words
+    assert session.index.drafts_under(session.folder).keys() == {b.path, c.path}
+
+
+def test_edits_follow_and_persist(session, tmp_path):
+    a = session.items[0]
+    session.apply_outcomes([(PhotoOutcome(a.path, CAPTIONED, result("A dog on grass.")), None)], "m1")
+    a.keywords = ["dog", "grass", "golden retriever"]  # a concept keyword from the photo itself
+    session.edit_caption(a, "A puppy on a lawn.")
+    assert a.source == PERSON and a.keywords == ["puppy", "lawn", "golden retriever"] and a.attention is None
+    session.choose_alternative(a, 0)
+    assert a.source == MACHINE and a.caption == "A dog on grass." and a.attention is not None  # its own attention
+    session.edit_keywords(a, ["dog", "red rug"])
+    session.edit_caption(a, "A dog on a rug.")
+    assert a.keywords == ["dog", "red rug"]  # typed keywords no longer follow the caption
+    again = Session(LibraryIndex(session.index.path), tmp_path / "undo")
+    again.open(session.folder, [i.path for i in session.items])
+    assert again.items[0].caption == "A dog on a rug." and again.items[0].keywords == ["dog", "red rug"]
+    assert session.discard_all() == 1 and not session.index.drafts_under(session.folder)
+
+
+def test_keywords_for_an_uncaptioned_photo_are_kept_not_lost(session):
+    a = session.items[0]
+    session.edit_keywords(a, ["beach"])
+    assert a.unsaved and session.index.drafts_under(session.folder)[a.path].keywords == ["beach"]
+    assert session.write_jobs([a], "m1") == [] and "add a caption first" in session.problems[-1].message
+
+
+def test_a_written_draft_is_dropped_when_the_photo_holds_it(session):
+    a = session.items[0]
+    session.edit_caption(a, "Mine.")
+    again = Session(session.index, session.undo_folder)
+    again.open(session.folder, [i.path for i in session.items])
+    assert again.restored_drafts == 1
+    again.apply_saved({a.path: ("Mine.", PERSON, ["mine"])})  # written before a crash, or by another tool
+    assert not again.items[0].unsaved and not session.index.drafts_under(session.folder)
+
+
+def test_helpers():
+    assert follow_caption(["dog", "grass", "retriever"], "A dog on grass.", "A cat on a mat.") == ["cat", "mat", "retriever"]
+    assert plain_words("not an image Pillow can read (unsupported format or corrupt file)") == \
+        "not a photo this app can open (unknown format or damaged file)"
