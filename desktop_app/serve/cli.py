@@ -88,12 +88,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         folders = AllowedFolders(args.allow_folder)
     except ValueError as exc:
         return _fail(str(exc))
-    token, created, token_path = None, False, args.token_file or default_token_path()
-    if not args.no_token:
+    token, token_path = None, args.token_file or default_token_path()
+    if args.no_token:
+        print("no token asked (--no-token): any program on this machine can call this server", flush=True)
+    else:
         try:
             token, created = load_or_create_token(token_path)
         except (AccessError, OSError) as exc:
             return _fail(f"cannot use the API token: {exc}")
+        print(f"API token (new; kept in {token_path}, shown only this once): {token}" if created
+              else f"API token: in {token_path}", flush=True)
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
@@ -107,23 +111,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(service, AppSettings(token=token, max_upload=int(args.max_upload_mb * 2**20),
                                          loopback_only=loopback, folders=folders))
     print(f"model {captioner.model_id} on {captioner.provider}", flush=True)
-    if token is None:
-        print("no token asked (--no-token): any program on this machine can call this server", flush=True)
-    elif created:
-        print(f"API token (new; kept in {token_path}, shown only this once): {token}", flush=True)
-    else:
-        print(f"API token: in {token_path}", flush=True)
     print(f"reading files under: {', '.join(map(str, folders.folders))}" if folders
           else "reading no files by path (add --allow-folder DIR)", flush=True)
     if not loopback:
         print(f"listening beyond this machine on {host}: requests and the token travel unencrypted, so use it "
               "only on a network you trust (or behind an HTTPS proxy)", flush=True)
-    print(f"serving {url}  (API page: {url}/docs; Ctrl-C stops)", flush=True)
     config = uvicorn.Config(app, log_level="info" if args.access_log else "warning", access_log=args.access_log,
                             lifespan="off", timeout_graceful_shutdown=5, server_header=False)
+    print(f"serving {url}  (API page: {url}/docs; Ctrl-C stops)", flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn finishes the requests in hand, then passes Ctrl-C on
+        pass
     finally:
         service.close()
         sock.close()
+    print("stopped", flush=True)
     return 0
