@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -42,6 +43,14 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode-workers", type=int, default=defaults.decode_workers, help="threads decoding photos")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived (after uvicorn's graceful stop)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _fail(message: str) -> int:
@@ -119,11 +128,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, log_level="info" if args.access_log else "warning", access_log=args.access_log,
                             lifespan="off", timeout_graceful_shutdown=5, server_header=False)
     print(f"serving {url}  (API page: {url}/docs; Ctrl-C stops)", flush=True)
+    # uvicorn finishes the requests in hand on Ctrl-C or SIGTERM, then raises the signal again:
+    # here that ends run() with an exception, so the model thread is stopped before exit.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn finishes the requests in hand, then passes Ctrl-C on
+    except (KeyboardInterrupt, _Stopped):
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         service.close()
         sock.close()
     print("stopped", flush=True)

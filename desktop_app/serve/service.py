@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -73,7 +72,6 @@ class CaptionService:
         self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._decode = ThreadPoolExecutor(max(options.decode_workers, 1), thread_name_prefix="serve-decode")
-        self._uploads = Path(tempfile.mkdtemp(prefix="photocaption-serve-"))  # private (0700)
         self._model = threading.Thread(target=self._run, name="serve-model", daemon=True)
         self._model.start()
 
@@ -119,7 +117,7 @@ class CaptionService:
     def _pixels_from_bytes(self, data: bytes) -> np.ndarray:
         """``load_pixels`` reads files: a private temp file keeps the CLI's exact reading path
         (format sniffing, EXIF orientation, JPEG draft decoding, pixel limits)."""
-        fd, name = tempfile.mkstemp(dir=self._uploads)
+        fd, name = tempfile.mkstemp(prefix="photocaption-upload-")  # mode 0600, removed right after
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -181,4 +179,3 @@ class CaptionService:
         self._jobs.put(None)
         self._model.join(timeout=30)
         self._decode.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self._uploads, ignore_errors=True)
