@@ -117,7 +117,7 @@ def server(tmp_path_factory, folders):
     token_file = config / "photocaption" / "serve-token"
     yield url, token_file.read_text().strip(), seen, token_file
     process.terminate()
-    process.wait(timeout=20)
+    assert process.wait(timeout=20) == 0, "SIGTERM should stop the server cleanly (requests in hand finished)"
 
 
 def test_token_made_on_first_run_printed_once_and_private(server, tmp_path):
