@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self._run_counts: dict[str, int] = {}
         self._rate_start: tuple[float, int] | None = None
         self._close_after_write = False
+        self._open_after_write: Path | None = None
         self._focused_once = False
         self.opened_at = 0.0
         self._counts_timer = QTimer(self)
@@ -294,6 +295,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("wait for the current captioning or writing to finish (Esc cancels)", 5000)
             return False
         if not self._settle_unsaved("open another folder"):
+            if self.write_worker is not None:  # writing everything first: open it when that is done
+                self._open_after_write = Path(folder)
             return False
         self.open_folder(folder)
         return True
@@ -659,6 +662,10 @@ class MainWindow(QMainWindow):
         if self._close_after_write:
             self._close_after_write = False
             QTimer.singleShot(0, self.close)
+        elif self._open_after_write is not None:
+            folder, self._open_after_write = self._open_after_write, None
+            if not failed:  # all written: go on to the folder asked for (after a failure, stay and show why)
+                QTimer.singleShot(0, lambda: self.open_folder_asking(folder))
 
     def undo_write(self) -> None:
         if self.busy or not self.session.undo_stack:

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED
 from desktop_app.library.index import Details, Draft, LibraryIndex
-from desktop_app.library.undo import UndoReport, WriteJournal
+from desktop_app.library.undo import UndoReport, WriteJournal, clean_stale
 from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
 
 # Filters of the grid ("show only ...").
@@ -146,6 +146,7 @@ class Session(QObject):
         super().__init__(parent)
         self.index = index
         self.undo_folder = Path(undo_folder)
+        clean_stale(self.undo_folder)
         self.folder: Path | None = None
         self.items: list[PhotoItem] = []
         self._by_path: dict[Path, PhotoItem] = {}

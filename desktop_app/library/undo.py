@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,19 @@ class _Kept:
 class UndoReport:
     restored: list[Path]  # photos put back as they were
     refused: list[tuple[Path, str]]  # (photo, why it was left as it is)
+
+
+def clean_stale(folder: Path, max_age_s: float = 7 * 86400) -> int:
+    """Remove undo folders a crashed session left behind (older than a week); returns how many."""
+    removed = 0
+    for stale in Path(folder).glob("undo-*") if Path(folder).is_dir() else []:
+        try:
+            if time.time() - stale.stat().st_mtime > max_age_s:
+                shutil.rmtree(stale, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
