@@ -16,13 +16,19 @@ from typing import Any
 
 from desktop_app.bundle.vocabulary import PAD, START, END, UNK, Vocabulary
 
-FORMAT_VERSION = 1
+# 1: encoder + decoder graphs. 2: adds optional concept keywords (concepts.onnx + concepts.json);
+# a version-2 app runs version-1 bundles, without keywords from concepts.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_INIT_FILE = "decoder_init.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
 VOCAB_FILE = "vocab.json"
 MODEL_FILES = (ENCODER_FILE, DECODER_INIT_FILE, DECODER_STEP_FILE, VOCAB_FILE)
+CONCEPTS_FILE = "concepts.onnx"
+CONCEPTS_WORDS_FILE = "concepts.json"
+CONCEPT_FILES = (CONCEPTS_FILE, CONCEPTS_WORDS_FILE)
 
 # Tensor names of the three graphs. The decode loop lives outside the graphs
 # (as in Hugging Face optimum's encoder/decoder split), so these names are the
@@ -33,6 +39,8 @@ INIT_INPUTS = ("features",)
 INIT_OUTPUTS = ("memory", "keys", "h", "c")  # memory [B,N,D], keys [B,N,A], h/c [B,H]
 STEP_INPUTS = ("tokens", "h", "c", "memory", "keys")  # tokens [B] int64
 STEP_OUTPUTS = ("log_probs", "h_out", "c_out", "alpha")  # [B,V], [B,H], [B,H], [B,N]
+CONCEPTS_INPUTS = ("features",)  # the encoder's grid [B,N,C]
+CONCEPTS_OUTPUTS = ("word_probs", "region_word_probs")  # [B,W] whole photo, [B,W] best region
 
 
 class BundleError(ValueError):
@@ -71,6 +79,37 @@ class Preprocessing:
 
 
 @dataclass
+class Concepts:
+    """``concepts.json``: the words ``concepts.onnx`` scores, and how the app uses the scores.
+
+    Thresholds were chosen on a dev split at export time (``python -m model_export.concepts``);
+    the app only reads them."""
+
+    words: list[str]
+    keyword_threshold: float = 0.5  # a word is a keyword when its whole-photo probability reaches this
+    region_threshold: float = 0.9  # ... or its probability in one region reaches this
+    max_keywords: int = 6
+    caption_bias: float = 0.0  # added per unit of word probability to the decoder's log-prob of that word
+    caption_region_weight: float = 0.5  # a word's best-region probability counts this much towards the bias
+    review_threshold: float | None = None  # confidence below this: the caption needs review (None: never flag)
+    confidence: dict[str, float] = field(default_factory=dict)  # logistic calibration: feature name -> weight
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "Concepts":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            concepts = cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise BundleError(f"{path}: not a concept word list ({exc})") from exc
+        if not concepts.words or not all(isinstance(w, str) and w for w in concepts.words):
+            raise BundleError(f"{path}: the word list is empty or has a non-word")
+        return concepts
+
+
+@dataclass
 class Manifest:
     """Everything the app must know to run a bundle, and where it came from."""
 
@@ -88,6 +127,11 @@ class Manifest:
     created: str = ""
     format_version: int = FORMAT_VERSION
     encoder_precision: str = "fp32"
+    concepts: dict[str, Any] = field(default_factory=dict)  # empty: no concept keywords (format 1 bundles)
+
+    @property
+    def files_expected(self) -> tuple[str, ...]:
+        return MODEL_FILES + (CONCEPT_FILES if self.concepts else ())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -97,8 +141,12 @@ class Manifest:
         if not isinstance(data, dict):
             raise BundleError(f"{source}: expected a JSON object")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise BundleError(f"{source}: format_version {version!r} is not supported (this app reads {FORMAT_VERSION})")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise BundleError(f"{source}: this model needs a newer photocaption (bundle format {version}; this app "
+                              f"reads formats {READABLE_VERSIONS[0]} to {FORMAT_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise BundleError(f"{source}: format_version {version!r} is not a bundle format this app knows "
+                              f"({', '.join(map(str, READABLE_VERSIONS))})")
         try:
             fields = dict(data)
             fields["preprocessing"] = Preprocessing(**{
@@ -124,7 +172,7 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
 
     Rewriting an existing manifest (``evaluate --record``) keeps the time the model was made."""
     bundle_dir = Path(bundle_dir)
-    manifest.files = {name: sha256_of(bundle_dir / name) for name in MODEL_FILES}
+    manifest.files = {name: sha256_of(bundle_dir / name) for name in manifest.files_expected}
     manifest.created = manifest.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     (bundle_dir / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
@@ -137,6 +185,7 @@ class Bundle:
     path: Path
     manifest: Manifest
     vocabulary: Vocabulary
+    concepts: Concepts | None = None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -161,7 +210,7 @@ def load_bundle(bundle_dir: Path, verify_hashes: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
     manifest = Manifest.from_dict(data, str(manifest_path))
 
-    for name in MODEL_FILES:
+    for name in manifest.files_expected:
         path = bundle_dir / name
         if not path.is_file():
             raise BundleError(f"{path}: missing from the bundle")
@@ -181,4 +230,5 @@ def load_bundle(bundle_dir: Path, verify_hashes: bool = True) -> Bundle:
     expected = {PAD: vocabulary.pad_id, START: vocabulary.start_id, END: vocabulary.end_id, UNK: vocabulary.unk_id}
     if manifest.special_tokens != expected:
         raise BundleError(f"{manifest_path}: special_tokens {manifest.special_tokens} do not match the vocabulary {expected}")
-    return Bundle(bundle_dir, manifest, vocabulary)
+    concepts = Concepts.load(bundle_dir / CONCEPTS_WORDS_FILE) if manifest.concepts else None
+    return Bundle(bundle_dir, manifest, vocabulary, concepts)

@@ -10,6 +10,7 @@ import numpy as np
 
 from desktop_app.bundle import format as bf
 from desktop_app.bundle.format import Bundle, load_bundle
+from desktop_app.captioning.concepts import ConceptScorer, PhotoConcepts
 from desktop_app.captioning.decode import Caption, DecodeOptions, DecoderState, beam_search
 from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.runtime import RuntimeOptions, open_session
@@ -55,6 +56,10 @@ class Captioner:
         init, _ = open_session(bundle.file(bf.DECODER_INIT_FILE), runtime)
         step, _ = open_session(bundle.file(bf.DECODER_STEP_FILE), runtime)
         self.decoder = OnnxStepModel(init, step)
+        self.concepts = bundle.concepts  # None for bundles without concept keywords (format 1)
+        self.concept_session = (open_session(bundle.file(bf.CONCEPTS_FILE), runtime)[0]
+                                if self.concepts is not None else None)
+        self.scorer = ConceptScorer(self.concepts, bundle.vocabulary) if self.concepts is not None else None
         self._check_shapes()
 
     @classmethod
@@ -71,6 +76,11 @@ class Captioner:
         vocab = self.decoder.step_session.get_outputs()[0].shape[1]
         if vocab != m.vocab_size:
             raise bf.BundleError(f"{bf.DECODER_STEP_FILE} predicts {vocab} words, the manifest says {m.vocab_size}")
+        if self.concept_session is not None:
+            words = self.concept_session.get_outputs()[0].shape[1]
+            if words != len(self.concepts.words):
+                raise bf.BundleError(f"{bf.CONCEPTS_FILE} scores {words} words, {bf.CONCEPTS_WORDS_FILE} lists "
+                                     f"{len(self.concepts.words)}")
 
     @property
     def preprocessing(self) -> bf.Preprocessing:
@@ -83,20 +93,38 @@ class Captioner:
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         return self.encoder.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
 
+    def concept_probs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Word probabilities [B, W] for the whole photo and its best region; None without concepts."""
+        if self.concept_session is None:
+            return None
+        whole, region = self.concept_session.run(list(bf.CONCEPTS_OUTPUTS), {"features": features})
+        return whole, region
+
     def caption_pixels(self, pixels: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
         """pixels [B,3,H,W] -> one CaptionResult per photo."""
         vocab = self.bundle.vocabulary
         options = replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
                           suppress=vocab.never_generated)
-        captions = beam_search(self.decoder, self.encode(pixels), vocab.start_id, vocab.end_id, options)
-        return [self._result(c) for c in captions]
+        features = self.encode(pixels)
+        probs = self.concept_probs(features)
+        bias = self.scorer.caption_bias(*probs) if probs is not None else None
+        captions = beam_search(self.decoder, features, vocab.start_id, vocab.end_id, options, bias)
+        return [self._result(c, None if probs is None else PhotoConcepts(probs[0][i], probs[1][i]))
+                for i, c in enumerate(captions)]
 
-    def _result(self, caption: Caption) -> CaptionResult:
+    def _result(self, caption: Caption, concepts: PhotoConcepts | None = None) -> CaptionResult:
         vocab = self.bundle.vocabulary
         words = vocab.decode(caption.tokens)
         alternatives = [(sentence(vocab.decode(t)), s) for t, s in caption.alternatives]
-        return CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention,
-                             keywords_from_words(words))
+        result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention,
+                               keywords_from_words(words))
+        if concepts is not None:
+            result.keywords += [w for w in self.scorer.keywords(concepts) if w not in result.keywords]
+            result.confidence = self.scorer.confidence(self.scorer.confidence_features(
+                caption.tokens, caption.score, caption.alternatives, concepts))
+            threshold = self.concepts.review_threshold
+            result.needs_review = result.confidence is not None and threshold is not None and result.confidence < threshold
+        return result
 
     def caption_paths(self, paths: Sequence[Path], options: DecodeOptions = DecodeOptions(),
                       batch_size: int = 16, on_batch: Callable[[int], None] | None = None) -> list[CaptionResult]:

