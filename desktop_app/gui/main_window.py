@@ -6,8 +6,6 @@ What a person does goes to the ``Session``; what the session says changed is sho
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.gui.actions import Actions
-from desktop_app.gui.panels import CaptionPanel, LibraryResults, PreviewPane, ProblemsList, SearchBar
+from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
+                                    ProblemsList, SearchBar, ask_about_unsaved)
 from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
@@ -30,7 +29,6 @@ from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, Write
 from desktop_app.library.index import LibraryIndex, default_index_path
 from desktop_app.photos.discover import find_photos
 
-WRITE, KEEP, DISCARD, CANCEL = "write", "keep", "discard", "cancel"
 
 
 class MainWindow(QMainWindow):
@@ -716,17 +714,12 @@ class MainWindow(QMainWindow):
             self.export_to(Path(path), kind)
 
     def export_to(self, path: Path, kind: str) -> None:
-        """Every caption shown (saved or not); keywords as a list in JSON, joined by "; " in CSV (they hold spaces)."""
-        rows = [{"path": str(i.path), "caption": i.caption, "source": i.source, "keywords": list(i.keywords),
-                 "saved": not i.unsaved} for i in self.session.items if i.caption]
-        if kind == "json":
-            path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        else:
-            with open(path, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=["path", "caption", "source", "keywords", "saved"])
-                writer.writeheader()
-                writer.writerows({**r, "keywords": "; ".join(r["keywords"])} for r in rows)
-        self.statusBar().showMessage(f"exported {len(rows)} captions to {path}", 5000)
+        try:
+            count = self.session.export(path, kind)
+        except OSError as exc:
+            self.statusBar().showMessage(f"could not export to {path}: {exc.strerror or exc}", 10000)
+            return
+        self.statusBar().showMessage(f"exported {count} captions to {path}", 5000)
 
     # ---- dialogs ---------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -753,20 +746,8 @@ class MainWindow(QMainWindow):
             "Esc (in search): clear the search", "Double-click a photo: edit its caption"]))
 
     def ask_about_unsaved(self, doing: str) -> str:
-        """Write all, keep as drafts, discard, or cancel; the default keeps everything and writes nothing."""
-        count = len(self.session.unsaved_items())
-        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved captions",
-                          f"{count} photo{'s have' if count > 1 else ' has'} captions or keywords not yet written "
-                          f"into the photo{'s' if count > 1 else ''}. Before you {doing}:", parent=self)
-        box.setInformativeText("Kept drafts come back when you open this folder again.")
-        write = box.addButton("&Write All to Photos", QMessageBox.ButtonRole.AcceptRole)
-        keep = box.addButton("&Keep as Drafts", QMessageBox.ButtonRole.ActionRole)
-        discard = box.addButton("&Discard", QMessageBox.ButtonRole.DestructiveRole)
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(cancel)
-        box.exec()
-        return {write: WRITE, keep: KEEP, discard: DISCARD}.get(box.clickedButton(), CANCEL)
+        """WRITE, KEEP, DISCARD or CANCEL (tests may stand in for the person here)."""
+        return ask_about_unsaved(self, len(self.session.unsaved_items()), doing)
 
     def _settle_unsaved(self, doing: str) -> bool:
         """Ask about unsaved work before leaving it; True when it is fine to go on now."""

@@ -12,7 +12,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
+                               QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
 from desktop_app.gui.attention import overlay
 from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
@@ -332,3 +333,24 @@ class LibraryResults(QListWidget):
             entry = QListWidgetItem(f"{hit.path.name}: {hit.caption}   ({hit.path.parent})")
             entry.setData(Qt.ItemDataRole.UserRole, str(hit.path))
             self.addItem(entry)
+
+
+WRITE, KEEP, DISCARD, CANCEL = "write", "keep", "discard", "cancel"
+
+
+def ask_about_unsaved(parent: QWidget, count: int, doing: str) -> str:
+    """Before leaving unsaved work: write all, keep as drafts (the default: nothing lost, nothing written
+    unasked), discard, or cancel."""
+    plural = count > 1
+    box = QMessageBox(QMessageBox.Icon.Question, "Unsaved captions",
+                      f"{count} photo{'s have' if plural else ' has'} captions or keywords not yet written "
+                      f"into the photo{'s' if plural else ''}. Before you {doing}:", parent=parent)
+    box.setInformativeText("Kept drafts come back when you open this folder again.")
+    write = box.addButton("&Write All to Photos", QMessageBox.ButtonRole.AcceptRole)
+    keep = box.addButton("&Keep as Drafts", QMessageBox.ButtonRole.ActionRole)
+    discard = box.addButton("&Discard", QMessageBox.ButtonRole.DestructiveRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(keep)
+    box.setEscapeButton(cancel)
+    box.exec()
+    return {write: WRITE, keep: KEEP, discard: DISCARD}.get(box.clickedButton(), CANCEL)

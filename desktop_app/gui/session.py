@@ -8,6 +8,8 @@ or a crash loses nothing: reopening the folder brings the drafts back.
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -429,6 +431,21 @@ class Session(QObject):
         for journal in self.undo_stack:
             journal.discard()
         self.undo_stack = []
+
+    # ---- export ------------------------------------------------------------------------------
+    def export(self, path: Path, kind: str) -> int:
+        """Every caption shown (saved or not) to CSV or JSON; returns how many. Keywords stay whole:
+        a list in JSON, joined by "; " in CSV (a keyword may hold spaces)."""
+        rows = [{"path": str(i.path), "caption": i.caption, "source": i.source, "keywords": list(i.keywords),
+                 "saved": not i.unsaved} for i in self.items if i.caption]
+        if kind == "json":
+            Path(path).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        else:
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["path", "caption", "source", "keywords", "saved"])
+                writer.writeheader()
+                writer.writerows({**r, "keywords": "; ".join(r["keywords"])} for r in rows)
+        return len(rows)
 
     # ---- counts, filters, search -------------------------------------------------------------
     def counts(self) -> dict[str, int]:
