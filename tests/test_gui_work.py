@@ -224,6 +224,9 @@ def test_mnemonics_are_unique_and_tab_order_follows_the_layout(window):
              if "&" in label.text() and label.buddy() is not None]
     keys += [window.search_bar.whole_library.text().split("&")[1][0].lower()]
     assert len(keys) == len(set(keys)), keys
+    for menu in window.actions.menus.values():  # and once within each menu
+        inside = [a.text().split("&")[1][0].lower() for a in menu.actions() if "&" in a.text()]
+        assert len(inside) == len(set(inside)), [a.text() for a in menu.actions()]
     order, widget = [], window.search
     for _ in range(6):
         order.append(widget)

@@ -49,7 +49,7 @@ class Actions:
             ("edit", None, None, None, None),
             ("edit", "find", "&Find", w.focus_search, Std.Find),
             ("view", "go_grid", "Go to &Photos", w.focus_grid, "Ctrl+1"),
-            ("view", "go_caption", "Go to Captio&n", w.focus_caption, "Ctrl+2"),
+            ("view", "go_caption", "Go to &Caption", w.focus_caption, "Ctrl+2"),
             ("view", None, None, None, None),
             ("view", "next_word", "&Next Word's Attention", lambda: w.step_word(1), "Alt+Right"),
             ("view", "previous_word", "P&revious Word's Attention", lambda: w.step_word(-1), "Alt+Left"),
