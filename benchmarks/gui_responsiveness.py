@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -71,12 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.work / f"gui{args.photos}"
     make_folder(folder, args.photos, (500, 375))
-    if args.write_as_made:  # the writes change the photos: work on a copy
-        import shutil
-
-        copy = Path(tempfile.mkdtemp()) / folder.name
-        shutil.copytree(folder, copy)
-        folder = copy
+    copy_root = None
+    if args.write_as_made:  # the writes change the photos: work on a copy, removed at the end
+        copy_root = Path(tempfile.mkdtemp())
+        folder = Path(shutil.copytree(folder, copy_root / folder.name))
 
     app = QApplication([])
     from desktop_app.gui.main_window import MainWindow
@@ -121,6 +120,9 @@ def main() -> None:
           + (f"; written into {window.session.counts()['captioned']} photos as made" if args.write_as_made else ""))
     window.ask_about_unsaved = lambda doing: "discard"  # a benchmark's captions are not anyone's work
     window.close()
+    shutil.rmtree(work, ignore_errors=True)
+    if copy_root is not None:
+        shutil.rmtree(copy_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
