@@ -52,6 +52,7 @@ def _open_index(path: Path | None):
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner
+    from desktop_app.library.index import Details
     from desktop_app.photos.discover import find_photos
 
     paths = list(find_photos(args.paths, args.recursive))
@@ -92,6 +93,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
         if index is not None and outcome.path.is_file():
             try:
                 index.record(outcome.path, read_caption(outcome.path, args.sidecar_naming))
+                if status == CAPTIONED and outcome.result is not None:  # confidence and needs-review, for the GUI
+                    r = outcome.result
+                    index.save_details({outcome.path: Details(r.text, captioner.model_id, r.words, r.alternatives,
+                                                              r.attention, r.confidence, r.needs_review)})
             except Exception:  # an unreadable photo just stays out of the index
                 pass
         if status == CAPTIONED and outcome.result and not args.quiet and not progress.enabled:
@@ -102,7 +107,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
                 "path": str(outcome.path), "status": status, "message": message, "written_to": places,
                 "caption": r.text if r else None, "score": round(r.score, 4) if r else None,
                 "alternatives": [[t, round(s, 4)] for t, s in r.alternatives] if r else [],
-                "keywords": r.keywords if r else []}) + "\n")
+                "keywords": r.keywords if r else [],
+                "confidence": None if r is None or r.confidence is None else round(r.confidence, 3),
+                "needs_review": bool(r and r.needs_review)}) + "\n")
 
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())

@@ -9,11 +9,18 @@ from desktop_app.bundle.format import load_bundle
 CARD_FILE = "MODEL_CARD.md"
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 
+SUMMARY = ("Knows people, children and dogs doing things outdoors (Flickr8k); names about 1,100 everyday things "
+           "(ImageNet's 1,000 classes) only as keywords and sometimes in captions; captions of kitchens, food, "
+           "vehicles, rooms and sports are often wrong, and flagged for review when it is unsure.")
+
 LIMITS = """\
 - It knows Flickr8k's world: people, children and dogs doing things outdoors (playing,
   running, climbing, at the beach, in the snow). Anything rare there (cats, food, objects on
   a table, indoor scenes, landscapes without people, aircraft, screenshots, documents) is
-  described as the nearest familiar scene, often wrongly and confidently.
+  described as the nearest familiar scene, often wrongly. Concept keywords (ImageNet's
+  classes) find many such photos by search ("cat", "pizza", "laptop", "food", "animal") even when
+  the caption is wrong; ImageNet has no class for people, kites, skateboards, surfboards,
+  cakes, rooms or most sports gear, so those are found only when the caption names them.
 - It cannot read text, count reliably beyond two or three, or name people, places, brands,
   species or landmarks. Colours and clothing are its strongest details.
 - Words for people ("man", "woman", "girl", "boy") are guesses from appearance that
@@ -35,6 +42,37 @@ def _scores_table(test_scores: dict) -> str:
     return header + "\n" + "\n".join(rows)
 
 
+def _concepts_section(bundle) -> list[str]:
+    m, c = bundle.manifest, bundle.concepts
+    if c is None:
+        return ["", "## Concept keywords", "None: a format-1 bundle (keywords are the caption's own words)."]
+    cal = m.concepts.get("calibration", {})
+    parity = m.concepts.get("parity", {})
+    lines = ["", "## Concept keywords, concept-aware captions, confidence",
+             f"`concepts.onnx` applies the encoder's own ImageNet-1k classifier (from the same wheel) to its grid "
+             f"features, once on the whole photo and once on each of {m.concepts.get('regions')} regions, and sums "
+             f"class probabilities into {len(c.words)} plain words from WordNet 3.0 (each class's name and its "
+             "everyday hypernyms: tabby -> cat, animal). A word is a keyword (dc:subject) when its whole-photo "
+             f"probability is >= {c.keyword_threshold} or a region's is >= {c.region_threshold} (at most "
+             f"{c.max_keywords}). During beam search each decoder word that is a concept gets "
+             f"+{c.caption_bias} x its probability added to its log-probability, so captions name what the "
+             "classifier sees."]
+    if parity:
+        lines.append(f"Classifier parity on {parity.get('photos')} photos: logits of the full timm classifier vs the "
+                     f"classifier on `encoder.onnx` features max abs diff {parity.get('logits_max_abs_diff', 0):.1e}, "
+                     f"{parity.get('top1_identical')}/{parity.get('photos')} top-1 identical.")
+    if c.confidence:
+        lines += ["", "Confidence: a logistic model of the caption's score, its margin over the runner-up, and the "
+                      "classifier's certainty, fitted on COCO `extra.txt` (822 photos) to predict a caption CIDEr-D "
+                      f">= 30; a caption needs review below {c.review_threshold} (chosen on COCO `dev.txt`)."]
+    if cal:
+        lines.append(f"On COCO dev: {cal.get('dev_flagged')} of 1,000 photos flagged, mean CIDEr-D "
+                     f"{cal.get('dev_flagged_mean_cider', 0):.1f} flagged vs {cal.get('dev_unflagged_mean_cider', 0):.1f} "
+                     f"the others; noun-search mean F1 {cal.get('keywords_dev_mean_f1', 0):.3f} at mean precision "
+                     f"{cal.get('keywords_dev_mean_precision', 0):.3f} (`benchmarks/everyday_photos.py`).")
+    return lines
+
+
 def render(bundle_dir: Path) -> str:
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
@@ -45,6 +83,8 @@ def render(bundle_dir: Path) -> str:
         f"# Model card: {m.model_name}",
         "",
         f"Model id recorded in photo metadata: `{bundle.model_id}`. Created {m.created}.",
+        "",
+        f"**In one line:** {SUMMARY}",
         "",
         "## What it is",
         f"Show, Attend and Tell: a frozen ImageNet `{m.encoder_name}` encoder (Google's TF weights from the "
@@ -81,6 +121,7 @@ def render(bundle_dir: Path) -> str:
         lines += ["", f"int8 encoder: static QDQ per-channel quantisation calibrated on {int8['calibration_photos']} "
                       f"training photos; mean cosine similarity of its features to fp32: "
                       f"{int8['features_mean_cosine_vs_fp32']:.4f}."]
+    lines += _concepts_section(bundle)
     lines += ["", "## Known limits", LIMITS, ""]
     return "\n".join(lines)
 

@@ -47,7 +47,7 @@ def test_wrong_format_version(bundle_copy):
     data = _manifest(bundle_copy)
     data["format_version"] = 99
     (bundle_copy / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(BundleError, match="format_version 99 is not supported"):
+    with pytest.raises(BundleError, match="needs a newer photocaption"):
         load_bundle(bundle_copy)
 
 

@@ -94,3 +94,13 @@ def test_suppressed_tokens_are_never_emitted():
     beam = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END,
                        DecodeOptions(beam_size=3, max_length=4, suppress=(3,)))[0]
     assert all(3 not in tokens for tokens, _ in beam.alternatives)
+
+
+def test_bias_moves_the_search_towards_a_word():
+    """A per-photo bias (what the encoder's classifier sees) is added at every step, to that photo's rows only."""
+    features = np.zeros((2, 4, 2), np.float32)
+    bias = np.zeros((2, V), np.float32)
+    bias[1, 5] = 3.0  # photo 1: "5" is what the classifier sees
+    for options in (DecodeOptions(beam_size=3, max_length=4, length_penalty=0.0), DecodeOptions(beam_size=1, max_length=4)):
+        plain, biased = (beam_search(TableModel(), features, START, END, options, bias)[i].tokens for i in (0, 1))
+        assert 5 not in plain and 5 in biased

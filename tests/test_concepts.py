@@ -1,0 +1,117 @@
+"""Concept keywords (bundle format 2): the shipped bundle on real photos, older and newer bundles, the rules."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_app.bundle import format as bf
+from desktop_app.bundle.vocabulary import Vocabulary
+from desktop_app.captioning.captioner import Captioner
+from desktop_app.captioning.concepts import ConceptScorer, PhotoConcepts
+from desktop_app.resources import DEFAULT_BUNDLE
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+def _linked_bundle(tmp_path: Path, edit) -> Path:
+    """The shipped bundle's files, linked (not copied), under a manifest changed by ``edit``."""
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for path in DEFAULT_BUNDLE.iterdir():
+        if path.name != bf.MANIFEST_FILE:
+            (folder / path.name).symlink_to(path)
+    data = json.loads((DEFAULT_BUNDLE / bf.MANIFEST_FILE).read_text())
+    edit(data)
+    (folder / bf.MANIFEST_FILE).write_text(json.dumps(data))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Captioner.open(provider="cpu", threads=2)
+
+
+def test_shipped_bundle_names_what_sample_photos_show(shipped):
+    """Real photos the decoder gets wrong (Flickr8k has few cats and no espresso): the keywords get them."""
+    assert shipped.bundle.manifest.format_version == 2 and shipped.concepts is not None
+    cat, coffee = shipped.caption_paths([SAMPLES / "chelsea.jpg", SAMPLES / "coffee.jpg"])
+    assert "cat" in cat.keywords and "animal" in cat.keywords
+    assert "coffee" in coffee.keywords
+    for result in (cat, coffee):
+        assert 0.0 <= result.confidence <= 1.0
+        assert result.needs_review == (result.confidence < shipped.concepts.review_threshold)
+
+
+def test_format_1_bundle_still_runs_without_concepts(tmp_path):
+    def as_format_1(data):
+        data["format_version"] = 1
+        data.pop("concepts")
+        for name in bf.CONCEPT_FILES:
+            data["files"].pop(name)
+
+    captioner = Captioner.open(_linked_bundle(tmp_path, as_format_1), provider="cpu", threads=2)
+    assert captioner.concepts is None
+    result = captioner.caption_paths([SAMPLES / "chelsea.jpg"])[0]
+    assert result.text and result.confidence is None and not result.needs_review
+    assert set(result.keywords) <= set(result.words)  # only the caption's own words
+
+
+def test_newer_bundle_is_refused_in_words(tmp_path):
+    folder = _linked_bundle(tmp_path, lambda data: data.update(format_version=bf.FORMAT_VERSION + 1))
+    with pytest.raises(bf.BundleError, match="needs a newer photocaption"):
+        bf.load_bundle(folder)
+
+
+def test_concept_files_are_part_of_the_bundle(tmp_path):
+    folder = _linked_bundle(tmp_path, lambda data: None)
+    (folder / bf.CONCEPTS_WORDS_FILE).unlink()
+    with pytest.raises(bf.BundleError, match="concepts.json: missing from the bundle"):
+        bf.load_bundle(folder)
+    shutil.copyfile(DEFAULT_BUNDLE / bf.CONCEPTS_WORDS_FILE, folder / bf.CONCEPTS_WORDS_FILE)
+    with open(folder / bf.CONCEPTS_WORDS_FILE, "a") as handle:
+        handle.write(" ")
+    with pytest.raises(bf.BundleError, match="sha256 does not match"):
+        bf.load_bundle(folder)
+
+
+def _scorer(**fields):
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "dogs", "cat", "runs"])
+    return ConceptScorer(bf.Concepts(words=["animal", "cat", "dog"], **fields), vocab)
+
+
+def test_keywords_follow_the_thresholds_surest_first():
+    scorer = _scorer(keyword_threshold=0.3, region_threshold=0.8, max_keywords=2)
+    photo = PhotoConcepts(whole=np.array([0.9, 0.1, 0.4]), region=np.array([0.9, 0.85, 0.5]))
+    assert scorer.keywords(photo) == ["animal", "cat"]  # cat by its region (0.85); dog cut by max_keywords
+    assert _scorer(keyword_threshold=0.95, region_threshold=0.95).keywords(photo) == []
+
+
+def test_caption_bias_reaches_plurals_and_only_concept_words():
+    scorer = _scorer(caption_bias=2.0, caption_region_weight=0.5)
+    bias = scorer.caption_bias(np.array([[0.0, 0.2, 0.6]]), np.array([[0.0, 0.8, 0.0]]))
+    expected = np.zeros((1, 9), np.float32)
+    expected[0, [5, 6]] = 1.2  # dog, dogs: 2 x 0.6
+    expected[0, 7] = 0.8  # cat: 2 x max(0.2, 0.5 x 0.8)
+    np.testing.assert_allclose(bias, expected, rtol=1e-6)
+    assert _scorer(caption_bias=0.0).caption_bias(np.zeros((1, 3)), np.zeros((1, 3))) is None
+
+
+def test_wordnet_gives_plain_search_words():
+    pytest.importorskip("nltk")
+    concepts = pytest.importorskip("model_export.concepts")
+    if not (concepts.WORDNET_DIR / "data.noun").is_file():
+        pytest.skip(f"WordNet 3.0 not installed in {concepts.WORDNET_DIR} (apt-get install wordnet-base)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wn = concepts.open_wordnet(Path(tmp))
+        words = {wnid: concepts.class_words(wn, wnid) for wnid in
+                 ("n02123045", "n07873807", "n03642806", "n07697537", "n02085620")}
+    assert {"tabby", "cat", "animal"} <= set(words["n02123045"])  # tabby cat
+    assert {"pizza", "food"} <= set(words["n07873807"])
+    assert {"laptop", "computer"} <= set(words["n03642806"])
+    assert "dog" not in words["n07697537"]  # a hot dog is food, not a dog
+    assert {"chihuahua", "dog", "animal"} <= set(words["n02085620"])
