@@ -1,15 +1,16 @@
 """Load on `photocaption serve`: N concurrent clients posting photos vs the CLI pipeline on the same photos.
 
-    python benchmarks/serve_load.py [--clients 8] [--duration 30] [--photos 300] [--threads 2]
+    python benchmarks/serve_load.py [--clients 8] [--duration 30] [--rounds 6] [--photos 300] [--model-workers 2]
 
 Starts the real server (``python -m desktop_app serve``, loopback, token) on a
-free port, warms it up (10 s of the same load), then N client threads (one keep-alive connection each)
-post the photos as raw JPEG bodies for ``--duration`` seconds. Prints photos/s,
-p50/p99 latency, errors, the server's CPU time per photo, mean batch size and
-resident memory at the start, the end and its peak; and, in the same run, before
-and after the load, the folder pipeline (`photocaption caption`'s engine, nothing
-written) on the same photos with the same model, threads and decode settings.
-CPU time per photo is the steadier comparison on a shared machine.
+free port and warms it up (10 s of the same load). Then, in ``--rounds`` turns,
+one pass of the folder pipeline (`photocaption caption`'s engine, nothing
+written; same photos, model, threads and decode settings) and one slice of the
+load: N client threads (one keep-alive connection each) posting the photos as
+raw JPEG bodies, ``--duration`` seconds in all. Taking turns lets both meet the
+same machine, whose speed drifts when it is shared. Prints photos/s of each,
+p50/p99 latency, errors, CPU time per photo, the server's mean batch size and
+its resident memory after the warm-up, at the end and at its peak.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmarks.caption_folder import BEAM  # noqa: E402
 from benchmarks.photo_folders import make_folder  # noqa: E402
 from desktop_app.captioning.captioner import Captioner  # noqa: E402
 from desktop_app.captioning.pipeline import PipelineOptions, caption_photos  # noqa: E402
+from desktop_app.serve.service import ServiceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS, MAX_DURATION = 64, 600  # bounded: this is a load test on the local machine, not a stress tool
@@ -57,22 +59,21 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def cli_pipeline(bundle: Path | None, threads: int, paths: list[Path]) -> tuple[float, float]:
-    """`photocaption caption --dry-run`'s engine on ``paths``: (photos/s, CPU ms per photo)."""
-    captioner = Captioner.open(bundle, provider="cpu", threads=threads)
-    options = PipelineOptions(decode=BEAM, decode_workers=2, recaption=True)
-    caption_photos(paths[:options.batch_size], captioner, options)  # warm-up
+CLI_OPTIONS = PipelineOptions(decode=BEAM, decode_workers=2, recaption=True)  # `photocaption caption`'s engine
+
+
+def cli_pass(captioner: Captioner, paths: list[Path]) -> tuple[float, float]:
+    """One pass of the folder pipeline over ``paths`` (nothing written): (seconds, CPU seconds)."""
     cpu, start = cpu_seconds(os.getpid()), time.perf_counter()
-    counts = caption_photos(paths, captioner, options)
-    seconds = time.perf_counter() - start
+    counts = caption_photos(paths, captioner, CLI_OPTIONS)
     assert counts["captioned"] == len(paths), counts
-    return len(paths) / seconds, (cpu_seconds(os.getpid()) - cpu) / len(paths) * 1000
+    return time.perf_counter() - start, cpu_seconds(os.getpid()) - cpu
 
 
 def start_server(args: argparse.Namespace, config: Path) -> tuple[subprocess.Popen, int, str]:
     command = [sys.executable, "-m", "desktop_app", "serve", "--host", "127.0.0.1", "--port", "0", "--provider", "cpu",
                "--threads", str(args.threads), "--max-wait-ms", str(args.max_wait_ms),
-               "--max-queue", str(max(64, 2 * args.clients))]
+               "--max-queue", str(max(64, 2 * args.clients)), "--model-workers", str(args.model_workers)]
     if args.bundle:
         command += ["--model", str(args.bundle)]
     env = {**os.environ, "XDG_CONFIG_HOME": str(config), "PYTHONUNBUFFERED": "1"}
@@ -101,7 +102,7 @@ def get_json(port: int, token: str, path: str) -> dict:
     return json.loads(connection.getresponse().read())
 
 
-def load(port: int, token: str, photos: list[bytes], clients: int, duration: float) -> dict:
+def load(port: int, token: str, photos: list[bytes], clients: int, duration: float, offset: int = 0) -> dict:
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
     start = time.perf_counter()
@@ -109,7 +110,7 @@ def load(port: int, token: str, photos: list[bytes], clients: int, duration: flo
 
     def client(n: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        i = n * len(photos) // clients  # each client starts at its own place in the folder
+        i = offset + n * len(photos) // clients  # each client starts at its own place in the folder
         while time.perf_counter() < stop_at:
             sent = time.perf_counter()
             try:
@@ -131,32 +132,33 @@ def load(port: int, token: str, photos: list[bytes], clients: int, duration: flo
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
-    done = np.array([t for per_client in latencies for t in per_client])
-    return {"photos": len(done), "seconds": elapsed, "rate": len(done) / elapsed, "errors": errors,
-            "p50_ms": float(np.percentile(done, 50) * 1000) if len(done) else float("nan"),
-            "p99_ms": float(np.percentile(done, 99) * 1000) if len(done) else float("nan")}
+    return {"seconds": time.perf_counter() - start, "latencies": [t for per_client in latencies for t in per_client],
+            "errors": errors}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8, help=f"concurrent clients (1-{MAX_CLIENTS})")
     parser.add_argument("--duration", type=float, default=30.0, help=f"seconds of load (at most {MAX_DURATION})")
+    parser.add_argument("--rounds", type=int, default=6, help="CLI passes and load slices taken in turn")
     parser.add_argument("--photos", type=int, default=300, help="distinct photos (Flickr8k-size JPEGs)")
     parser.add_argument("--threads", type=int, default=2, help="model threads, for the server and the pipeline")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait")
+    parser.add_argument("--model-workers", type=int, default=ServiceOptions().model_workers,
+                        help="the server's batches in the model at once")
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "photocaption-bench")
     args = parser.parse_args()
-    if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION:
-        parser.error(f"--clients must be 1-{MAX_CLIENTS} and --duration 0-{MAX_DURATION} s")
+    if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION or args.rounds < 1:
+        parser.error(f"--clients must be 1-{MAX_CLIENTS}, --duration 0-{MAX_DURATION} s, --rounds at least 1")
 
     paths = make_folder(args.work / "500px", args.photos, (500, 375))
     photos = [p.read_bytes() for p in paths]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    cli_before, cli_cpu_before = cli_pipeline(args.bundle, args.threads, paths)
-    print(f"CLI pipeline, {len(paths)} photos 500x375, beam 3, {args.threads} threads: {cli_before:.1f} photos/s, "
-          f"CPU {cli_cpu_before:.0f} ms/photo")
+    captioner = Captioner.open(args.bundle, provider="cpu", threads=args.threads)
+    caption_photos(paths[:CLI_OPTIONS.batch_size], captioner, CLI_OPTIONS)  # warm-up
+    cli = {"seconds": 0.0, "cpu": 0.0, "photos": 0}
+    served = {"seconds": 0.0, "cpu": 0.0, "client_cpu": 0.0, "latencies": [], "errors": []}
 
     with tempfile.TemporaryDirectory() as config:
         process, port, token = start_server(args, Path(config))
@@ -172,10 +174,20 @@ def main() -> None:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            cpu, own_cpu = cpu_seconds(process.pid), cpu_seconds(os.getpid())
-            result = load(port, token, photos, args.clients, args.duration)
-            server_cpu = (cpu_seconds(process.pid) - cpu) / max(result["photos"], 1) * 1000
-            client_cpu = (cpu_seconds(os.getpid()) - own_cpu) / max(result["photos"], 1) * 1000
+            # CLI passes and load slices in turn, so both meet the same machine (it is shared and its speed drifts).
+            for round_ in range(args.rounds):
+                seconds, cpu = cli_pass(captioner, paths)
+                cli["seconds"] += seconds
+                cli["cpu"] += cpu
+                cli["photos"] += len(paths)
+                cpu, own_cpu = cpu_seconds(process.pid), cpu_seconds(os.getpid())
+                result = load(port, token, photos, args.clients, args.duration / args.rounds,
+                              offset=round_ * len(photos) // args.rounds)
+                served["cpu"] += cpu_seconds(process.pid) - cpu
+                served["client_cpu"] += cpu_seconds(os.getpid()) - own_cpu
+                served["seconds"] += result["seconds"]
+                served["latencies"] += result["latencies"]
+                served["errors"] += result["errors"]
             sampling.set()
             sampler.join()
             rss_end = rss_mib(process.pid)
@@ -183,20 +195,22 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
-    cli_after, cli_cpu_after = cli_pipeline(args.bundle, args.threads, paths)  # the machine may have changed
-    cli, cli_cpu = (cli_before + cli_after) / 2, (cli_cpu_before + cli_cpu_after) / 2
 
-    print(f"CLI pipeline again after the load: {cli_after:.1f} photos/s, CPU {cli_cpu_after:.0f} ms/photo "
-          f"(mean {cli:.1f} photos/s, {cli_cpu:.0f} ms/photo)")
-    print(f"server, {args.clients} clients for {result['seconds']:.1f} s: {result['photos']} photos, "
-          f"{result['rate']:.1f} photos/s = {result['rate'] / cli:.0%} of the CLI (target >= 80%)")
-    print(f"server CPU {server_cpu:.0f} ms/photo = {server_cpu / cli_cpu:.0%} of the CLI's "
-          f"(the {args.clients} clients used {client_cpu:.1f} ms/photo more)")
-    print(f"latency p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms; errors {len(result['errors'])}")
-    for line in sorted(set(result["errors"]))[:5]:
+    done = len(served["latencies"])
+    cli_rate, rate = cli["photos"] / cli["seconds"], done / served["seconds"]
+    cli_cpu, server_cpu = cli["cpu"] / cli["photos"] * 1000, served["cpu"] / max(done, 1) * 1000
+    p50, p99 = (np.percentile(served["latencies"], [50, 99]) * 1000) if done else (float("nan"),) * 2
+    print(f"CLI pipeline, {len(paths)} photos 500x375 x {args.rounds} passes, beam 3, {args.threads} threads: "
+          f"{cli_rate:.1f} photos/s, CPU {cli_cpu:.1f} ms/photo")
+    print(f"server, {args.clients} clients, {args.rounds} slices, {served['seconds']:.1f} s in all: {done} photos, "
+          f"{rate:.1f} photos/s = {rate / cli_rate:.0%} of the CLI (target >= 80%)")
+    print(f"server CPU {server_cpu:.1f} ms/photo = {server_cpu / cli_cpu:.0%} of the CLI's "
+          f"(the {args.clients} clients used {served['client_cpu'] / max(done, 1) * 1000:.1f} ms/photo more)")
+    print(f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms; errors {len(served['errors'])}")
+    for line in sorted(set(served["errors"]))[:5]:
         print(f"  error: {line}")
     print(f"batches: mean {batches['mean_batch']} photos, largest {batches['largest_batch']} "
-          f"(max wait {args.max_wait_ms:g} ms)")
+          f"(max wait {args.max_wait_ms:g} ms, {args.model_workers} model workers)")
     print(f"server memory (RSS): {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end, "
           f"peak {peak[0]:.0f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

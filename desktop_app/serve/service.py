@@ -42,6 +42,10 @@ class ServiceOptions:
     max_wait: float = 0.005  # seconds the first photo of a batch waits for company
     max_queue: int = 64  # photos accepted and not yet answered
     decode_workers: int = 2  # threads turning photo files into pixels
+    # Batches in the model at once. 2 lets one batch's NumPy decode loop overlap another's graphs, but on
+    # 2 cores it split batches (mean 2.4 photos) and cost 5-15% more CPU per photo for no steady gain
+    # (benchmarks/serve_load.py, interleaved runs 2026-11-23).
+    model_workers: int = 1
 
 
 @dataclass
@@ -72,8 +76,10 @@ class CaptionService:
         self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._decode = ThreadPoolExecutor(max(options.decode_workers, 1), thread_name_prefix="serve-decode")
-        self._model = threading.Thread(target=self._run, name="serve-model", daemon=True)
-        self._model.start()
+        self._models = [threading.Thread(target=self._run, name=f"serve-model-{n}", daemon=True)
+                        for n in range(max(options.model_workers, 1))]
+        for thread in self._models:
+            thread.start()
 
     # --- admission -------------------------------------------------------------------------
     @property
@@ -156,9 +162,10 @@ class CaptionService:
         batch = [job for job in batch if job.future.set_running_or_notify_cancel()]  # callers gone: skip
         if not batch:
             return
-        self.stats.batches += 1  # counted before any caller hears back, so an answered caller sees its batch
-        self.stats.photos += len(batch)
-        self.stats.largest = max(self.stats.largest, len(batch))
+        with self._lock:  # counted before any caller hears back, so an answered caller sees its batch
+            self.stats.batches += 1
+            self.stats.photos += len(batch)
+            self.stats.largest = max(self.stats.largest, len(batch))
         groups: dict[DecodeOptions, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.options, []).append(job)
@@ -176,6 +183,8 @@ class CaptionService:
         self._seconds_per_photo = pace if self.stats.batches == 1 else 0.8 * self._seconds_per_photo + 0.2 * pace
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._model.join(timeout=30)
+        for _ in self._models:
+            self._jobs.put(None)
+        for thread in self._models:
+            thread.join(timeout=30)
         self._decode.shutdown(wait=True, cancel_futures=True)
