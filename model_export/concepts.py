@@ -182,9 +182,6 @@ def export_concepts(bundle_dir: Path, thresholds: dict | None = None, check_phot
     encoder_name = bundle.manifest.encoder_name.removeprefix("tf_efficientnet_")
     classifier_net = imagenet_classifier(encoder_name)
     grid_side = int(round(bundle.manifest.grid_size ** 0.5))
-    with tempfile.TemporaryDirectory() as tmp:
-        words, matrix = concept_vocabulary(open_wordnet(Path(tmp)))
-    head = ConceptHead(classifier_net.classifier, matrix, grid_side).eval()
 
     # Parity: the classifier on the shipped encoder's features == timm's whole classifier on the pixels.
     captioner = Captioner.open(bundle_dir, provider="cpu")
@@ -199,6 +196,9 @@ def export_concepts(bundle_dir: Path, thresholds: dict | None = None, check_phot
               "top1_identical": int((reference.argmax(1) == ours.argmax(1)).sum())}
     if parity["top1_identical"] != len(pixels) or parity["logits_max_abs_diff"] > 1e-2:
         raise RuntimeError(f"encoder.onnx's features are not what the ImageNet classifier reads: {parity}")
+    with tempfile.TemporaryDirectory() as tmp:
+        words, matrix = concept_vocabulary(open_wordnet(Path(tmp)))
+    head = ConceptHead(classifier_net.classifier, matrix, grid_side).eval()
 
     _export(head, (torch.from_numpy(features),), bf.CONCEPTS_INPUTS, bf.CONCEPTS_OUTPUTS, bundle_dir / bf.CONCEPTS_FILE)
     concepts = bf.Concepts(words=words, **(thresholds or {}))
