@@ -140,6 +140,7 @@ def test_caption_an_uploaded_sample(server, reference):
     assert status == 200, body
     assert body["caption"] == reference[photo]
     assert body["model"].startswith("sat-") and body["keywords"] and "attention" not in body
+    assert isinstance(body["needs_review"], bool) and (body["confidence"] is None or 0 <= body["confidence"] <= 1)
 
 
 def test_multipart_upload_with_n_best_and_attention(server, reference):

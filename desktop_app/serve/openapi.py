@@ -47,6 +47,10 @@ def document(max_upload: int) -> dict[str, Any]:
                     "caption": {"type": "string"},
                     "score": {"type": "number", "description": "length-normalised log-probability (higher is surer)"},
                     "model": {"type": "string"},
+                    "confidence": {"type": ["number", "null"],
+                                   "description": "0-1, how likely the caption is right (null: the model cannot tell)"},
+                    "needs_review": {"type": "boolean",
+                                     "description": "confidence below the model's calibrated threshold: check it"},
                     "path": {"type": "string", "description": "the file read (caption by path only)"},
                     "alternatives": {"type": "array", "items": {"type": "object", "properties": {
                         "caption": {"type": "string"}, "score": {"type": "number"}}}},

@@ -93,7 +93,9 @@ def attention_grid(grid_size: int) -> list[int]:
 
 
 def caption_json(result: CaptionResult, options: RequestOptions, model_id: str, grid_size: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"caption": result.text, "score": round(float(result.score), 4), "model": model_id}
+    body: dict[str, Any] = {"caption": result.text, "score": round(float(result.score), 4), "model": model_id,
+                            "confidence": None if result.confidence is None else round(float(result.confidence), 3),
+                            "needs_review": bool(result.needs_review)}
     if options.decode.n_best > 1:
         body["alternatives"] = [{"caption": text, "score": round(float(score), 4)}
                                 for text, score in result.alternatives[:options.decode.n_best]]
