@@ -22,6 +22,7 @@ class BadRequest(Exception):
 @dataclass(frozen=True)
 class RequestOptions:
     decode: DecodeOptions
+    n_best: int = 1  # captions to return; the decoder always ranks at least the CLI's n-best
     keywords: bool = True
     attention: bool = False
 
@@ -81,9 +82,11 @@ def parse_options(values: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> Re
     flags = {name: _bool(name, values[name]) if name in values else o.default for name, o in _BOOLS.items()}
     if ints["n_best"] > ints["beam"]:
         raise BadRequest(f"n_best ({ints['n_best']}) cannot be more than beam ({ints['beam']})")
+    # The decoder ranks as many captions as the CLI does (or more): the model's confidence reads the
+    # runners-up, so a photo gets the CLI's confidence whatever n_best asks to see.
     decode = DecodeOptions(beam_size=ints["beam"], max_length=ints["max_length"],
-                           no_repeat_ngram=ints["no_repeat_ngram"], n_best=ints["n_best"])
-    return RequestOptions(decode, **flags)
+                           no_repeat_ngram=ints["no_repeat_ngram"], n_best=max(ints["n_best"], DecodeOptions.n_best))
+    return RequestOptions(decode, ints["n_best"], **flags)
 
 
 def attention_grid(grid_size: int) -> list[int]:
@@ -96,9 +99,9 @@ def caption_json(result: CaptionResult, options: RequestOptions, model_id: str, 
     body: dict[str, Any] = {"caption": result.text, "score": round(float(result.score), 4), "model": model_id,
                             "confidence": None if result.confidence is None else round(float(result.confidence), 3),
                             "needs_review": bool(result.needs_review)}
-    if options.decode.n_best > 1:
+    if options.n_best > 1:
         body["alternatives"] = [{"caption": text, "score": round(float(score), 4)}
-                                for text, score in result.alternatives[:options.decode.n_best]]
+                                for text, score in result.alternatives[:options.n_best]]
     if options.keywords:
         body["keywords"] = list(result.keywords)
     if options.attention:
