@@ -10,15 +10,18 @@ import threading
 import time
 from pathlib import Path
 
+from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
 from desktop_app.bundle.format import BundleError
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.metadata.record import MACHINE, CaptionRecord
+from desktop_app.photos.discover import READABLE, find_photos, is_photo
 from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
 from desktop_app.serve.cli import add_serve_parser
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+PROVIDER_HELP = "where the model runs: auto = the GPU (CUDA) when it really works, else the CPU"
 
 
 class ProgressLine:
@@ -53,12 +56,15 @@ def _open_index(path: Path | None):
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner
     from desktop_app.library.index import Details
-    from desktop_app.photos.discover import find_photos
 
+    existing(args.paths)
+    writable_file(args.jsonl, "--jsonl")
+    writable_file(args.index, "--index")
     paths = list(find_photos(args.paths, args.recursive))
     if not paths:
-        print("no photos found", file=sys.stderr)
-        return EXIT_ERROR
+        nested = not args.recursive and any(p.is_dir() and any(c.is_dir() for c in p.iterdir()) for p in args.paths)
+        raise UsageError("no photos in " + ", ".join(map(str, args.paths))
+                         + (" (its sub-folders are read with -r)" if nested else ""))
     captioner = Captioner.open(args.model, provider=args.provider, threads=args.threads)
     write = "none" if args.dry_run else args.write
     print(f"model {captioner.model_id} on {captioner.provider}; {len(paths)} photos; "
@@ -134,6 +140,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    folders(args.scan or [])
+    writable_file(args.index, "--index")
     index = _open_index(args.index)
     if args.scan:
         index.scan(args.scan, recursive=True)
@@ -147,6 +155,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    folders(args.folders)
+    writable_file(args.index, "--index")
     index = _open_index(args.index)
     read = index.scan(args.folders, recursive=not args.no_recursive)
     print(f"indexed {read} new or changed photos; {len(index)} in the library ({index.path})")
@@ -154,12 +164,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    existing(args.photos)
+    named_folders = [str(p) for p in args.photos if p.is_dir()]
+    if named_folders:
+        raise UsageError(f"show takes photos, not folders ({', '.join(named_folders)}); "
+                         "photocaption scan FOLDER indexes a folder's captions and photocaption search finds them")
     status = EXIT_OK
     for photo in args.photos:
+        if not is_photo(photo):
+            print(f"{photo}: not a photo (by its name; photocaption reads {', '.join(sorted(READABLE))} and camera RAW)",
+                  file=sys.stderr)
+            status = EXIT_SOME_FAILED
+            continue
         try:
             record = read_caption(photo, args.sidecar_naming)
-        except MetadataError as exc:
-            print(f"{photo}: {exc}", file=sys.stderr)
+        except (MetadataError, OSError) as exc:
+            reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"{photo}: cannot read its caption: {reason}", file=sys.stderr)
             status = EXIT_SOME_FAILED
             continue
         if record is None:
@@ -174,17 +195,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace) -> int:
     from desktop_app.gui.app import run_app
 
+    existing([args.path] if args.path else [])
     return run_app(args.path, model=args.model)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photocaption", description="Offline captions for photos, written into "
                                      "their EXIF/XMP metadata, and searchable.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("caption", help="caption photos and write the captions into their metadata",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
     c.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
@@ -195,13 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--touch", action="store_true", help="let the photo's modification time change")
     c.add_argument("--no-exif", action="store_true", help="write XMP only, leave EXIF alone")
     c.add_argument("--no-keywords", action="store_true", help="do not add dc:subject keywords")
-    c.add_argument("--beam", type=int, default=3, help="beam width (1 = greedy)")
-    c.add_argument("--max-length", type=int, default=20, help="longest caption in words")
-    c.add_argument("--no-repeat-ngram", type=int, default=3, help="forbid repeating n-grams of this size (0 = off)")
-    c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
-    c.add_argument("--threads", type=int, default=0, help="model threads (0 = one per core)")
-    c.add_argument("--batch-size", type=int, default=PipelineOptions.batch_size, help="photos per model batch")
-    c.add_argument("--decode-workers", type=int, default=2, help="threads decoding photos")
+    c.add_argument("--beam", type=whole_number(1), default=3, help="beam width (1 = greedy)")
+    c.add_argument("--max-length", type=whole_number(1), default=20, help="longest caption in words")
+    c.add_argument("--no-repeat-ngram", type=whole_number(0), default=3,
+                   help="forbid repeating n-grams of this size (0 = off)")
+    c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto", help=PROVIDER_HELP)
+    c.add_argument("--threads", type=whole_number(0), default=0, help="model threads (0 = one per core)")
+    c.add_argument("--batch-size", type=whole_number(1), default=PipelineOptions.batch_size,
+                   help="photos per model batch")
+    c.add_argument("--decode-workers", type=whole_number(1), default=2, help="threads decoding photos")
     c.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
     c.add_argument("--jsonl", type=Path, help="also append one JSON line per photo to this file")
     c.add_argument("--dry-run", action="store_true", help="caption and print; write nothing")
@@ -210,27 +234,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-photo lines")
     c.set_defaults(run=cmd_caption)
 
-    s = sub.add_parser("search", help="find photos by words in their captions")
-    s.add_argument("query", nargs="+")
-    s.add_argument("--index", type=Path)
-    s.add_argument("--scan", type=Path, action="append", help="index this folder first")
-    s.add_argument("--limit", type=int, default=50)
+    s = sub.add_parser("search", help="find photos by words in their captions", formatter_class=HelpFormatter)
+    s.add_argument("query", nargs="+", metavar="WORD")
+    s.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")
+    s.add_argument("--scan", type=Path, action="append", metavar="FOLDER", help="index this folder first")
+    s.add_argument("--limit", type=whole_number(1), default=50, help="most photos listed")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(run=cmd_search)
 
-    i = sub.add_parser("scan", help="index the captions already in a folder's photos")
-    i.add_argument("folders", nargs="+", type=Path)
-    i.add_argument("--index", type=Path)
-    i.add_argument("--no-recursive", action="store_true")
+    i = sub.add_parser("scan", help="index the captions already in a folder's photos", formatter_class=HelpFormatter)
+    i.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    i.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")
+    i.add_argument("--no-recursive", action="store_true", help="leave sub-folders out")
     i.set_defaults(run=cmd_scan)
 
-    w = sub.add_parser("show", help="a photo's caption and where it is stored")
-    w.add_argument("photos", nargs="+", type=Path)
-    w.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext")
+    w = sub.add_parser("show", help="a photo's caption and where it is stored", formatter_class=HelpFormatter)
+    w.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    w.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
     w.set_defaults(run=cmd_show)
 
-    g = sub.add_parser("gui", help="open the desktop app")
-    g.add_argument("path", nargs="?", type=Path, help="folder to open")
+    g = sub.add_parser("gui", help="open the desktop app", formatter_class=HelpFormatter)
+    g.add_argument("path", nargs="?", type=Path, metavar="FOLDER", help="folder to open (default: the last one)")
     g.add_argument("--model", type=Path, help="model bundle folder")
     g.set_defaults(run=cmd_gui)
 
@@ -242,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except UsageError as exc:
+        print(f"photocaption {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (BundleError, ProviderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

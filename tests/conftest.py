@@ -1,11 +1,13 @@
-"""Shared fixtures: a synthetic captioning set, a tiny model trained on it, and its exported bundle.
+"""Shared fixtures: a synthetic captioning set, a tiny model trained on it, and its exported bundle;
+the shipped sample photos as they shipped.
 
-Built once per test session (about a minute on two cores) and reused by the
-training, export and app tests, so every layer is tested on a real model.
+The tiny model is built once per test session and reused by the training, export and app
+tests, so every layer is tested on a real model (``pytest --durations=5`` shows its cost).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,11 +19,35 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "resources" / "samples"
+SAMPLE_DIGESTS = Path(__file__).parent / "data" / "sample_photos.sha256"
 DEFAULT_BUNDLE = ROOT / "resources" / "models" / "default"
 
 TINY_MODEL = dict(embed_dim=64, hidden_dim=128, memory_dim=128, attention_dim=64, dropout=0.1, lr=3e-3,
                   batch_size=16, alpha_c=1.0, patience=10, threads=0, quiet=True)
 TINY_EPOCHS = 8
+
+
+EXIFTOOL_MISSING = "exiftool, the reference metadata reader, is not installed (Debian: apt install libimage-exiftool-perl)"
+
+
+def _without_exiftool_skip():
+    """Hook body: a test that runs exiftool is skipped, with the reason, where exiftool is not installed."""
+    try:
+        return (yield)
+    except FileNotFoundError as exc:
+        if exc.filename == "exiftool" and shutil.which("exiftool") is None:
+            pytest.skip(EXIFTOOL_MISSING)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _without_exiftool_skip())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _without_exiftool_skip())
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +89,45 @@ def bundle_copy(tiny_bundle, tmp_path):
     return Path(shutil.copytree(tiny_bundle[0], tmp_path / "bundle"))
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _committed(name: str) -> bytes | None:
+    """A sample photo as the checkout's HEAD holds it, when this is a git checkout."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:resources/samples/{name}"],
+                              capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+@pytest.fixture(scope="session")
+def pristine_samples(tmp_path_factory) -> Path:
+    """The sample photos byte for byte as shipped (digests in tests/data), whatever the working tree
+    holds now: a photo captioned in place (once the README's quickstart did that) is taken from git."""
+    folder = tmp_path_factory.mktemp("pristine-samples")
+    for line in SAMPLE_DIGESTS.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        local = SAMPLES / name
+        data = local.read_bytes() if local.is_file() else b""
+        if _sha256(data) != digest:
+            data = _committed(name) or b""
+        if _sha256(data) != digest:
+            pytest.fail(f"resources/samples/{name} is not the shipped photo and git cannot give it back; "
+                        f"restore it (git checkout resources/samples) or update {SAMPLE_DIGESTS.name}")
+        (folder / name).write_bytes(data)  # shared by the whole session: tests write only into `samples`
+    return folder
+
+
 @pytest.fixture
-def samples(tmp_path):
-    """The shipped sample photos, copied so tests can write into them."""
-    return Path(shutil.copytree(SAMPLES, tmp_path / "samples"))
+def samples(pristine_samples, tmp_path):
+    """The shipped sample photos, copied so a test may write into them."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for photo in pristine_samples.iterdir():
+        shutil.copyfile(photo, folder / photo.name)
+    return folder
 
 
 def exiftool(*args: str) -> dict:

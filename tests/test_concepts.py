@@ -1,4 +1,4 @@
-"""Concept keywords (bundle format 2): the shipped bundle on real photos, older and newer bundles, the rules."""
+"""Concept keywords (bundle format 2 and later): the shipped bundle on real photos, older and newer bundles, the rules."""
 
 import json
 import shutil
@@ -12,8 +12,8 @@ from desktop_app.bundle.vocabulary import Vocabulary
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.concepts import ConceptScorer, PhotoConcepts
 from desktop_app.resources import DEFAULT_BUNDLE
+from bundle_versions import plain_step_graph
 
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 
 def _linked_bundle(tmp_path: Path, edit) -> Path:
@@ -34,10 +34,10 @@ def shipped():
     return Captioner.open(provider="cpu", threads=2)
 
 
-def test_shipped_bundle_names_what_sample_photos_show(shipped):
+def test_shipped_bundle_names_what_sample_photos_show(shipped, pristine_samples):
     """Real photos the decoder gets wrong (Flickr8k has few cats and no espresso): the keywords get them."""
-    assert shipped.bundle.manifest.format_version == 2 and shipped.concepts is not None
-    cat, coffee = shipped.caption_paths([SAMPLES / "chelsea.jpg", SAMPLES / "coffee.jpg"])
+    assert shipped.bundle.manifest.format_version == bf.FORMAT_VERSION and shipped.concepts is not None
+    cat, coffee = shipped.caption_paths([pristine_samples / "chelsea.jpg", pristine_samples / "coffee.jpg"])
     assert "cat" in cat.keywords and "animal" in cat.keywords
     assert "coffee" in coffee.keywords
     for result in (cat, coffee):
@@ -45,16 +45,20 @@ def test_shipped_bundle_names_what_sample_photos_show(shipped):
         assert result.needs_review == (result.confidence < shipped.concepts.review_threshold)
 
 
-def test_format_1_bundle_still_runs_without_concepts(tmp_path):
+def test_format_1_bundle_still_runs_without_concepts(tmp_path, pristine_samples):
     def as_format_1(data):
         data["format_version"] = 1
         data.pop("concepts")
         for name in bf.CONCEPT_FILES:
             data["files"].pop(name)
 
-    captioner = Captioner.open(_linked_bundle(tmp_path, as_format_1), provider="cpu", threads=2)
+    folder = _linked_bundle(tmp_path, as_format_1)
+    (folder / bf.DECODER_STEP_FILE).unlink()  # a format-1 step graph does not rank
+    plain_step_graph(DEFAULT_BUNDLE / bf.DECODER_STEP_FILE, folder / bf.DECODER_STEP_FILE)
+    bf.write_manifest(folder, bf.Manifest.from_dict(json.loads((folder / bf.MANIFEST_FILE).read_text())))
+    captioner = Captioner.open(folder, provider="cpu", threads=2)
     assert captioner.concepts is None
-    result = captioner.caption_paths([SAMPLES / "chelsea.jpg"])[0]
+    result = captioner.caption_paths([pristine_samples / "chelsea.jpg"])[0]
     assert result.text and result.confidence is None and not result.needs_review
     assert set(result.keywords) <= set(result.words)  # only the caption's own words
 

@@ -34,10 +34,9 @@ from desktop_app.photos.pixels import PhotoError, load_pixels  # noqa: E402
 from desktop_app.serve.access import AccessError, load_or_create_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "resources" / "samples"
 BUNDLE = ROOT / "resources" / "models" / "default"
 CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
-PHOTOS = [SAMPLES / name for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "chelsea-small.png")]
+SAMPLE_NAMES = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "chelsea-small.png")
 CLI_DECODE = DecodeOptions(beam_size=3, max_length=20, no_repeat_ngram=3)  # `photocaption caption`'s defaults
 
 
@@ -73,9 +72,14 @@ def captioner() -> Captioner:
 
 
 @pytest.fixture(scope="module")
-def cli_results(captioner) -> dict:
+def photos(pristine_samples) -> list[Path]:
+    return [pristine_samples / name for name in SAMPLE_NAMES]
+
+
+@pytest.fixture(scope="module")
+def cli_results(captioner, photos) -> dict:
     """Each sample's result from the model used directly, as the CLI does."""
-    return dict(zip(PHOTOS, captioner.caption_paths(PHOTOS, CLI_DECODE)))
+    return dict(zip(photos, captioner.caption_paths(photos, CLI_DECODE)))
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +88,14 @@ def reference(cli_results) -> dict[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def folders(tmp_path_factory, pristine_samples):
     """allowed/ (a photo, a symlink leading out, a text file) and outside/ (a photo)."""
     root = tmp_path_factory.mktemp("serve-files")
     allowed, outside = root / "allowed", root / "outside"
     allowed.mkdir()
     outside.mkdir()
-    (allowed / "chelsea.jpg").write_bytes((SAMPLES / "chelsea.jpg").read_bytes())
-    (outside / "coffee.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    (allowed / "chelsea.jpg").write_bytes((pristine_samples / "chelsea.jpg").read_bytes())
+    (outside / "coffee.jpg").write_bytes((pristine_samples / "coffee.jpg").read_bytes())
     (allowed / "escape.jpg").symlink_to(outside / "coffee.jpg")
     (allowed / "escape-dir").symlink_to(outside, target_is_directory=True)
     (allowed / "notes.jpg").write_text("not a photo\n")
@@ -138,9 +142,9 @@ def test_token_made_on_first_run_printed_once_and_private(server, tmp_path):
         load_or_create_token(loose)
 
 
-def test_caption_an_uploaded_sample(server, cli_results):
+def test_caption_an_uploaded_sample(server, cli_results, pristine_samples):
     url, token, _, _ = server
-    photo = SAMPLES / "astronaut.jpg"
+    photo = pristine_samples / "astronaut.jpg"
     status, _, body = call(f"{url}/v1/caption", photo.read_bytes(), token, "image/jpeg")
     assert status == 200, body
     cli = cli_results[photo]
@@ -149,9 +153,9 @@ def test_caption_an_uploaded_sample(server, cli_results):
     assert body["model"].startswith("sat-") and "attention" not in body and "alternatives" not in body
 
 
-def test_multipart_upload_with_n_best_and_attention(server, reference):
+def test_multipart_upload_with_n_best_and_attention(server, reference, pristine_samples):
     url, token, _, _ = server
-    photo = SAMPLES / "chelsea.jpg"
+    photo = pristine_samples / "chelsea.jpg"
     data, content_type = multipart({"n_best": "3", "attention": "true"}, photo.read_bytes())
     status, _, body = call(f"{url}/v1/caption", data, token, content_type)
     assert status == 200, body
@@ -162,17 +166,18 @@ def test_multipart_upload_with_n_best_and_attention(server, reference):
     assert all(len(row) == 49 and abs(sum(row) - 1) < 1e-2 for row in attention["weights"])
 
 
-def test_bad_option_is_a_400_in_words(server):
+def test_bad_option_is_a_400_in_words(server, pristine_samples):
     url, token, _, _ = server
-    status, _, body = call(f"{url}/v1/caption?beam=500", (SAMPLES / "chelsea.jpg").read_bytes(), token, "image/jpeg")
+    photo = (pristine_samples / "chelsea.jpg").read_bytes()
+    status, _, body = call(f"{url}/v1/caption?beam=500", photo, token, "image/jpeg")
     assert status == 400 and "beam" in body["error"]
     status, _, body = call(f"{url}/v1/caption?url=http://example.com/a.jpg", b"x", token, "image/jpeg")
     assert status == 400 and "unknown option url" in body["error"]
 
 
-def test_missing_or_wrong_token_is_401(server):
+def test_missing_or_wrong_token_is_401(server, pristine_samples):
     url, token, _, _ = server
-    photo = (SAMPLES / "chelsea.jpg").read_bytes()
+    photo = (pristine_samples / "chelsea.jpg").read_bytes()
     for given in (None, "wrong", token[:-1]):
         status, headers, body = call(f"{url}/v1/caption", photo, given, "image/jpeg")
         assert status == 401 and headers.get("www-authenticate") == "Bearer" and "token" in body["error"]
@@ -201,9 +206,9 @@ def _png_header_only(width: int, height: int) -> bytes:
         chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
-def test_not_an_image_corrupt_and_bomb_are_4xx_in_words(server):
+def test_not_an_image_corrupt_and_bomb_are_4xx_in_words(server, pristine_samples):
     url, token, _, _ = server
-    jpeg = (SAMPLES / "chelsea.jpg").read_bytes()
+    jpeg = (pristine_samples / "chelsea.jpg").read_bytes()
     status, _, body = call(f"{url}/v1/caption", b"hello", token, "text/plain")
     assert status == 415 and "image/*" in body["error"]
     status, _, body = call(f"{url}/v1/caption", b"this is not a photo at all", token, "application/octet-stream")
@@ -255,7 +260,7 @@ def test_real_camera_and_broken_files_are_answered_as_the_cli_reads_them(server,
                 path.name
 
 
-def test_caption_by_path_only_inside_the_allowed_folders(server, folders, reference):
+def test_caption_by_path_only_inside_the_allowed_folders(server, folders, reference, pristine_samples):
     url, token, _, _ = server
     allowed, outside = folders
 
@@ -264,7 +269,7 @@ def test_caption_by_path_only_inside_the_allowed_folders(server, folders, refere
         return status, body
 
     status, body = by_path(str(allowed / "chelsea.jpg"))
-    assert status == 200 and body["caption"] == reference[SAMPLES / "chelsea.jpg"]
+    assert status == 200 and body["caption"] == reference[pristine_samples / "chelsea.jpg"]
     assert by_path(str(outside / "coffee.jpg"))[0] == 403
     assert by_path(f"{allowed}/../outside/coffee.jpg") == (403, {"error": "paths with '..' are refused", "status": 403})
     for escape in ("escape.jpg", "escape-dir/coffee.jpg"):
@@ -337,7 +342,7 @@ def held_server(captioner):
     sock.close()
 
 
-def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(held_server, reference):
+def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(held_server, reference, photos):
     url, token, held, service = held_server
     answers: dict[Path, tuple] = {}
 
@@ -347,22 +352,22 @@ def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(hel
         thread.start()
         return thread
 
-    threads = [post(PHOTOS[0])]
+    threads = [post(photos[0])]
     assert held.entered.wait(timeout=30)  # the first photo is in the model, held there
-    threads += [post(p) for p in PHOTOS[1:4]]  # three more wait in the queue: 4 of 4 places taken
+    threads += [post(p) for p in photos[1:4]]  # three more wait in the queue: 4 of 4 places taken
     deadline = time.monotonic() + 30
     while service.waiting < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert service.waiting == 4
-    status, headers, body = call(f"{url}/v1/caption", PHOTOS[4].read_bytes(), token, "image/png")
+    status, headers, body = call(f"{url}/v1/caption", photos[4].read_bytes(), token, "image/png")
     assert status == 503 and int(headers["retry-after"]) >= 1 and "busy" in body["error"]
     while service.queued < 3 and time.monotonic() < deadline:  # decoded, waiting for the model
         time.sleep(0.01)
     held.release.set()
     for thread in threads:
         thread.join(timeout=60)
-    for photo in PHOTOS[:4]:
+    for photo in photos[:4]:
         status, _, body = answers[photo]
         assert status == 200 and body["caption"] == reference[photo]
     assert service.stats.as_dict()["largest_batch"] == 3 and service.stats.batches == 2
-    assert call(f"{url}/v1/caption", PHOTOS[4].read_bytes(), token, "image/png")[0] == 200  # room again
+    assert call(f"{url}/v1/caption", photos[4].read_bytes(), token, "image/png")[0] == 200  # room again

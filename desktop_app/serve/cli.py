@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+from desktop_app.arguments import HelpFormatter, number, whole_number
 from desktop_app.serve.access import AccessError, default_token_path, is_loopback, load_or_create_token
 
 EXIT_ERROR = 2  # desktop_app.cli's code for bad arguments or model
@@ -21,27 +22,28 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 
     defaults = ServiceOptions()
     p = sub.add_parser("serve", help="caption photos for other programs over HTTP (loopback, token)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; anything but loopback needs the token (it is never turned off there)")
-    p.add_argument("--port", type=int, default=8765, help="port (0 = any free port, printed at start)")
+    p.add_argument("--port", type=whole_number(0, 65535), default=8765, help="port (0 = any free port, printed at start)")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
-    p.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
-    p.add_argument("--threads", type=int, default=0, help="model threads (0 = one per core)")
+    p.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="where the model runs: auto = the GPU (CUDA) when it really works, else the CPU")
+    p.add_argument("--threads", type=whole_number(0), default=0, help="model threads (0 = one per core)")
     p.add_argument("--allow-folder", type=Path, action="append", default=[], metavar="DIR",
                    help="let clients caption files under this folder by path (repeatable; none by default)")
     p.add_argument("--no-token", action="store_true",
                    help="ask no token (loopback only: then any program on this machine can call it)")
     p.add_argument("--token-file", type=Path, help=f"where the token is kept (default: {default_token_path()})")
-    p.add_argument("--max-upload-mb", type=float, default=float(MAX_UPLOAD_MB),
+    p.add_argument("--max-upload-mb", type=number(above=0), default=float(MAX_UPLOAD_MB),
                    help="largest photo upload accepted (413 above)")
-    p.add_argument("--max-queue", type=int, default=defaults.max_queue,
+    p.add_argument("--max-queue", type=whole_number(1), default=defaults.max_queue,
                    help="photos accepted and not yet answered; more are answered 503 with Retry-After")
-    p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="photos per model batch")
-    p.add_argument("--max-wait-ms", type=float, default=defaults.max_wait * 1000,
+    p.add_argument("--max-batch", type=whole_number(1), default=defaults.max_batch, help="photos per model batch")
+    p.add_argument("--max-wait-ms", type=number(least=0), default=defaults.max_wait * 1000,
                    help="how long a photo waits for others to share its batch")
-    p.add_argument("--decode-workers", type=int, default=defaults.decode_workers, help="threads decoding photos")
-    p.add_argument("--model-workers", type=int, default=defaults.model_workers,
+    p.add_argument("--decode-workers", type=whole_number(1), default=defaults.decode_workers, help="threads decoding photos")
+    p.add_argument("--model-workers", type=whole_number(1), default=defaults.model_workers,
                    help="batches in the model at once (one's decode loop overlaps another's graphs)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
@@ -79,11 +81,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.no_token and not loopback:
         return _fail(f"--no-token is only allowed on a loopback address (127.0.0.1, ::1, localhost); {args.host} "
                      "can be reached from other machines, so every request there must carry the token")
-    for name in ("--max-queue", "--max-batch", "--decode-workers", "--model-workers"):
-        if getattr(args, name[2:].replace("-", "_")) < 1:
-            return _fail(f"{name} must be at least 1")
-    if args.max_upload_mb <= 0 or args.max_wait_ms < 0:
-        return _fail("--max-upload-mb must be above 0 and --max-wait-ms not below 0")
     try:
         import python_multipart  # noqa: F401  (Starlette's form parser)
         import uvicorn
