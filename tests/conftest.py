@@ -2,7 +2,8 @@
 the shipped sample photos as they shipped.
 
 The tiny model is built once per test session and reused by the training, export and app
-tests, so every layer is tested on a real model (``pytest --durations=5`` shows its cost).
+tests, so every layer is tested on a real model: about 95 s of the suite on two free cores
+(``pytest --durations=5`` shows it).
 """
 
 from __future__ import annotations

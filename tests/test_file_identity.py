@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import image_data
+from desktop_app.metadata import atomic
 from desktop_app.metadata.atomic import current_umask, remove_stale_temp_files
 from desktop_app.metadata.jpeg import APP1, XMP_HEADER, JpegFile
 from desktop_app.metadata.record import CaptionRecord
@@ -73,8 +74,9 @@ def test_hard_links_are_not_split(photo):
     other = photo.with_name("other-name.jpg")
     os.link(photo, other)
     before = photo.read_bytes()
-    with pytest.raises(MetadataError, match="hard links"):
+    with pytest.raises(MetadataError, match="hard links") as refused:
         write_caption(photo, CAPTION)
+    assert "Errno" not in str(refused.value)  # words, not "[Errno 31]"
     assert photo.read_bytes() == before and os.path.samefile(photo, other)
     # the sidecar route still works and leaves the shared file alone
     write_caption(photo, CAPTION, WriteOptions(mode="sidecar"))
@@ -105,6 +107,31 @@ def test_stale_temp_files_of_a_killed_run_are_removed_but_live_ones_kept(photo):
     finally:
         os.close(holder)
     assert remove_stale_temp_files(photo.parent, force=True) == [live]
+
+
+def test_an_empty_temp_file_of_a_run_killed_before_locking_is_removed_by_the_next_run(photo):
+    empty = photo.parent / ".photo.jpg.q7w8e9.photocaption-tmp"
+    empty.write_bytes(b"")  # killed a moment ago, between creating its temp file and locking it
+    write_caption(photo, CAPTION)
+    assert not list(photo.parent.glob(".*.photocaption-tmp"))
+
+
+def test_a_writer_whose_fresh_temp_file_is_swept_before_it_locks_makes_another(photo, monkeypatch):
+    made = []
+    mkstemp = atomic.tempfile.mkstemp
+
+    def mkstemp_then_swept(*args, **kwargs):
+        fd, name = mkstemp(*args, **kwargs)
+        made.append(name)
+        if len(made) == 1:  # another process's sweep gets in before this writer locks its new file
+            remove_stale_temp_files(photo.parent, force=True)
+        return fd, name
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp_then_swept)
+    assert write_caption(photo, CAPTION).changed
+    assert len(made) == 2 and not os.path.exists(made[0])
+    assert read_caption(photo).text == CAPTION.text
+    assert not list(photo.parent.glob(".*.photocaption-tmp"))
 
 
 # --- MPF secondary images and trailers --------------------------------------------------------------------------

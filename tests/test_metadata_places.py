@@ -18,7 +18,7 @@ from desktop_app.metadata import iptc
 from desktop_app.metadata.jpeg import APP1, XMP_EXTENSION_HEADER, XMP_HEADER, JpegFile
 from desktop_app.metadata.policy import is_placeholder
 from desktop_app.metadata.record import PERSON, CaptionRecord
-from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, write_caption
+from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, sidecar_path, write_caption
 from desktop_app.metadata.xmp import XmpError, merge_caption, read_xmp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +119,16 @@ def test_a_persons_iptc_caption_is_kept_and_shown_by_mwg_readers(photo):
     assert found.keywords == ["archive"]
     assert "kept the caption a person wrote" in write_caption(photo, CAPTION).skipped
     assert photo.read_bytes() == before and mwg_description(photo) == "Archive: the cat Mimi, 1998"
+
+
+def test_a_persons_iptc_caption_in_a_tiff_is_kept(tmp_path):
+    scan = tmp_path / "scan.tif"
+    Image.open(ROOT / "resources/samples/chelsea.jpg").save(scan)
+    run_exiftool("-IPTC:Caption-Abstract=Grandma's farm, 1962", "-IPTC:Keywords=farm", scan)  # as Photoshop: LONGs
+    found = read_caption(scan)
+    assert found.text == "Grandma's farm, 1962" and found.person_places == ["IPTC"] and found.keywords == ["farm"]
+    assert "kept the caption a person wrote" in write_caption(scan, CAPTION).skipped
+    assert not sidecar_path(scan).exists()
 
 
 def test_iptc_is_updated_with_its_digest_and_every_other_dataset_kept(photo):

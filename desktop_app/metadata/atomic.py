@@ -12,7 +12,9 @@ use a sidecar or give the photo a single name.
 
 A temp file is locked (flock) while it is written. A run killed with
 ``kill -9`` leaves its temp file unlocked, and the next write in that folder
-removes such leftovers (only ours: ``.NAME.XXXX.photocaption-tmp``).
+removes such leftovers (only ours: ``.NAME.XXXX.photocaption-tmp``), however
+young: a kill between creating and locking leaves an empty one. A writer that
+finds its fresh temp file swept away before it got the lock simply makes another.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ except ImportError:  # Windows: no flock; leftovers are then removed by age only
 TEMP_SUFFIX = ".photocaption-tmp"
 TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + r"$")
 STALE_WITHOUT_LOCKS_S = 3600  # where locks do not exist, a leftover this old is surely dead
-EMPTY_GRACE_S = 10  # a writer locks its temp file before writing a byte, so only an empty one may be unlocked
+TEMP_ATTEMPTS = 5  # fresh temp files a writer tries when a sweep keeps removing them before it locks one
 _cleaned: set[Path] = set()  # folders already swept by this process
 
 
@@ -62,10 +64,8 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None
                                "file); replacing it would split them, so it was left unchanged (use a sidecar, or "
                                "give the photo a single name)")
     remove_stale_temp_files(folder)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    fd, temp = _locked_temp_file(path)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if we are killed
         with os.fdopen(fd, "wb", closefd=False) as handle:
             handle.write(data)
             handle.flush()
@@ -82,6 +82,29 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None
     finally:
         os.close(fd)
     _fsync_folder(folder)
+
+
+def _locked_temp_file(path: Path) -> tuple[int, str]:
+    """A new temp file beside ``path``, locked (flock) and still under its name once locked.
+
+    Between creating and locking, another process's sweep may take the file for a
+    killed run's leftover and remove it (it holds the lock while it does); the name is
+    then gone or names another file, and we try a new one rather than write into a
+    file no rename can reach.
+    """
+    for _ in range(TEMP_ATTEMPTS):
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        if fcntl is None:
+            return fd, temp
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if we are killed
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(temp)):
+                return fd, temp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise AtomicWriteError(errno.EAGAIN, f"could not make a temp file beside {path.name}: another program keeps "
+                           "removing them")
 
 
 def _copy_identity(path: Path, fd: int, old: os.stat_result, keep_mtime: bool) -> None:
@@ -140,16 +163,18 @@ def remove_stale_temp_files(folder: Path, force: bool = False) -> list[Path]:
         return removed
     for name in names:
         candidate = folder / name
-        if _abandoned(candidate):
-            try:
-                candidate.unlink()
-                removed.append(candidate)
-            except OSError:
-                pass
+        if _remove_if_abandoned(candidate):
+            removed.append(candidate)
     return removed
 
 
-def _abandoned(candidate: Path) -> bool:
+def _remove_if_abandoned(candidate: Path) -> bool:
+    """Remove a temp file no live write holds; True if removed.
+
+    The lock is taken, and held while the file is removed, so a writer that created it
+    a moment ago and is about to lock it waits, then sees it gone (``_locked_temp_file``).
+    An empty file counts too: that is what a kill between creating and locking leaves.
+    """
     try:
         info = os.lstat(candidate)
     except OSError:
@@ -157,20 +182,26 @@ def _abandoned(candidate: Path) -> bool:
     if not stat_module.S_ISREG(info.st_mode):
         return False
     if fcntl is None:
-        return time.time() - info.st_mtime > STALE_WITHOUT_LOCKS_S
-    if info.st_size == 0 and time.time() - info.st_mtime < EMPTY_GRACE_S:
-        return False  # perhaps a writer between creating and locking it
+        return time.time() - info.st_mtime > STALE_WITHOUT_LOCKS_S and _unlink(candidate)
     try:
         fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live writer -> BlockingIOError
-        return True
+        return os.path.samestat(os.fstat(fd), os.lstat(candidate)) and _unlink(candidate)
     except OSError:
         return False
     finally:
         os.close(fd)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -15,6 +15,8 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 
+from desktop_app.metadata.tiff import TiffBlock, TiffError
+
 IPTC_RESOURCE, DIGEST_RESOURCE = 0x0404, 0x0425
 RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"AgHg", b"DCSR", b"MeSa")
 CHARSET = (1, 90)  # CodedCharacterSet
@@ -23,6 +25,7 @@ KEYWORDS = (2, 25)
 CAPTION = (2, 120)  # Caption-Abstract
 UTF8_MARK = b"\x1b%G"
 CAPTION_LIMIT, KEYWORD_LIMIT = 2000, 64  # bytes, from the IIM specification
+TIFF_IPTC_NAA, TIFF_PHOTOSHOP = 0x83BB, 0x8649  # where a TIFF's IFD0 holds IIM datasets, or Photoshop resources
 
 
 class IptcError(ValueError):
@@ -174,9 +177,27 @@ class IptcCaption:
 def read_iptc(irb: bytes) -> IptcCaption | None:
     """Caption-Abstract and Keywords from a Photoshop IRB stream, or None when it holds no IPTC-IIM."""
     resource = ResourceBlock.parse(irb).find(IPTC_RESOURCE)
-    if resource is None:
-        return None
-    iim = IimBlock.parse(resource.data)
+    return None if resource is None else read_iim(resource.data)
+
+
+def read_tiff_iptc(data: bytes) -> IptcCaption | None:
+    """Caption-Abstract and Keywords of a TIFF file: IFD0's IPTC-NAA tag, else its Photoshop resources.
+
+    For protection only (TIFF captions go to a sidecar). None when it has neither.
+    """
+    try:
+        block = TiffBlock(data)
+        naa, photoshop = block.ifd0.find(TIFF_IPTC_NAA), block.ifd0.find(TIFF_PHOTOSHOP)
+        if naa is not None:  # stored as UNDEFINED, or (Photoshop) as LONGs: the bytes are the IIM datasets either way
+            return read_iim(block.value(naa))
+        return read_iptc(block.value(photoshop)) if photoshop is not None else None
+    except TiffError as exc:
+        raise IptcError(f"the IPTC data cannot be read: {exc}") from None
+
+
+def read_iim(data: bytes) -> IptcCaption:
+    """Caption-Abstract and Keywords from IPTC-IIM datasets."""
+    iim = IimBlock.parse(data)
     captions = iim.values(CAPTION)
     return IptcCaption(iim.decode(captions[0]) if captions else None,
                        [iim.decode(k) for k in iim.values(KEYWORDS)])

@@ -159,8 +159,12 @@ def _inspect_other(photo: Path, found: _Found) -> None:
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
             exif = image.getexif()
             description, comment = exif.get(0x010E, ""), exif.get(0x9C9C, b"")
+            tiff_tags = getattr(image, "tag_v2", {})
+            has_iptc = any(tag in tiff_tags for tag in (iptc.TIFF_IPTC_NAA, iptc.TIFF_PHOTOSHOP))
     except Exception:  # not an image Pillow reads (camera RAW): its sidecar is all we read
         return
+    if has_iptc:
+        _inspect_tiff_iptc(photo, found)
     if xmp:
         try:
             record = read_xmp(xmp.encode("utf-8") if isinstance(xmp, str) else xmp)
@@ -175,6 +179,19 @@ def _inspect_other(photo: Path, found: _Found) -> None:
             else str(description)
     if isinstance(comment, (bytes, tuple)) and comment:
         found.texts[XPCOMMENT_PLACE] = bytes(comment).decode("utf-16-le", "replace").strip("\x00")
+
+
+def _inspect_tiff_iptc(photo: Path, found: _Found) -> None:
+    """A TIFF's IPTC Caption-Abstract and Keywords: a person's caption there is protected like one in a JPEG."""
+    try:
+        caption = iptc.read_tiff_iptc(_read_bytes(photo))
+    except iptc.IptcError as exc:
+        found.unreadable[IPTC_PLACE] = str(exc)
+        return
+    if caption is not None:
+        if caption.caption is not None:
+            found.texts[IPTC_PLACE] = caption.caption
+        found.keywords += [k for k in caption.keywords if k not in found.keywords]
 
 
 def _mark(found: _Found) -> CaptionRecord | None:
@@ -289,8 +306,8 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
         return result  # already holds exactly this caption: a second run changes nothing
     try:
         replace_atomically(photo, data, options.keep_mtime)
-    except AtomicWriteError as exc:
-        raise MetadataError(f"{photo.name}: {exc}; nothing written") from None
+    except AtomicWriteError as exc:  # its words only, not "[Errno 31]"
+        raise MetadataError(f"{photo.name}: {exc.strerror or exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{photo.name}: could not write ({exc.strerror or exc})") from None
     result.changed = True
@@ -329,7 +346,7 @@ def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) ->
     try:
         replace_atomically(sidecar, packet, keep_mtime=False)
     except AtomicWriteError as exc:
-        raise MetadataError(f"{sidecar.name}: {exc}; nothing written") from None
+        raise MetadataError(f"{sidecar.name}: {exc.strerror or exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{sidecar.name}: could not write ({exc.strerror or exc})") from None
     result.changed = True
