@@ -213,3 +213,9 @@ def test_signal_emit_keeps_refcounts_of_what_it_carries(qtbot):
         sender.sent.emit(payload)
     seen.clear()
     assert sys.getrefcount(payload) == before
+
+
+def test_window_fits_a_laptop_screen(window):
+    """1366x768, less a panel and the title bar: the window's smallest size must fit (it was 771x754)."""
+    smallest = window.minimumSizeHint().expandedTo(window.minimumSize())
+    assert smallest.width() <= 1366 and smallest.height() <= 680, smallest

@@ -104,3 +104,33 @@ def test_helpers():
     assert follow_caption(["dog", "grass", "retriever"], "A dog on grass.", "A cat on a mat.") == ["cat", "mat", "retriever"]
     assert plain_words("not an image Pillow can read (unsupported format or corrupt file)") == \
         "not a photo this app can open (unknown format or damaged file)"
+
+
+def test_caption_all_leaves_unsaved_captions_alone(session):
+    """A draft counts as a caption for a run, as a saved one does: Caption All never replaces a person's
+    unsaved caption, and skips this model's own (a stopped run goes on where it stopped)."""
+    a, b, c, d = session.items
+    session.apply_outcomes([(PhotoOutcome(p.path, CAPTIONED, result("A dog on grass.")), None) for p in (a, b)], "m1")
+    session.edit_caption(b, "Our dog Rex.")
+    paths = [i.path for i in session.items]
+    session.start_run("Caption all")
+    assert session.to_caption(paths, recaption=False, model_id="m1") == [c.path, d.path]
+    assert session.run_skipped == 2 and [p.kind for p in session.problems] == ["skipped", "skipped"]
+    assert "a person wrote" in session.problems[1].message and b.caption == "Our dog Rex."
+    session.start_run("Caption all")
+    assert session.to_caption(paths, recaption=False, model_id="m2") == [a.path, c.path, d.path]  # another model
+    assert session.to_caption(paths, recaption=False, model_id="m1", protect_person=False) == [b.path, c.path, d.path]
+    session.start_run("Caption selected")
+    assert session.to_caption(paths, recaption=True, model_id="m1") == paths and session.run_skipped == 0
+
+
+def test_undoing_an_edit_back_to_the_models_words_is_the_models_caption_again(session):
+    a = session.items[0]
+    session.apply_outcomes([(PhotoOutcome(a.path, CAPTIONED, result("A dog on grass.", needs_review=True)), None)], "m1")
+    session.edit_caption(a, "A dog on grass. Mine")
+    assert a.source == PERSON and a.attention is None and not a.needs_review
+    session.edit_caption(a, "A dog on grass.")  # Ctrl+Z in the editor
+    assert a.source == MACHINE and a.attention is not None and a.words and a.needs_review and a.score == -1.0
+    session.edit_caption(a, "Another one.")  # typing an alternative's words is choosing it
+    assert a.source == MACHINE and a.score == -2.0 and a.attention is None
+    assert session.index.drafts_under(session.folder)[a.path].source == MACHINE

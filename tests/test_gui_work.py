@@ -312,3 +312,33 @@ def test_library_search_finds_other_folders_and_opens_them(qtbot, window, sample
     assert len(hits) == 1 and hits[0].startswith("espresso.jpg: An espresso in a red cup.")  # ...but in the library
     window.library_results.itemActivated.emit(window.library_results.item(0))
     assert window.folder == other.resolve() and window._current.path.name == "espresso.jpg"
+
+
+def test_caption_all_again_keeps_a_typed_draft(qtbot, window, samples):
+    window.open_folder(samples)
+    caption_and_wait(qtbot, window)
+    select(window, "coffee.jpg")
+    machine = window._current.caption
+    qtbot.keyClicks(window.caption_edit, " Mine")
+    typed = window._current.caption
+    window.caption_all()  # every photo has an unsaved caption already: none is captioned again
+    assert window.caption_worker is None and "nothing to caption: skipped 5" in window.statusBar().currentMessage()
+    assert window.session.item((samples / "coffee.jpg").resolve()).caption == typed
+    texts = [window.problems.item(i).text() for i in range(window.problems.count())]
+    assert "Skipped: coffee.jpg: has an unsaved caption a person wrote (kept as a draft)" in texts
+    for _ in range(10):  # Ctrl+Z in the editor back to the model's words: the model's caption again, with its words
+        if window.caption_edit.toPlainText() == machine:
+            break
+        window.caption_edit.undo()
+    assert window._current.source == MACHINE and window.panel.word_buttons
+    assert "written by the model" in window.panel.info.text()
+
+
+def test_problems_come_to_the_front_of_an_empty_library_search(qtbot, window, samples):
+    window.library_dock.show()
+    window.library_dock.raise_()  # as a restored window layout may have it, with no search typed
+    window.open_folder(samples)
+    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    window.session.start_run("Write")
+    window.session._problem(window.session.items[0], "failed", "read-only")
+    assert not window.problems_dock.visibleRegion().isEmpty() and window.library_dock.visibleRegion().isEmpty()

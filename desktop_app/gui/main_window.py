@@ -179,8 +179,9 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         self.session.changed.connect(self._session_changed)
         self.session.reset.connect(self._show_counts)
-        self.session.problems_changed.connect(
-            lambda: self.problems_panel.show_problems(self.session.problems, self.session.run_label))
+        self.session.problems_changed.connect(lambda: (  # in front when there are some (and no library hits shown)
+            self.problems_panel.show_problems(self.session.problems, self.session.run_label),
+            self.session.problems and not self.library_results.count() and self.problems_dock.raise_()))
         self.session.undo_changed.connect(self._update_actions)
 
     def _restore_memory(self) -> None:
@@ -261,7 +262,7 @@ class MainWindow(QMainWindow):
 
     def _show_model_error(self, message: str) -> None:
         """Window-modal but not blocking: the event loop (and any test driving it) keeps running."""
-        self.statusBar().showMessage(f"model cannot be used: {message}", 15000)
+        self.statusBar().showMessage(f"model cannot be used: {' '.join(message.split())}", 15000)  # one line
         box = QMessageBox(QMessageBox.Icon.Critical, "Model cannot be used", message, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
@@ -466,6 +467,11 @@ class MainWindow(QMainWindow):
         if not paths or self.busy or self.ensure_captioner() is None:
             return
         s = self.settings
+        self.session.start_run(label)  # drafts are not captioned again unasked: they are this run's first skips
+        if not (paths := self.session.to_caption(paths, recaption, self.captioner.model_id,
+                                                 not s.overwrite_person_captions)):
+            self.statusBar().showMessage(f"nothing to caption: skipped {self.session.run_skipped} (see Problems)", 8000)
+            return
         options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length, no_repeat_ngram=3),
                                   recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
                                   sidecar_naming=s.sidecar_naming)
@@ -477,7 +483,6 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._caption_progress)
         worker.finished.connect(self._caption_finished)
         self.caption_worker = worker
-        self.session.start_run(label)
         self._run_counts = {}
         self._rate_start = None
         self.progress.setRange(0, len(paths))
@@ -515,6 +520,7 @@ class MainWindow(QMainWindow):
         if journal is not None:
             self.session.push_undo(journal)
         c = self._run_counts
+        counts = {**counts, "skipped": counts["skipped"] + self.session.run_skipped}  # drafts left alone count too
         message = (f"{'Cancelled: ' if cancelled else ''}captioned {counts['captioned']}, skipped {counts['skipped']}, "
                    f"failed {counts['failed']}")
         if journal is not None:

@@ -77,7 +77,7 @@ class PreviewPane(QScrollArea):
         self.setWidget(self.label)
         self.setWidgetResizable(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(200, 120)  # small enough that the window fits a 1366x768 laptop screen
         self.setAccessibleName("Photo preview")
         self._photo: QPixmap | None = None
         self._attention: np.ndarray | None = None

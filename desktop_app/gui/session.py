@@ -154,6 +154,7 @@ class Session(QObject):
         self._by_path: dict[Path, PhotoItem] = {}
         self.problems: list[Problem] = []
         self.run_label = ""
+        self.run_skipped = 0  # photos this run left alone before the model saw them (see to_caption)
         self.undo_stack: list[WriteJournal] = []
         self.restored_drafts = 0
 
@@ -225,8 +226,31 @@ class Session(QObject):
     # ---- captioning results --------------------------------------------------------------------
     def start_run(self, label: str) -> None:
         """A new run (captioning, writing): the Problems list now shows this run's."""
-        self.problems, self.run_label = [], f"{label}, {time.strftime('%H:%M')}"
+        self.problems, self.run_label, self.run_skipped = [], f"{label}, {time.strftime('%H:%M')}", 0
         self.problems_changed.emit()
+
+    def to_caption(self, paths: list[Path], recaption: bool, model_id: str, protect_person: bool = True) -> list[Path]:
+        """The photos of a run to send to the model. An unsaved caption counts here as a saved one counts for the
+        pipeline: without recaption (Caption All) a person's unsaved caption, and this model's own, are left alone
+        and named as skips (``run_skipped``), so a run never replaces a draft unasked and a stopped run goes on
+        where it stopped."""
+        out = []
+        for path in paths:
+            item = self.item(Path(path))
+            reason = ""
+            if item is not None and not recaption and item.unsaved and item.caption:
+                if item.source == PERSON and protect_person:
+                    reason = "has an unsaved caption a person wrote (kept as a draft)"
+                elif item.source == MACHINE and item.model_id == model_id:
+                    reason = "already captioned by this model (not yet written)"
+            if reason:  # named in Problems only: nothing is wrong with the photo, so its info line shows no warning
+                self.problems.append(Problem(item.path, "skipped", reason))
+                self.run_skipped += 1
+            else:
+                out.append(Path(path))
+        if self.run_skipped:
+            self.problems_changed.emit()
+        return out
 
     def apply_outcomes(self, outcomes: list, model_id: str = "") -> dict[str, int]:
         """A bundle of finished photos from the captioning worker: [(PhotoOutcome, WriteReport | None)]."""
@@ -272,6 +296,10 @@ class Session(QObject):
     def edit_caption(self, item: PhotoItem, text: str) -> None:
         text = text.strip()
         if text == item.caption:
+            return
+        rows = [n for n, (alternative, _) in enumerate(item.alternatives) if alternative == text]
+        if rows:  # back to the model's own words (Ctrl+Z in the editor undid the edit): its caption again, not a person's
+            self.choose_alternative(item, rows[0])
             return
         if not item.keywords_edited:
             item.keywords = follow_caption(item.keywords, item.caption, text)
