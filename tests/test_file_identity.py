@@ -21,9 +21,9 @@ CAPTION = CaptionRecord("A cat lying on a wooden floor.", model_id="sat-test@abc
 
 
 @pytest.fixture
-def photo(tmp_path):
+def photo(tmp_path, pristine_samples):
     path = tmp_path / "photo.jpg"
-    Image.open(ROOT / "resources/samples/chelsea.jpg").save(path, quality=90)
+    Image.open(pristine_samples / "chelsea.jpg").save(path, quality=90)
     return path
 
 
@@ -136,8 +136,8 @@ def test_a_writer_whose_fresh_temp_file_is_swept_before_it_locks_makes_another(p
 
 # --- MPF secondary images and trailers --------------------------------------------------------------------------
 
-def _mpo(path: Path) -> None:
-    first = Image.open(ROOT / "resources/samples/chelsea.jpg").convert("RGB")
+def _mpo(path: Path, source: Path) -> None:
+    first = Image.open(source).convert("RGB")
     second = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((200, 150))
     first.save(path, "MPO", save_all=True, append_images=[second], quality=90)
 
@@ -150,9 +150,9 @@ def _second_frame(path: Path) -> bytes:
     return out.getvalue()
 
 
-def test_growing_xmp_after_the_mpf_index_keeps_the_second_image(tmp_path):
+def test_growing_xmp_after_the_mpf_index_keeps_the_second_image(tmp_path, pristine_samples):
     path = tmp_path / "stereo.mpo"
-    _mpo(path)
+    _mpo(path, pristine_samples / "chelsea.jpg")
     jpeg = JpegFile.parse(path.read_bytes())
     mpf = next(i for i, (m, p) in enumerate(jpeg.segments) if m == 0xE2 and p.startswith(b"MPF\x00"))
     jpeg.segments.insert(mpf + 1, (APP1, XMP_HEADER + b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'))  # XMP after MPF

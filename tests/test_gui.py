@@ -51,7 +51,7 @@ def select(win, name):
     raise AssertionError(f"{name} not in the grid")
 
 
-def test_caption_review_edit_write_undo(qtbot, window, samples):
+def test_caption_review_edit_write_undo(qtbot, window, samples, pristine_samples):
     """Open the samples, caption all with the default model, edit one caption, write, check, undo."""
     originals = {p.name: p.read_bytes() for p in samples.iterdir()}
     window.open_folder(samples)
@@ -71,7 +71,7 @@ def test_caption_review_edit_write_undo(qtbot, window, samples):
     assert tags["XMP-dc:Description"] == edited and tags["XMP-pcap:Source"] == "person"
     chelsea = exiftool(samples / "chelsea.jpg")
     assert chelsea["XMP-pcap:Source"] == "machine" and chelsea["XMP-dc:Description"]
-    assert image_data(samples / "coffee.jpg") == image_data(Path(__file__).parents[1] / "resources/samples/coffee.jpg")
+    assert image_data(samples / "coffee.jpg") == image_data(pristine_samples / "coffee.jpg")
 
     assert window.actions.undo_write.isEnabled() and "write of 5 photos" in window.actions.undo_write.text()
     window.actions.undo_write.trigger()
@@ -80,10 +80,10 @@ def test_caption_review_edit_write_undo(qtbot, window, samples):
     assert all(i.unsaved for i in window.photos.items)  # the captions are drafts again, not lost
 
 
-def test_cancel_mid_batch_leaves_photos_whole(qtbot, window, tmp_path):
+def test_cancel_mid_batch_leaves_photos_whole(qtbot, window, tmp_path, pristine_samples):
     folder = tmp_path / "many"
     folder.mkdir()
-    source = Path(__file__).parents[1] / "resources/samples"
+    source = pristine_samples
     for n in range(160):
         shutil.copy(source / ("chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")[n % 4], folder / f"p{n:02d}.jpg")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -149,11 +149,11 @@ def test_attention_view_and_keyboard(qtbot, window, samples):
     assert QGuiApplication.clipboard().text() == item.caption
 
 
-def test_unreadable_photo_goes_to_the_problem_list(qtbot, window, tmp_path):
+def test_unreadable_photo_goes_to_the_problem_list(qtbot, window, tmp_path, pristine_samples):
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
-    shutil.copy(Path(__file__).parents[1] / "resources/samples/coffee.jpg", folder / "good.jpg")
+    shutil.copy(pristine_samples / "coffee.jpg", folder / "good.jpg")
     window.open_folder(folder)
     caption_and_wait(qtbot, window)
     problems = [window.problems.item(i).text() for i in range(window.problems.count())]

@@ -19,7 +19,7 @@ CAPTION = CaptionRecord("A cat lying on a wooden floor.", model_id="sat-test@abc
 
 
 @pytest.fixture
-def camera_jpeg(tmp_path):
+def camera_jpeg(tmp_path, pristine_samples):
     """A JPEG as a camera leaves it: make, model, GPS, exposure and a thumbnail."""
     path = tmp_path / "camera.jpg"
     thumb = tmp_path / "thumb.jpg"
@@ -28,7 +28,7 @@ def camera_jpeg(tmp_path):
             "Exif": {piexif.ExifIFD.ISOSpeedRatings: 400, piexif.ExifIFD.DateTimeOriginal: b"2024:05:01 10:00:00"},
             "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((51, 1), (30, 1), (1234, 100))},
             "1st": {}, "thumbnail": thumb.read_bytes()}
-    Image.open(Path(__file__).parents[1] / "resources/samples/chelsea.jpg").save(path, exif=piexif.dump(exif), quality=90)
+    Image.open(pristine_samples / "chelsea.jpg").save(path, exif=piexif.dump(exif), quality=90)
     return path
 
 

@@ -47,9 +47,9 @@ def corpus_file(name: str, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def photo(tmp_path):
+def photo(tmp_path, pristine_samples):
     path = tmp_path / "photo.jpg"
-    Image.open(ROOT / "resources/samples/chelsea.jpg").save(path, quality=90)
+    Image.open(pristine_samples / "chelsea.jpg").save(path, quality=90)
     return path
 
 
@@ -121,9 +121,9 @@ def test_a_persons_iptc_caption_is_kept_and_shown_by_mwg_readers(photo):
     assert photo.read_bytes() == before and mwg_description(photo) == "Archive: the cat Mimi, 1998"
 
 
-def test_a_persons_iptc_caption_in_a_tiff_is_kept(tmp_path):
+def test_a_persons_iptc_caption_in_a_tiff_is_kept(tmp_path, pristine_samples):
     scan = tmp_path / "scan.tif"
-    Image.open(ROOT / "resources/samples/chelsea.jpg").save(scan)
+    Image.open(pristine_samples / "chelsea.jpg").save(scan)
     run_exiftool("-IPTC:Caption-Abstract=Grandma's farm, 1962", "-IPTC:Keywords=farm", scan)  # as Photoshop: LONGs
     found = read_caption(scan)
     assert found.text == "Grandma's farm, 1962" and found.person_places == ["IPTC"] and found.keywords == ["farm"]
@@ -156,14 +156,14 @@ def test_iptc_is_updated_with_its_digest_and_every_other_dataset_kept(photo):
     assert photo.read_bytes() == data
 
 
-def test_iptc_character_sets(photo, tmp_path):
+def test_iptc_character_sets(photo, tmp_path, pristine_samples):
     """UTF-8 is marked with 1:90; a Latin-1 block stays Latin-1 so its other fields still read right."""
     run_exiftool("-IPTC:City=Bern", photo)
     write_caption(photo, CaptionRecord("Ein Hund läuft über die Wiese"), WriteOptions(overwrite=True))
     tags = exiftool(photo)
     assert tags["IPTC:Caption-Abstract"] == "Ein Hund läuft über die Wiese" and tags["IPTC:CodedCharacterSet"] == "UTF8"
     latin = tmp_path / "latin.jpg"
-    shutil.copyfile(ROOT / "resources/samples/chelsea.jpg", latin)
+    shutil.copyfile(pristine_samples / "chelsea.jpg", latin)
     run_exiftool("-charset", "iptc=Latin", "-IPTC:City=Zürich", latin)
     write_caption(latin, CaptionRecord("Café au lait"), WriteOptions(overwrite=True))
     tags = exiftool(latin)
