@@ -78,7 +78,7 @@ def _export(args: argparse.Namespace) -> None:
     from model_export.export import export_bundle
 
     export_bundle(args.checkpoint, args.out, data_dir=args.data, int8=args.int8,
-                  calibration_photos=args.calibration_photos)
+                  calibration_photos=args.calibration_photos, int8_decoder=args.int8_decoder)
 
 
 def _recover(args: argparse.Namespace) -> None:
@@ -104,6 +104,20 @@ def _recover(args: argparse.Namespace) -> None:
     parity = recover_checkpoint(args.bundle, args.out, features, dropout=args.dropout)
     print(json.dumps({"parity": parity}, indent=2))
     print(f"checkpoint written to {args.out}")
+
+
+def _upgrade(args: argparse.Namespace) -> None:
+    from model_export.ranking import upgrade_bundle
+
+    upgrade_bundle(args.bundle)
+    print(f"{args.bundle}: now bundle format 3 (the step graph ranks the words; same captions, same model id)")
+
+
+def _int8_decoder(args: argparse.Namespace) -> None:
+    from model_export.quantize import int8_decoder_bundle
+
+    int8_decoder_bundle(args.bundle, args.out)
+    print(f"bundle with an int8 decoder step written to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--data", type=Path, help="prepared data: real photos for parity and int8 calibration")
     x.add_argument("--int8", action="store_true", help="static QDQ per-channel int8 encoder")
     x.add_argument("--calibration-photos", type=int, default=200)
+    x.add_argument("--int8-decoder", action="store_true", help="dynamic int8 decoder step (int8 weights)")
     x.set_defaults(run=_export)
 
     r = sub.add_parser("recover", help="rebuild a training checkpoint from a bundle's decoder graphs (no retraining)",
@@ -212,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--photos", type=int, default=16, help="photos for the parity check")
     r.add_argument("--dropout", type=float, default=0.5, help="dropout to train with after recovery (not in the graphs)")
     r.set_defaults(run=_recover)
+
+    u = sub.add_parser("upgrade", help="rewrite a format-1/2 bundle as format 3 in place (TopK in the step graph)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    u.add_argument("--bundle", type=Path, required=True, help="the bundle folder to rewrite")
+    u.set_defaults(run=_upgrade)
+
+    q = sub.add_parser("int8-decoder", help="copy a bundle with a dynamic int8 decoder step (to measure or ship)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    q.add_argument("--bundle", type=Path, required=True, help="the fp32 bundle")
+    q.add_argument("--out", type=Path, required=True, help="bundle folder to write (must not exist)")
+    q.set_defaults(run=_int8_decoder)
     return parser
 
 

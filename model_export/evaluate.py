@@ -28,6 +28,7 @@ class TorchStepModel:
 
     def __init__(self, decoder: CaptionDecoder, device: str | torch.device = "cpu"):
         self.decoder, self.device = decoder, torch.device(device)
+        self.vocab_size = decoder.config.vocab_size
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

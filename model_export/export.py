@@ -1,4 +1,4 @@
-"""``export``: a checkpoint -> an ONNX model bundle (encoder + decoder_init + decoder_step).
+"""``export``: a checkpoint -> an ONNX model bundle (encoder + decoder_init + decoder_step, format 3).
 
 Exported with the dynamo exporter (opset 18, dynamic batch), then checked
 against PyTorch on real photos: the export fails if features or any decode
@@ -26,6 +26,8 @@ from model_export.decoder import DecoderInit, DecoderStep
 from model_export.encoder import ENCODERS
 from model_export.evaluate import TorchStepModel
 from model_export.model_card import write_model_card
+from model_export.quantize import quantize_decoder_step, quantize_encoder
+from model_export.ranking import add_ranking
 
 PARITY_TOLERANCE = 1e-3
 MAX_CAPTION_LENGTH = 30
@@ -43,7 +45,7 @@ def _export(module: torch.nn.Module, args: tuple, names_in: tuple, names_out: tu
 
 
 def export_graphs(model: TrainedModel, out: Path) -> None:
-    """Write the three ONNX graphs and the vocabulary into ``out``."""
+    """Write the three ONNX graphs (the step graph with its TopK, see ``ranking``) and the vocabulary into ``out``."""
     spec = ENCODERS[model.encoder.name]
     pixels = torch.randn(2, 3, spec.input_size, spec.input_size)
     with torch.no_grad():
@@ -54,6 +56,7 @@ def export_graphs(model: TrainedModel, out: Path) -> None:
     _export(DecoderInit(model.decoder), (features,), bf.INIT_INPUTS, bf.INIT_OUTPUTS, out / bf.DECODER_INIT_FILE)
     _export(DecoderStep(model.decoder), (tokens, h, c, memory, keys), bf.STEP_INPUTS, bf.STEP_OUTPUTS,
             out / bf.DECODER_STEP_FILE)
+    add_ranking(out / bf.DECODER_STEP_FILE)
     model.vocabulary.save(out / bf.VOCAB_FILE)
 
 
@@ -112,29 +115,8 @@ def check_parity(model: TrainedModel, bundle_dir: Path, pixels: np.ndarray) -> d
     }
 
 
-def quantize_encoder(bundle_dir: Path, calibration: list[Path], preprocessing: bf.Preprocessing) -> None:
-    """Static int8 (QDQ, per-channel weights) encoder, calibrated on real photos."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Photos(CalibrationDataReader):
-        def __init__(self):
-            self.paths = iter(calibration)
-
-        def get_next(self):
-            path = next(self.paths, None)
-            return None if path is None else {"pixels": load_pixels(path, preprocessing)[None]}
-
-    source = bundle_dir / bf.ENCODER_FILE
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "encoder.pre.onnx"
-        quant_pre_process(str(source), str(prepared))
-        quantize_static(str(prepared), str(source), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-
-
 def export_bundle(checkpoint: Path, out: Path, data_dir: Path | None = None, int8: bool = False,
-                  calibration_photos: int = 200, parity_count: int = 16) -> dict:
+                  calibration_photos: int = 200, parity_count: int = 16, int8_decoder: bool = False) -> dict:
     model = load_trained(checkpoint)
     manifest = manifest_for(model)
     photos = parity_photos(data_dir, parity_count)
@@ -171,6 +153,9 @@ def export_bundle(checkpoint: Path, out: Path, data_dir: Path | None = None, int
             manifest.test_scores["int8_encoder"] = {"calibration_photos": len(calibration),
                                                     "features_mean_cosine_vs_fp32": cosine}
             print(json.dumps({"int8_encoder": manifest.test_scores["int8_encoder"]}, indent=2))
+        if int8_decoder:
+            quantize_decoder_step(staging)
+            manifest.decoder_precision = "int8"
         bf.write_manifest(staging, manifest)
         write_model_card(staging)
         if out.exists():

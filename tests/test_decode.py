@@ -4,7 +4,8 @@ import itertools
 
 import numpy as np
 
-from desktop_app.captioning.decode import DecodeOptions, DecoderState, beam_search, greedy_search
+from desktop_app.captioning.decode import (DecodeOptions, DecoderState, RankingStepModel, beam_search, greedy_search,
+                                          top_k)
 
 START, END = 1, 2
 V = 6  # 0 pad, 1 start, 2 end, 3..5 words
@@ -17,6 +18,7 @@ class TableModel:
     token 4 (0.4) is followed by END with 0.9: beam search must find "4".
     """
 
+    vocab_size = V
     table = {START: [0, 0, 0.0, 0.5, 0.4, 0.1], 3: [0, 0, 0.3, 0.2, 0.25, 0.25], 4: [0, 0, 0.9, 0.05, 0.0, 0.05],
              5: [0, 0, 0.5, 0.5, 0.0, 0.0]}
 
@@ -104,3 +106,52 @@ def test_bias_moves_the_search_towards_a_word():
     for options in (DecodeOptions(beam_size=3, max_length=4, length_penalty=0.0), DecodeOptions(beam_size=1, max_length=4)):
         plain, biased = (beam_search(TableModel(), features, START, END, options, bias)[i].tokens for i in (0, 1))
         assert 5 not in plain and 5 in biased
+
+
+class RankingTableModel(TableModel):
+    """The same chain, ranking its words itself (as a format-3 step graph does)."""
+
+    def top(self, tokens, state, bias, k):
+        log_probs, state, alpha = self.step(tokens, state)
+        values, ids = top_k(log_probs + bias, k)
+        return values, ids, state, alpha
+
+
+def test_top_k_sorts_as_onnx_topk():
+    """Largest first; among equal values the lower column first (argmax's choice, ONNX TopK's order)."""
+    values, ids = top_k(np.array([[0.1, 0.5, 0.5, -np.inf, 0.2]], np.float32), 4)
+    assert ids.tolist() == [[1, 2, 4, 0]] and values[0, 0] == 0.5
+
+
+def test_a_ranking_model_gives_the_same_captions():
+    assert isinstance(RankingTableModel(), RankingStepModel) and not isinstance(TableModel(), RankingStepModel)
+    features = np.zeros((2, 4, 2), np.float32)
+    for options in (DecodeOptions(beam_size=3, max_length=5, no_repeat_ngram=2), DecodeOptions(beam_size=1, max_length=5)):
+        for a, b in zip(beam_search(TableModel(), features, START, END, options),
+                        beam_search(RankingTableModel(), features, START, END, options)):
+            assert a.tokens == b.tokens and a.score == b.score and a.alternatives == b.alternatives
+
+
+def test_photos_that_end_early_leave_the_others_alone():
+    """Photos of a batch end at different steps and their rows are dropped: each still gets the caption it
+    gets alone, with every hypothesis and score."""
+    bias = np.zeros((6, V), np.float32)
+    bias[1, 2] = 5.0  # photo 1 ends at once
+    bias[2, 3] = 4.0  # photo 2 prefers to ramble
+    bias[3:, 5] = [1.0, 2.0, 3.0]
+    features = np.zeros((6, 4, 2), np.float32)
+    for options in (DecodeOptions(beam_size=3, max_length=8), DecodeOptions(beam_size=1, max_length=8)):
+        batch = beam_search(TableModel(), features, START, END, options, bias)
+        for b in range(6):
+            alone = beam_search(TableModel(), features[b:b + 1], START, END, options, bias[b:b + 1])[0]
+            assert (batch[b].tokens, batch[b].score, batch[b].alternatives) == (alone.tokens, alone.score, alone.alternatives)
+            assert np.array_equal(batch[b].attention, alone.attention)
+        assert len({len(c.tokens) for c in batch}) > 1
+
+
+def test_n_best_lists_distinct_hypotheses_best_first():
+    options = DecodeOptions(beam_size=4, max_length=4, n_best=4, no_repeat_ngram=2)
+    cap = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
+    assert len(cap.alternatives) == 4 and len({tuple(t) for t, _ in cap.alternatives}) == 4
+    assert [s for _, s in cap.alternatives] == sorted((s for _, s in cap.alternatives), reverse=True)
+    assert (cap.tokens, cap.score) == cap.alternatives[0]

@@ -17,9 +17,11 @@ from typing import Any
 from desktop_app.bundle.vocabulary import PAD, START, END, UNK, Vocabulary
 
 # 1: encoder + decoder graphs. 2: adds optional concept keywords (concepts.onnx + concepts.json);
-# a version-2 app runs version-1 bundles, without keywords from concepts.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# a version-2 app runs version-1 bundles, without keywords from concepts. 3: decoder_step also ranks
+# (inputs bias, top_k; outputs top_log_probs, top_ids); the app ranks older bundles' log-probs itself.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+RANKING_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_INIT_FILE = "decoder_init.onnx"
@@ -39,6 +41,11 @@ INIT_INPUTS = ("features",)
 INIT_OUTPUTS = ("memory", "keys", "h", "c")  # memory [B,N,D], keys [B,N,A], h/c [B,H]
 STEP_INPUTS = ("tokens", "h", "c", "memory", "keys")  # tokens [B] int64
 STEP_OUTPUTS = ("log_probs", "h_out", "c_out", "alpha")  # [B,V], [B,H], [B,H], [B,N]
+# Format 3: bias [B,V] float32 is added to log_probs (the decode loop's word bias; -inf never emits a word)
+# and top_k [1] int64 = K; top_log_probs [B,K] and top_ids [B,K] int64 are the K largest of
+# log_probs + bias, largest first (ONNX TopK). log_probs itself stays unbiased, for parity checks.
+STEP_RANKED_INPUTS = STEP_INPUTS + ("bias", "top_k")
+STEP_RANKED_OUTPUTS = STEP_OUTPUTS + ("top_log_probs", "top_ids")
 CONCEPTS_INPUTS = ("features",)  # the encoder's grid [B,N,C]
 CONCEPTS_OUTPUTS = ("word_probs", "region_word_probs")  # [B,W] whole photo, [B,W] best region
 
@@ -127,7 +134,9 @@ class Manifest:
     created: str = ""
     format_version: int = FORMAT_VERSION
     encoder_precision: str = "fp32"
+    decoder_precision: str = "fp32"  # of decoder_step.onnx: fp32 or int8 (dynamic, int8 weights)
     concepts: dict[str, Any] = field(default_factory=dict)  # empty: no concept keywords (format 1 bundles)
+    model_hash: str = ""  # names the model in photo metadata; empty: decoder_step.onnx's sha256 (see model_id)
 
     @property
     def files_expected(self) -> tuple[str, ...]:
@@ -192,8 +201,11 @@ class Bundle:
 
     @property
     def model_id(self) -> str:
-        """Short, stable id of this exact model (name + hash prefix), recorded in photo metadata."""
-        return f"{self.manifest.model_name}@{self.manifest.files[DECODER_STEP_FILE][:12]}"
+        """Short, stable id of this exact model (name + hash prefix), recorded in photo metadata.
+
+        A bundle rewritten without changing a caption (format 2 -> 3) keeps its old hash in
+        ``model_hash``, so photos captioned before are not captioned again."""
+        return f"{self.manifest.model_name}@{self.manifest.model_hash or self.manifest.files[DECODER_STEP_FILE][:12]}"
 
 
 def load_bundle(bundle_dir: Path, verify_hashes: bool = True) -> Bundle:

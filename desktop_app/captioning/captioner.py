@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from desktop_app.bundle import format as bf
 from desktop_app.bundle.format import Bundle, load_bundle
@@ -16,7 +18,6 @@ from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.runtime import RuntimeOptions, open_session
 from desktop_app.photos.pixels import load_pixels
 from desktop_app.resources import DEFAULT_BUNDLE
-
 
 
 @dataclass
@@ -33,20 +34,83 @@ class CaptionResult:
     needs_review: bool = False  # confidence below the bundle's calibrated threshold: a person should check it
 
 
+@dataclass
+class EncodedBatch:
+    """Photos through the encoder, ready for the decode loop."""
+
+    features: np.ndarray  # [B, N, C]
+    concepts: tuple[np.ndarray, np.ndarray] | None  # word probabilities, whole photo and best region
+    bias: np.ndarray | None  # [B, V] added to the decoder's log-probabilities
+
+
 class OnnxStepModel:
     """The two decoder graphs seen through the decode loop's ``StepModel`` protocol."""
 
     def __init__(self, init_session, step_session):
         self.init_session, self.step_session = init_session, step_session
+        self.vocab_size = int(step_session.get_outputs()[0].shape[1])
 
     def init(self, features: np.ndarray) -> DecoderState:
         memory, keys, h, c = self.init_session.run(list(bf.INIT_OUTPUTS), {"features": features})
         return DecoderState(memory, keys, h, c)
 
+    def _inputs(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
+        return {"tokens": tokens, "h": state.h, "c": state.c, "memory": state.memory, "keys": state.keys}
+
     def step(self, tokens: np.ndarray, state: DecoderState):
-        log_probs, h, c, alpha = self.step_session.run(list(bf.STEP_OUTPUTS), {
-            "tokens": tokens, "h": state.h, "c": state.c, "memory": state.memory, "keys": state.keys})
+        log_probs, h, c, alpha = self.step_session.run(list(bf.STEP_OUTPUTS), self._inputs(tokens, state))
         return log_probs, DecoderState(state.memory, state.keys, h, c), alpha
+
+
+class RankingOnnxStepModel(OnnxStepModel):
+    """A format-3 step graph, which also returns each row's best words (TopK in the graph): the decode
+    loop reads K values per row instead of the whole vocabulary."""
+
+    TOP_OUTPUTS = list(bf.STEP_RANKED_OUTPUTS[-2:] + bf.STEP_OUTPUTS[1:])  # top_log_probs, top_ids, h, c, alpha
+
+    def step(self, tokens: np.ndarray, state: DecoderState):
+        inputs = {**self._inputs(tokens, state), "bias": np.zeros((len(tokens), self.vocab_size), np.float32),
+                  "top_k": np.ones(1, np.int64)}
+        log_probs, h, c, alpha = self.step_session.run(list(bf.STEP_OUTPUTS), inputs)
+        return log_probs, DecoderState(state.memory, state.keys, h, c), alpha
+
+    def top(self, tokens: np.ndarray, state: DecoderState, bias: np.ndarray, k: int):
+        inputs = {**self._inputs(tokens, state), "bias": bias,
+                  "top_k": np.array([min(k, self.vocab_size)], np.int64)}
+        values, ids, h, c, alpha = self.step_session.run(self.TOP_OUTPUTS, inputs)
+        return values, ids, DecoderState(state.memory, state.keys, h, c), alpha
+
+
+class BoundRankingStepModel(RankingOnnxStepModel):
+    """On CUDA, with I/O binding: a batch's memory and keys (the large inputs) go to the GPU once, not at
+    every step; only tokens, h, c and the bias travel, and only the K best words come back."""
+
+    def __init__(self, init_session, step_session, device: str = "cuda"):
+        super().__init__(init_session, step_session)
+        self.device = device  # "cpu" in the tests, which have no GPU
+        self._local = threading.local()  # per thread: the serve module searches on several at once
+
+    def _on_device(self, state: DecoderState) -> tuple:
+        bound = getattr(self._local, "bound", None)
+        if bound is None or bound[0] is not state.memory or bound[1] is not state.keys:
+            bound = (state.memory, state.keys, *(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), self.device, 0)
+                                                 for a in (state.memory, state.keys)))
+            self._local.bound = bound  # holding the arrays keeps ``is`` meaningful
+        return bound[2:]
+
+    def top(self, tokens: np.ndarray, state: DecoderState, bias: np.ndarray, k: int):
+        memory, keys = self._on_device(state)
+        binding = self.step_session.io_binding()
+        for name, value in (("tokens", tokens), ("h", state.h), ("c", state.c), ("bias", bias),
+                            ("top_k", np.array([min(k, self.vocab_size)], np.int64))):
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_ortvalue_input("memory", memory)
+        binding.bind_ortvalue_input("keys", keys)
+        for name in self.TOP_OUTPUTS:
+            binding.bind_output(name, "cpu")
+        self.step_session.run_with_iobinding(binding)
+        values, ids, h, c, alpha = binding.copy_outputs_to_cpu()
+        return values, ids, DecoderState(state.memory, state.keys, h, c), alpha
 
 
 class Captioner:
@@ -54,8 +118,11 @@ class Captioner:
         self.bundle = bundle
         self.encoder, self.provider = open_session(bundle.file(bf.ENCODER_FILE), runtime)
         init, _ = open_session(bundle.file(bf.DECODER_INIT_FILE), runtime)
-        step, _ = open_session(bundle.file(bf.DECODER_STEP_FILE), runtime)
-        self.decoder = OnnxStepModel(init, step)
+        step, step_provider = open_session(bundle.file(bf.DECODER_STEP_FILE), runtime)
+        if bundle.manifest.format_version < bf.RANKING_VERSION:
+            self.decoder = OnnxStepModel(init, step)  # format 1-2: the decode loop ranks in NumPy
+        else:
+            self.decoder = (BoundRankingStepModel if step_provider == "CUDA" else RankingOnnxStepModel)(init, step)
         self.concepts = bundle.concepts  # None for bundles without concept keywords (format 1)
         self.concept_session = (open_session(bundle.file(bf.CONCEPTS_FILE), runtime)[0]
                                 if self.concepts is not None else None)
@@ -73,7 +140,15 @@ class Captioner:
         if pixels[2:] != [m.preprocessing.input_height, m.preprocessing.input_width]:
             raise bf.BundleError(f"{bf.ENCODER_FILE} takes {pixels[2:]} pixels, the manifest says "
                                  f"{m.preprocessing.input_height}x{m.preprocessing.input_width}")
-        vocab = self.decoder.step_session.get_outputs()[0].shape[1]
+        names = (bf.STEP_RANKED_INPUTS, bf.STEP_RANKED_OUTPUTS) if isinstance(self.decoder, RankingOnnxStepModel) \
+            else (bf.STEP_INPUTS, bf.STEP_OUTPUTS)
+        found = (tuple(i.name for i in self.decoder.step_session.get_inputs()),
+                 tuple(o.name for o in self.decoder.step_session.get_outputs()))
+        if (set(found[0]), set(found[1])) != (set(names[0]), set(names[1])):
+            raise bf.BundleError(f"{bf.DECODER_STEP_FILE} takes {', '.join(found[0])} and returns {', '.join(found[1])}; "
+                                 f"a format-{m.format_version} bundle's step graph takes {', '.join(names[0])} and "
+                                 f"returns {', '.join(names[1])}")
+        vocab = self.decoder.vocab_size
         if vocab != m.vocab_size:
             raise bf.BundleError(f"{bf.DECODER_STEP_FILE} predicts {vocab} words, the manifest says {m.vocab_size}")
         if self.concept_session is not None:
@@ -100,17 +175,27 @@ class Captioner:
         whole, region = self.concept_session.run(list(bf.CONCEPTS_OUTPUTS), {"features": features})
         return whole, region
 
-    def caption_pixels(self, pixels: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
-        """pixels [B,3,H,W] -> one CaptionResult per photo."""
-        vocab = self.bundle.vocabulary
-        options = replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
-                          suppress=vocab.never_generated)
+    def encode_batch(self, pixels: np.ndarray) -> "EncodedBatch":
+        """The first half of captioning: the encoder, the concept scores and the word bias they give."""
         features = self.encode(pixels)
         probs = self.concept_probs(features)
         bias = self.scorer.caption_bias(*probs) if probs is not None else None
-        captions = beam_search(self.decoder, features, vocab.start_id, vocab.end_id, options, bias)
+        return EncodedBatch(features, probs, bias)
+
+    def search(self, encoded: "EncodedBatch", options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
+        """The second half: beam search over the encoded photos, one CaptionResult per photo. The pipeline
+        runs it on one batch while the encoder works on the next."""
+        vocab = self.bundle.vocabulary
+        options = replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
+                          suppress=vocab.never_generated)
+        captions = beam_search(self.decoder, encoded.features, vocab.start_id, vocab.end_id, options, encoded.bias)
+        probs = encoded.concepts
         return [self._result(c, None if probs is None else PhotoConcepts(probs[0][i], probs[1][i]))
                 for i, c in enumerate(captions)]
+
+    def caption_pixels(self, pixels: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
+        """pixels [B,3,H,W] -> one CaptionResult per photo."""
+        return self.search(self.encode_batch(pixels), options)
 
     def _result(self, caption: Caption, concepts: PhotoConcepts | None = None) -> CaptionResult:
         vocab = self.bundle.vocabulary

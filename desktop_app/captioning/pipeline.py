@@ -1,10 +1,11 @@
 """Caption many photos: decode on worker threads while the model runs on batches.
 
-Pillow releases the GIL while it decodes and resizes, so photo decoding on a
-small thread pool overlaps with onnxruntime's own threads and the model is
-never waiting for pixels. Each photo ends as exactly one ``PhotoOutcome``; a
-bad photo is a "failed" outcome with a reason, never an exception that stops
-the batch.
+Three stages run at once: Pillow decodes photos on a small thread pool (it
+releases the GIL), an encoder thread runs the encoder on batch n+1, and this
+thread runs the beam search of batch n. The search is many small steps that
+keep neither core busy alone, so without the overlap the encoder would wait
+for it. Each photo ends as exactly one ``PhotoOutcome``; a bad photo is a
+"failed" outcome with a reason, never an exception that stops the batch.
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ def caption_photos(paths: Sequence[Path], captioner: Captioner, options: Pipelin
         on_outcome(outcome)
         on_progress(Progress(done, len(paths), time.perf_counter() - start))
 
-    def run_batch(batch: list[tuple[Path, np.ndarray]]) -> None:
+    def search(batch: list[tuple[Path, np.ndarray]], encoding: Future) -> None:
         try:
-            results = captioner.caption_pixels(np.stack([p for _, p in batch]), options.decode)
+            results = captioner.search(encoding.result(), options.decode)
         except Exception as exc:  # onnxruntime failure: report it per photo and go on
             for path, _ in batch:
                 emit(PhotoOutcome(path, FAILED, message=f"model failed: {exc}"))
@@ -108,9 +109,11 @@ def caption_photos(paths: Sequence[Path], captioner: Captioner, options: Pipelin
 
     window = max(options.batch_size * 3, options.decode_workers * 2)
     pending: deque[tuple[Path, Future]] = deque()
+    encoded: deque[tuple[list[tuple[Path, np.ndarray]], Future]] = deque()  # batches at the encoder
     batch: list[tuple[Path, np.ndarray]] = []
     queue = iter(paths)
-    with ThreadPoolExecutor(max_workers=max(options.decode_workers, 1), thread_name_prefix="decode") as pool:
+    with ThreadPoolExecutor(max_workers=max(options.decode_workers, 1), thread_name_prefix="decode") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as encoder:
         try:
             while True:
                 while len(pending) < window:
@@ -131,9 +134,15 @@ def caption_photos(paths: Sequence[Path], captioner: Captioner, options: Pipelin
                 else:
                     batch.append((path, item))
                 if len(batch) >= options.batch_size or (not pending and batch):
-                    run_batch(batch)
+                    encoded.append((batch, encoder.submit(captioner.encode_batch, np.stack([p for _, p in batch]))))
                     batch = []
+                    if len(encoded) > 1:  # search the previous batch while the encoder works on this one
+                        search(*encoded.popleft())
+            while encoded:
+                if cancel.is_set():
+                    raise Cancelled
+                search(*encoded.popleft())
         except Cancelled:
-            for _, future in pending:
+            for _, future in [*pending, *encoded]:
                 future.cancel()
     return counts
