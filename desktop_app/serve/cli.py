@@ -58,7 +58,7 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"photocaption serve: error: {message}", file=sys.stderr)
     return EXIT_ERROR
 
 
