@@ -34,7 +34,7 @@ CAPTION_FILLER = frozenset("""
 front top side back middle edge end bottom corner background foreground distance picture photo image view shot
 lot couple group pair bunch number something area way day time air other
 while who someone past round upside overall piece set can case hind
-play run stand jump walk sit climb ride hold look wear down out off
+play run stand jump walk sit climb ride hold look wear down out off over
 """.split())
 _WORD = re.compile(r"[a-z]+")
 

@@ -103,6 +103,18 @@ def test_caption_bias_reaches_plurals_and_only_concept_words():
     assert _scorer(caption_bias=0.0).caption_bias(np.zeros((1, 3)), np.zeros((1, 3))) is None
 
 
+def test_learned_nouns_before_caption_bias_from_leave_captions_alone():
+    """Words before caption_bias_from (the learned caption nouns) give keywords and confidence, no bias."""
+    scorer = _scorer(caption_bias=2.0, caption_region_weight=0.5, caption_bias_from=2)  # animal, cat: no bias
+    bias = scorer.caption_bias(np.array([[0.0, 0.2, 0.6]]), np.array([[0.0, 0.8, 0.0]]))
+    expected = np.zeros((1, 9), np.float32)
+    expected[0, [5, 6]] = 1.2  # dog, dogs still
+    np.testing.assert_allclose(bias, expected, rtol=1e-6)
+    features = scorer.confidence_features([7], -1.0, [([7], -1.0)], PhotoConcepts(np.array([0.0, 0.9, 0.1]),
+                                                                                  np.zeros(3)))
+    assert features["named_concepts"] == 1.0 and features["agreement"] == pytest.approx(0.9)  # "cat" still counts
+
+
 def test_wordnet_gives_plain_search_words():
     pytest.importorskip("nltk")
     concepts = pytest.importorskip("model_export.concepts")

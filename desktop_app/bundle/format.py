@@ -98,6 +98,7 @@ class Concepts:
     max_keywords: int = 6
     caption_bias: float = 0.0  # added per unit of word probability to the decoder's log-prob of that word
     caption_region_weight: float = 0.5  # a word's best-region probability counts this much towards the bias
+    caption_bias_from: int = 0  # words before this index (learned caption nouns) do not bias captions
     review_threshold: float | None = None  # confidence below this: the caption needs review (None: never flag)
     confidence: dict[str, float] = field(default_factory=dict)  # logistic calibration: feature name -> weight
 

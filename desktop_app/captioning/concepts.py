@@ -36,10 +36,11 @@ class ConceptScorer:
             if concept is not None:
                 tokens.append(token)
                 words.append(concept)
-        self.tokens = np.array(tokens, dtype=np.int64)  # decoder tokens that name a concept
-        self.token_words = np.array(words, dtype=np.int64)  # ... and that concept's index
+        self.token_concept = dict(zip(tokens, words))  # every decoder token that names a concept (confidence)
+        biased = [i for i, w in enumerate(words) if w >= concepts.caption_bias_from]
+        self.tokens = np.array([tokens[i] for i in biased], dtype=np.int64)  # decoder tokens the bias reaches
+        self.token_words = np.array([words[i] for i in biased], dtype=np.int64)  # ... and their concept's index
         self.vocab_size = len(vocabulary)
-        self.token_concept = dict(zip(tokens, words))
 
     def caption_bias(self, whole: np.ndarray, region: np.ndarray) -> np.ndarray | None:
         """[B, V] added to the decoder's log-probabilities: more likely to name what the classifier sees."""
