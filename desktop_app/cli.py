@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -269,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"photocaption {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `photocaption show ... | head`: the reader has gone; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (BundleError, ProviderError) as exc:
         print(f"photocaption {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -186,3 +186,14 @@ def test_help_shows_real_defaults_only():
     assert "(default: None)" not in text and "(default: False)" not in text
     assert "(default: the bundled model)" in text and "(default: 3)" in text
     assert "where the model runs" in text  # --provider says what it does
+
+
+def test_show_into_a_closed_pipe_ends_quietly(samples, tmp_path):
+    """`photocaption show ... | head -1`: no traceback when the reader stops early."""
+    env = {**os.environ, "PHOTOCAPTION_INDEX": str(tmp_path / "i.sqlite")}
+    process = subprocess.Popen([sys.executable, "-m", "desktop_app", "show", *[str(samples / "coffee.jpg")] * 3000],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0 and "Traceback" not in err, err
