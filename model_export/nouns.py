@@ -16,6 +16,7 @@ is what Flickr8k lacks). Never COCO ``dev.txt``: that split only measures and se
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from model_export.data.captions import load_flickr_folder, load_reference_folder
 
 MIN_PHOTOS = 5  # photos whose captions mostly name a noun before it is learned
 NAMED_SHARE = 0.4  # "mostly": at least 2 of 5 captions, as the everyday benchmark counts relevance
@@ -47,23 +50,19 @@ class TrainingPhotos:
 
 
 def training_photos(flickr8k: Path, coco: Path | None) -> TrainingPhotos:
-    """Flickr8k train + val photos, and COCO ``extra.txt`` if a COCO folder is given."""
-    captions: dict[str, list[str]] = collections.defaultdict(list)
-    for line in (flickr8k / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines():
-        key, caption = line.split("\t", 1)
-        captions[key.split("#")[0]].append(caption)
-    names = [n for split in ("Flickr_8k.trainImages.txt", "Flickr_8k.devImages.txt")
-             for n in (flickr8k / split).read_text().split()]
-    photos = TrainingPhotos([flickr8k / "Images" / n for n in names], [captions[n] for n in names], np.ones(len(names)))
+    """Flickr8k train + val photos, and COCO ``extra.txt`` (the reference folder's train split) if a
+    COCO folder is given; read by the same loaders as ``prepare``."""
+    flickr = load_flickr_folder(flickr8k)
+    names = flickr.splits["train"] + flickr.splits["val"]
+    photos = TrainingPhotos([flickr.image_dir / n for n in names], [flickr.captions[n] for n in names],
+                            np.ones(len(names)))
     if coco is not None:
-        import json
-
-        references = json.loads((coco / "references.json").read_text(encoding="utf-8"))
-        extra = (coco / "extra.txt").read_text().split()
-        if set(extra) & set((coco / "dev.txt").read_text().split()):
+        everyday = load_reference_folder(coco)  # train: extra.txt, test: dev.txt
+        extra = everyday.splits["train"]
+        if set(extra) & set(everyday.splits["test"]):
             raise ValueError(f"{coco}: extra.txt shares photos with dev.txt, which must never be trained on")
-        photos.paths += [coco / "images" / n for n in extra]
-        photos.captions += [references[n] for n in extra]
+        photos.paths += [everyday.image_dir / n for n in extra]
+        photos.captions += [everyday.captions[n] for n in extra]
         photos.weights = np.r_[photos.weights, np.full(len(extra), COCO_WEIGHT)]
     return photos
 
@@ -73,22 +72,19 @@ def noun_lemmas(wn) -> Callable[[str], str | None]:
     word as a verb or a colour: "standing" and "holding" are verb forms far more often than nouns,
     and "red" names a colour (judged by WordNet's sense counts, cntlist, and its lexicographer files).
     Base forms such as "train", "bat" and "sink" stay nouns: in a caption they mostly are."""
-    cache: dict[str, str | None] = {}
-
     def uses(word: str, pos: str) -> int:
         return sum(lemma.count() for synset in wn.synsets(word, pos) for lemma in synset.lemmas()
                    if lemma.name().lower() == word)
 
+    @functools.cache
     def lemma(word: str) -> str | None:
-        if word not in cache:
-            noun, verb = wn.morphy(word, "n"), wn.morphy(word, "v")
-            if noun is not None and verb not in (None, word) and uses(verb, "v") > 4 * uses(noun, "n"):
-                noun = None  # an inflected verb: "standing", "holds"
-            if noun is not None and uses(word, "a") + uses(word, "s") > 4 * uses(noun, "n") \
-                    and wn.synsets(noun, "n")[0].lexname() == "noun.attribute":
-                noun = None  # a colour word, as captions use it: "red", "blue"
-            cache[word] = noun
-        return cache[word]
+        noun, verb = wn.morphy(word, "n"), wn.morphy(word, "v")
+        if noun is not None and verb not in (None, word) and uses(verb, "v") > 4 * uses(noun, "n"):
+            return None  # an inflected verb: "standing", "holds"
+        if noun is not None and uses(word, "a") + uses(word, "s") > 4 * uses(noun, "n") \
+                and wn.synsets(noun, "n")[0].lexname() == "noun.attribute":
+            return None  # a colour word, as captions use it: "red", "blue"
+        return noun
 
     return lemma
 

@@ -52,12 +52,16 @@ def test_concept_head_puts_nouns_first():
 
 def test_dev_photos_are_never_training_photos(tmp_path):
     flickr = tmp_path / "flickr8k"
-    flickr.mkdir()
+    (flickr / "Images").mkdir(parents=True)
+    (flickr / "Images" / "a.jpg").write_bytes(b"")
     (flickr / "Flickr8k.token.txt").write_text("a.jpg#0\ta dog\n")
     (flickr / "Flickr_8k.trainImages.txt").write_text("a.jpg\n")
     (flickr / "Flickr_8k.devImages.txt").write_text("")
+    (flickr / "Flickr_8k.testImages.txt").write_text("")
     coco = tmp_path / "coco"
-    coco.mkdir()
+    (coco / "images").mkdir(parents=True)
+    for name in ("x.jpg", "y.jpg"):
+        (coco / "images" / name).write_bytes(b"")
     (coco / "references.json").write_text('{"x.jpg": ["a cat"], "y.jpg": ["a kite"]}')
     (coco / "extra.txt").write_text("x.jpg\n")
     (coco / "dev.txt").write_text("y.jpg\n")

@@ -179,10 +179,14 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         self.session.changed.connect(self._session_changed)
         self.session.reset.connect(self._show_counts)
-        self.session.problems_changed.connect(lambda: (  # in front when there are some (and no library hits shown)
-            self.problems_panel.show_problems(self.session.problems, self.session.run_label),
-            self.session.problems and not self.library_results.count() and self.problems_dock.raise_()))
+        self.session.problems_changed.connect(self._show_problems)
         self.session.undo_changed.connect(self._update_actions)
+
+    def _show_problems(self) -> None:
+        """The run's problems, brought to the front when there are some (unless library hits are showing)."""
+        self.problems_panel.show_problems(self.session.problems, self.session.run_label)
+        if self.session.problems and not self.library_results.count():
+            self.problems_dock.raise_()
 
     def _restore_memory(self) -> None:
         geometry, state = self.memory.window()
