@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-limit", type=int, default=0, help="score only this many val photos per check (0 = all)")
     s.add_argument("--val-beam", type=int, default=1, help="beam width of the val check (1 = greedy)")
     s.add_argument("--patience", type=int, default=4, help="stop after this many checks without a better val CIDEr-D")
+    s.add_argument("--extra-data", type=Path,
+                   help="another prepared folder (same encoder) whose train split joins the training photos, e.g. "
+                        "COCO extra.txt from 'prepare --reference-folder'; its test split is never read")
+    s.add_argument("--extra-repeat", type=int, default=1, help="times each --extra-data photo comes up per epoch")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (0 = torch default); on a shared CPU 1 thread ran 10x faster than 2")

@@ -14,6 +14,11 @@ steps) continues exactly. Validation (greedy or beam CIDEr-D on val, every
 ``--eval-every`` steps) keeps ``best.pt`` and stops after ``--patience`` checks
 without improvement. ``best.pt``/``last.pt`` are ordinary checkpoints: ``evaluate``
 and ``export`` take them.
+
+``--extra-data`` adds the train split of a second prepared folder (COCO's
+``extra.txt``) to the training photos and to the reward's document frequencies;
+the vocabulary stays the checkpoint's, so the extra references' unknown words
+only make those references harder to match. Validation stays on ``--data``'s val split.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class ScstConfig:
     val_limit: int = 0  # val photos scored per check (0 = all)
     val_beam: int = 1
     patience: int = 4  # checks without a better val CIDEr-D before stopping
+    extra_data: Path | None = None  # another prepared folder whose train split joins the training photos
+    extra_repeat: int = 1  # times each extra photo comes up per epoch
     seed: int = 1
     threads: int = 0
     resume: bool = False
@@ -115,7 +122,11 @@ class ScstTrainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.data = PreparedData.load(config.data)
-        self.features = np.asarray(self.data.features())
+        extra = PreparedData.load(config.extra_data) if config.extra_data else None
+        if extra is not None and extra.encoder != self.data.encoder:
+            raise DataError(f"{config.extra_data}: features of {extra.encoder}, {config.data} has {self.data.encoder}")
+        if config.extra_repeat < 1:
+            raise DataError("--extra-repeat must be at least 1")
         source = config.out / "last.pt" if config.resume else config.checkpoint
         model = load_trained(source)
         if model.vocabulary.words != self.data.vocabulary.words:
@@ -123,9 +134,18 @@ class ScstTrainer:
         self.decoder, self.start_meta = model.decoder, model.meta
         self.encoder_name, self.vocabulary = model.encoder.name, model.vocabulary
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
-        self.train_photos = np.array(self.data.splits["train"])
-        self.cider = CiderD([[tokenize(c) for c in self.data.captions[self.data.images[i]]]
-                             for i in self.train_photos])
+        # Training photos from each prepared folder (the extra one's train split only: never its test split).
+        self.sources = [(self.data, np.array(self.data.splits["train"]))]
+        if extra is not None:
+            self.sources.append((extra, np.array(extra.splits["train"])))
+        self.features = [np.asarray(data.features()) for data, _ in self.sources]
+        self.photo_source = np.concatenate([np.full(len(ids), n) for n, (_, ids) in enumerate(self.sources)])
+        self.photo_index = np.concatenate([ids for _, ids in self.sources])
+        # Positions an epoch draws from: every photo once, the extra folder's ``extra_repeat`` times.
+        self.pool = np.concatenate([np.arange(len(self.photo_index))]
+                                   + [np.flatnonzero(self.photo_source == 1)] * (config.extra_repeat - 1))
+        self.cider = CiderD([[tokenize(c) for c in data.captions[data.images[i]]]
+                             for data, ids in self.sources for i in ids])
         self.step, self.best, self.bad_checks = 0, -1.0, 0
         self.origin = str(config.checkpoint)
         if config.resume:
@@ -133,17 +153,21 @@ class ScstTrainer:
 
     # -- one step ----------------------------------------------------------------
     def batch_of(self, step: int) -> np.ndarray:
-        """Positions in the train split for a step: a fresh seeded permutation every epoch."""
-        per_epoch = len(self.train_photos) // self.config.batch_size
+        """Training photos (positions in ``photo_index``) for a step: a fresh seeded permutation every epoch."""
+        per_epoch = len(self.pool) // self.config.batch_size
         epoch, k = divmod(step, per_epoch)
-        order = np.random.default_rng(self.config.seed * 1000 + epoch).permutation(len(self.train_photos))
+        order = self.pool[np.random.default_rng(self.config.seed * 1000 + epoch).permutation(len(self.pool))]
         return order[k * self.config.batch_size:(k + 1) * self.config.batch_size]
+
+    def features_of(self, positions: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.features[self.photo_source[p]][self.photo_index[p]]
+                                          for p in positions]).astype(np.float32))
 
     def train_step(self) -> tuple[float, float]:
         cfg, vocab = self.config, self.vocabulary
         self.decoder.eval()
         positions = self.batch_of(self.step)
-        features = torch.from_numpy(self.features[self.train_photos[positions]].astype(np.float32))
+        features = self.features_of(positions)
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         tokens, log_probs, mask = sample_captions(self.decoder, features, cfg.samples, cfg.max_length,
                                                   vocab.start_id, vocab.end_id, vocab.never_generated, generator)
@@ -177,7 +201,7 @@ class ScstTrainer:
             "encoder": None,
             "vocabulary": self.vocabulary.words,
             "data_source": self.data.source,
-            "epoch": round(self.step * self.config.batch_size / len(self.train_photos), 3),
+            "epoch": round(self.step * self.config.batch_size / len(self.pool), 3),
             "val_scores": scores,
             "scst": {"step": self.step, "best": self.best, "bad_checks": self.bad_checks, "origin": self.origin},
             "optimizer": self.optimizer.state_dict(),
@@ -230,7 +254,7 @@ class ScstTrainer:
                 losses.append(loss)
                 if self.step >= cfg.max_steps:
                     break
-            row = {"step": self.step, "epoch": round(self.step * cfg.batch_size / len(self.train_photos), 3),
+            row = {"step": self.step, "epoch": round(self.step * cfg.batch_size / len(self.pool), 3),
                    "reward": float(np.mean(rewards)), "loss": float(np.mean(losses)), "lr": cfg.lr}
             scores = {}
             if self.step % cfg.eval_every == 0 or self.step >= cfg.max_steps:
@@ -256,4 +280,5 @@ class ScstTrainer:
 
 def scst(config: ScstConfig) -> dict:
     config.checkpoint, config.data, config.out = Path(config.checkpoint), Path(config.data), Path(config.out)
+    config.extra_data = Path(config.extra_data) if config.extra_data else None
     return ScstTrainer(config).run()

@@ -143,3 +143,40 @@ def test_resume_continues_exactly(tiny, tmp_path):
     assert all(torch.equal(a["decoder"][k], b["decoder"][k]) for k in a["decoder"])
     log = list(csv.DictReader(open(tmp_path / "resumed" / "log.csv")))
     assert [r["step"] for r in log] == ["0", "10", "20"]
+
+
+def test_extra_data_joins_training_with_its_train_split_only(tiny, tmp_path):
+    from model_export.scst import ScstTrainer
+
+    data, start = tiny
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    meta = json.loads((data / PREPARED_FILE).read_text())
+    meta["splits"] = {"train": list(range(0, 12)), "test": list(range(12, 48))}  # test: never trained on
+    (extra / PREPARED_FILE).write_text(json.dumps(meta))
+    (extra / VOCAB_FILE).write_text((data / VOCAB_FILE).read_text())
+    np.save(extra / features_file("lite0"), np.load(data / features_file("lite0")))
+    settings = {**SETTINGS, "batch_size": 4}
+    trainer = ScstTrainer(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", extra_data=extra,
+                                     extra_repeat=2, max_steps=2, **settings))
+    per_epoch = len(trainer.pool) // 4
+    drawn = np.concatenate([trainer.batch_of(step) for step in range(per_epoch)])
+    sources, index = trainer.photo_source[drawn], trainer.photo_index[drawn]
+    assert len(drawn) == 32 + 2 * 12
+    assert sorted(index[sources == 0]) == list(range(32))  # the main train split once
+    assert sorted(index[sources == 1]) == sorted(list(range(12)) * 2)  # the extra train split twice, no test photo
+    assert trainer.cider.log_images == pytest.approx(np.log(32 + 12))  # document frequencies over both, each photo once
+    assert trainer.run()["step"] == 2
+
+
+def test_extra_data_from_another_encoder_is_refused(tiny, tmp_path):
+    from model_export.data.captions import DataError
+
+    data, start = tiny
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    meta = {**json.loads((data / PREPARED_FILE).read_text()), "encoder": "lite2"}
+    (extra / PREPARED_FILE).write_text(json.dumps(meta))
+    (extra / VOCAB_FILE).write_text((data / VOCAB_FILE).read_text())
+    with pytest.raises(DataError, match="lite2"):
+        scst(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", extra_data=extra, max_steps=1, **SETTINGS))
