@@ -1,6 +1,6 @@
 """Load on `photocaption serve`: N concurrent clients posting photos vs the CLI pipeline on the same photos.
 
-    python benchmarks/serve_load.py [--clients 8] [--duration 30] [--rounds 6] [--photos 300] [--model-workers 2]
+    python benchmarks/serve_load.py [--clients 8] [--duration 30] [--rounds 6] [--photos 300]
 
 Starts the real server (``python -m desktop_app serve``, loopback, token) on a
 free port and warms it up (10 s of the same load). Then, in ``--rounds`` turns,
@@ -33,7 +33,6 @@ from benchmarks.caption_folder import BEAM  # noqa: E402
 from benchmarks.photo_folders import make_folder  # noqa: E402
 from desktop_app.captioning.captioner import Captioner  # noqa: E402
 from desktop_app.captioning.pipeline import PipelineOptions, caption_photos  # noqa: E402
-from desktop_app.serve.service import ServiceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS, MAX_DURATION = 64, 600  # bounded: this is a load test on the local machine, not a stress tool
@@ -73,7 +72,7 @@ def cli_pass(captioner: Captioner, paths: list[Path]) -> tuple[float, float]:
 def start_server(args: argparse.Namespace, config: Path) -> tuple[subprocess.Popen, int, str]:
     command = [sys.executable, "-m", "desktop_app", "serve", "--host", "127.0.0.1", "--port", "0", "--provider", "cpu",
                "--threads", str(args.threads), "--max-wait-ms", str(args.max_wait_ms),
-               "--max-queue", str(max(64, 2 * args.clients)), "--model-workers", str(args.model_workers)]
+               "--max-queue", str(max(64, 2 * args.clients))]
     if args.bundle:
         command += ["--model", str(args.bundle)]
     env = {**os.environ, "XDG_CONFIG_HOME": str(config), "PYTHONUNBUFFERED": "1"}
@@ -144,8 +143,6 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=300, help="distinct photos (Flickr8k-size JPEGs)")
     parser.add_argument("--threads", type=int, default=2, help="model threads, for the server and the pipeline")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait")
-    parser.add_argument("--model-workers", type=int, default=ServiceOptions().model_workers,
-                        help="the server's batches in the model at once")
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "photocaption-bench")
     args = parser.parse_args()
@@ -210,7 +207,7 @@ def main() -> None:
     for line in sorted(set(served["errors"]))[:5]:
         print(f"  error: {line}")
     print(f"batches: mean {batches['mean_batch']} photos, largest {batches['largest_batch']} "
-          f"(max wait {args.max_wait_ms:g} ms, {args.model_workers} model workers)")
+          f"(max wait {args.max_wait_ms:g} ms)")
     print(f"server memory (RSS): {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end, "
           f"peak {peak[0]:.0f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -311,10 +311,10 @@ class HeldCaptioner:
     def __getattr__(self, name):
         return getattr(self.captioner, name)
 
-    def caption_pixels(self, pixels, options):
+    def encode_batch(self, pixels):
         self.entered.set()
         assert self.release.wait(timeout=60)
-        return self.captioner.caption_pixels(pixels, options)
+        return self.captioner.encode_batch(pixels)
 
 
 @pytest.fixture
@@ -371,3 +371,68 @@ def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(hel
         assert status == 200 and body["caption"] == reference[photo]
     assert service.stats.as_dict()["largest_batch"] == 3 and service.stats.batches == 2
     assert call(f"{url}/v1/caption", photos[4].read_bytes(), token, "image/png")[0] == 200  # room again
+
+
+class HeldSearch:
+    """The real captioner, but its search stage waits for ``release`` (photos arrive while it is busy)."""
+
+    def __init__(self, captioner: Captioner):
+        self.captioner, self.release, self.entered = captioner, threading.Event(), threading.Event()
+        self.encoded: list[int] = []  # photos per encoder batch
+
+    def __getattr__(self, name):
+        return getattr(self.captioner, name)
+
+    def encode_batch(self, pixels):
+        self.encoded.append(len(pixels))
+        return self.captioner.encode_batch(pixels)
+
+    def search(self, encoded, options):
+        self.entered.set()
+        assert self.release.wait(timeout=60)
+        return self.captioner.search(encoded, options)
+
+
+def test_photos_accepted_while_the_search_is_busy_wait_for_each_other(captioner, reference, photos):
+    """Callers answered together come back a few ms apart: the encoder stage keeps them one batch, rather
+    than encoding the first alone because it happened to be free (which split batches under load)."""
+    import asyncio
+
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    held = HeldSearch(captioner)
+    # max_gather: a bound well above the arrivals' spread, so a slow machine cannot split the batch
+    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2,
+                                                  max_gather=10.0))
+    answers: dict[Path, str] = {}
+
+    def caption(photo: Path, delay: float, admitted: threading.Event | None = None) -> None:
+        with service.admitted():
+            if admitted is not None:
+                admitted.set()
+            time.sleep(delay)  # still uploading: accepted, not yet in the queue
+            answers[photo] = asyncio.run(service.caption_bytes(photo.read_bytes(), DecodeOptions())).text
+
+    try:
+        first = threading.Thread(target=caption, args=(photos[0], 0.0))
+        first.start()
+        assert held.entered.wait(timeout=30)  # photo 0 is in the search stage, held there
+        accepted = [threading.Event() for _ in photos[1:4]]
+        later = [threading.Thread(target=caption, args=(photo, 0.05 * n, event))
+                 for n, (photo, event) in enumerate(zip(photos[1:4], accepted))]
+        for thread in later:
+            thread.start()
+        for event in accepted:
+            assert event.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while len(held.encoded) < 2 and time.monotonic() < deadline:  # arrivals 0, 50 and 100 ms apart
+            time.sleep(0.01)
+        assert held.encoded == [1, 3]  # encoded as one batch while photo 0 was still being searched
+        held.release.set()
+        for thread in [first, *later]:
+            thread.join(timeout=60)
+    finally:
+        held.release.set()
+        service.close()
+    assert held.encoded == [1, 3]
+    assert answers == {photo: reference[photo] for photo in photos[:4]}

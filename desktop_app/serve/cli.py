@@ -43,8 +43,6 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-wait-ms", type=number(least=0), default=defaults.max_wait * 1000,
                    help="how long a photo waits for others to share its batch")
     p.add_argument("--decode-workers", type=whole_number(1), default=defaults.decode_workers, help="threads decoding photos")
-    p.add_argument("--model-workers", type=whole_number(1), default=defaults.model_workers,
-                   help="batches in the model at once (one's decode loop overlaps another's graphs)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
 
@@ -115,8 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     captioner = Captioner.open(args.model, provider=args.provider, threads=args.threads)
     service = CaptionService(captioner, ServiceOptions(max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000,
-                                                       max_queue=args.max_queue, decode_workers=args.decode_workers,
-                                                       model_workers=args.model_workers))
+                                                       max_queue=args.max_queue, decode_workers=args.decode_workers))
     app = build_app(service, AppSettings(token=token, max_upload=int(args.max_upload_mb * 2**20),
                                          loopback_only=loopback, folders=folders))
     print(f"model {captioner.model_id} on {captioner.provider}", flush=True)

@@ -1,8 +1,14 @@
-"""One model, many callers: photo decoding on a small thread pool, then dynamic batching on one model thread.
+"""One model, many callers: photo decoding on a small thread pool, then the model in two stages.
 
-Requests that arrive while the model is busy, or within ``max_wait`` of the
-first one, go through the encoder and decoder as one batch (as the folder
-pipeline's batches do). Admission is bounded: at most ``max_queue`` photos are
+As in the folder pipeline, one thread runs the encoder on batch n+1 while
+another runs the beam search of batch n: the search is many small steps that
+keep neither core busy alone. Batches form from the photos that arrive while
+the model is busy: the encoder stage gathers until every photo accepted and not
+yet in the search stage has joined (so the callers who were answered together
+come back together), the batch is full, or the search stage is idle and the
+first photo has waited ``max_wait``. Taking whatever had arrived as soon as the
+encoder was free split the batches (2.3 photos with 8 clients) and cost more
+than the overlap gained. Admission is bounded: at most ``max_queue`` photos are
 accepted and not yet answered; past that a caller gets ``QueueFull`` at once
 instead of joining an ever-growing backlog. Nothing here knows about HTTP.
 """
@@ -23,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_app.captioning.captioner import Captioner, CaptionResult
+from desktop_app.captioning.captioner import Captioner, CaptionResult, EncodedBatch
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.photos.pixels import load_pixels
 
@@ -42,10 +48,7 @@ class ServiceOptions:
     max_wait: float = 0.005  # seconds the first photo of a batch waits for company
     max_queue: int = 64  # photos accepted and not yet answered
     decode_workers: int = 2  # threads turning photo files into pixels
-    # Batches in the model at once. 2 lets one batch's NumPy decode loop overlap another's graphs, but on
-    # 2 cores it split batches (mean 2.4 photos) and cost 5-15% more CPU per photo for no steady gain
-    # (benchmarks/serve_load.py, interleaved runs 2026-11-23).
-    model_workers: int = 1
+    max_gather: float = 0.1  # seconds the encoder stage waits at most for a batch's stragglers while searching
 
 
 @dataclass
@@ -75,10 +78,13 @@ class CaptionService:
         self._admitted = 0
         self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        # Encoded batches waiting for the search stage: one at most, so the encoder never runs ahead of it.
+        self._encoded: queue.Queue[tuple[list[_Job], DecodeOptions, EncodedBatch] | None] = queue.Queue(maxsize=1)
+        self._searching = 0  # photos handed to the search stage and not yet answered
         self._decode = ThreadPoolExecutor(max(options.decode_workers, 1), thread_name_prefix="serve-decode")
-        self._models = [threading.Thread(target=self._run, name=f"serve-model-{n}", daemon=True)
-                        for n in range(max(options.model_workers, 1))]
-        for thread in self._models:
+        self._stages = [threading.Thread(target=self._encode_stage, name="serve-encode", daemon=True),
+                        threading.Thread(target=self._search_stage, name="serve-search", daemon=True)]
+        for thread in self._stages:
             thread.start()
 
     # --- admission -------------------------------------------------------------------------
@@ -136,55 +142,82 @@ class CaptionService:
         self._jobs.put(_Job(pixels, options, future))
         return await asyncio.wrap_future(future)
 
-    # --- the model thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
+    # --- the model: encoder stage, then search stage ---------------------------------------------
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and the photos that join it (see the module docstring); True when close() was called."""
+        batch = [first]
+        while len(batch) < self.options.max_batch:
+            with self._lock:
+                group_here = len(batch) >= self._admitted - self._searching
+                search_idle = self._searching == 0
+            waited = time.monotonic() - first.queued_at
+            if group_here or waited >= (self.options.max_wait if search_idle else self.options.max_gather):
+                break
+            try:  # short waits while searching: the search stage going idle ends the gathering too
+                more = self._jobs.get(timeout=self.options.max_wait - waited if search_idle else 0.002)
+            except queue.Empty:
+                continue
+            if more is None:
+                return batch, True
+            batch.append(more)
+        while len(batch) < self.options.max_batch:  # photos already queued ride along
+            try:
+                more = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
+
+    def _encode_stage(self) -> None:
+        stop = False
+        while not stop:
             job = self._jobs.get()
             if job is None:
-                return
-            batch, stop = [job], False
-            deadline = job.queued_at + self.options.max_wait  # a photo that already waited does not wait again
-            while len(batch) < self.options.max_batch:
-                remaining = deadline - time.monotonic()
+                break
+            batch, stop = self._gather(job)
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]  # callers gone: skip
+            if not batch:
+                continue
+            with self._lock:  # counted before any caller hears back, so an answered caller sees its batch
+                self.stats.batches += 1
+                self.stats.photos += len(batch)
+                self.stats.largest = max(self.stats.largest, len(batch))
+            groups: dict[DecodeOptions, list[_Job]] = {}
+            for job in batch:
+                groups.setdefault(job.options, []).append(job)
+            for options, jobs in groups.items():
                 try:
-                    more = self._jobs.get(timeout=remaining) if remaining > 0 else self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run_batch(batch)
-            if stop:
-                return
+                    encoded = self.captioner.encode_batch(np.stack([job.pixels for job in jobs]))
+                except Exception as exc:  # an onnxruntime failure answers these callers, the stage goes on
+                    for job in jobs:
+                        job.future.set_exception(exc)
+                    continue
+                with self._lock:
+                    self._searching += len(jobs)
+                self._encoded.put((jobs, options, encoded))
+        self._encoded.put(None)
 
-    def _run_batch(self, batch: list[_Job]) -> None:
-        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]  # callers gone: skip
-        if not batch:
-            return
-        with self._lock:  # counted before any caller hears back, so an answered caller sees its batch
-            self.stats.batches += 1
-            self.stats.photos += len(batch)
-            self.stats.largest = max(self.stats.largest, len(batch))
-        groups: dict[DecodeOptions, list[_Job]] = {}
-        for job in batch:
-            groups.setdefault(job.options, []).append(job)
-        start = time.perf_counter()
-        for options, jobs in groups.items():
+    def _search_stage(self) -> None:
+        while (item := self._encoded.get()) is not None:
+            jobs, options, encoded = item
+            start = time.perf_counter()
             try:
-                results = self.captioner.caption_pixels(np.stack([job.pixels for job in jobs]), options)
-            except Exception as exc:  # an onnxruntime failure answers these callers, the thread goes on
+                results = self.captioner.search(encoded, options)
+            except Exception as exc:
+                results = None
                 for job in jobs:
                     job.future.set_exception(exc)
-                continue
-            for job, result in zip(jobs, results):
+            with self._lock:
+                self._searching -= len(jobs)
+            for job, result in zip(jobs, results or []):
                 job.future.set_result(result)
-        pace = (time.perf_counter() - start) / len(batch)
-        self._seconds_per_photo = pace if self.stats.batches == 1 else 0.8 * self._seconds_per_photo + 0.2 * pace
+            pace = (time.perf_counter() - start) / len(jobs)  # the search is the slower stage
+            self._seconds_per_photo = pace if not self._seconds_per_photo else 0.8 * self._seconds_per_photo + 0.2 * pace
 
     def close(self) -> None:
-        for _ in self._models:
-            self._jobs.put(None)
-        for thread in self._models:
+        self._jobs.put(None)
+        for thread in self._stages:
             thread.join(timeout=30)
         self._decode.shutdown(wait=True, cancel_futures=True)
