@@ -131,3 +131,21 @@ def test_raw_that_is_not_raw_is_refused_in_words(tmp_path):
         load_rgb(fake)
     with pytest.raises(PhotoError, match="file not found"):
         load_rgb(tmp_path / "absent.nef")
+
+
+def test_photo_bytes_decode_as_their_file_does(pristine_samples, tmp_path):
+    """Uploads are read in memory (nothing on disk) but exactly as the same file: orientation, draft, pixels."""
+    from desktop_app.photos.pixels import decode_pixels
+
+    rotated = tmp_path / "rotated.jpg"
+    image = Image.new("RGB", (1200, 600), "white")
+    image.paste((255, 0, 0), (0, 0, 600, 600))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(rotated, exif=exif, quality=90)
+    for path in [*sorted(pristine_samples.glob("*.jpg")), rotated]:
+        assert np.array_equal(decode_pixels(path.read_bytes(), SPEC), load_pixels(path, SPEC)), path.name
+    with pytest.raises(PhotoError, match="not an image Pillow can read"):
+        decode_pixels(b"%PDF-1.4 not a photo", SPEC)
+    with pytest.raises(PhotoError, match="corrupt or truncated"):
+        decode_pixels(rotated.read_bytes()[:2000], SPEC)

@@ -39,12 +39,22 @@ def load_rgb(path: Path, target_size: tuple[int, int] | None = None) -> Image.Im
     path = Path(path)
     if path.suffix.lower() in RAW_EXTENSIONS:
         return load_raw_preview(path)
+    return _decode(path, target_size, heif_name=path.suffix.lower() in HEIF_EXTENSIONS)
+
+
+def decode_rgb(data: bytes, target_size: tuple[int, int] | None = None) -> Image.Image:
+    """Photo bytes (an upload) as upright 8-bit RGB: read as ``load_rgb`` reads a file whose name says
+    nothing of its type, without the bytes ever touching the disk."""
+    return _decode(io.BytesIO(data), target_size, heif_name=False)
+
+
+def _decode(source: Path | io.BytesIO, target_size: tuple[int, int] | None, heif_name: bool) -> Image.Image:
     try:
-        image = Image.open(path)
+        image = Image.open(source)
     except FileNotFoundError:
         raise PhotoError("file not found") from None
     except UnidentifiedImageError:
-        if path.suffix.lower() in HEIF_EXTENSIONS and not HEIF:
+        if heif_name and not HEIF:
             raise PhotoError("HEIC/HEIF needs the pillow-heif package, which is not installed") from None
         raise PhotoError("not an image Pillow can read (unsupported format or corrupt file)") from None
     except Image.DecompressionBombError as exc:
@@ -130,3 +140,8 @@ def to_pixels(image: Image.Image, spec: Preprocessing) -> np.ndarray:
 def load_pixels(path: Path, spec: Preprocessing) -> np.ndarray:
     """Photo file -> encoder input [3, H, W]."""
     return to_pixels(load_rgb(path, (spec.input_width, spec.input_height)), spec)
+
+
+def decode_pixels(data: bytes, spec: Preprocessing) -> np.ndarray:
+    """Photo bytes -> encoder input [3, H, W], as ``load_pixels`` reads them from a file."""
+    return to_pixels(decode_rgb(data, (spec.input_width, spec.input_height)), spec)

@@ -16,9 +16,7 @@ instead of joining an ever-growing backlog. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ import numpy as np
 
 from desktop_app.captioning.captioner import Captioner, CaptionResult, EncodedBatch
 from desktop_app.captioning.decode import DecodeOptions
-from desktop_app.photos.pixels import load_pixels
+from desktop_app.photos.pixels import decode_pixels, load_pixels
 
 
 class QueueFull(Exception):
@@ -117,25 +115,15 @@ class CaptionService:
 
     # --- captioning ------------------------------------------------------------------------
     async def caption_bytes(self, data: bytes, options: DecodeOptions) -> CaptionResult:
-        """An uploaded photo, read exactly as the CLI reads files (``load_pixels``; ``PhotoError`` in words)."""
-        pixels = await asyncio.get_running_loop().run_in_executor(self._decode, self._pixels_from_bytes, data)
+        """An uploaded photo, read as the CLI reads files (``decode_pixels``; ``PhotoError`` in words), in memory."""
+        pixels = await asyncio.get_running_loop().run_in_executor(
+            self._decode, decode_pixels, data, self.captioner.preprocessing)
         return await self._caption(pixels, options)
 
     async def caption_file(self, path: Path, options: DecodeOptions) -> CaptionResult:
         pixels = await asyncio.get_running_loop().run_in_executor(
             self._decode, load_pixels, path, self.captioner.preprocessing)
         return await self._caption(pixels, options)
-
-    def _pixels_from_bytes(self, data: bytes) -> np.ndarray:
-        """``load_pixels`` reads files: a private temp file keeps the CLI's exact reading path
-        (format sniffing, EXIF orientation, JPEG draft decoding, pixel limits)."""
-        fd, name = tempfile.mkstemp(prefix="photocaption-upload-")  # mode 0600, removed right after
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            return load_pixels(Path(name), self.captioner.preprocessing)
-        finally:
-            os.unlink(name)
 
     async def _caption(self, pixels: np.ndarray, options: DecodeOptions) -> CaptionResult:
         future: Future = Future()
