@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from desktop_app.bundle.vocabulary import Vocabulary
 from desktop_app.captioning.decode import Caption, DecodeOptions, DecoderState, beam_search
 from model_export.checkpoint import load_trained
 from model_export.data.prepare import PreparedData
@@ -62,12 +63,15 @@ def caption_features(model, features: np.ndarray, vocabulary, options: DecodeOpt
 
 def score_split(model, data: PreparedData, split: str, options: DecodeOptions,
                 metrics=ALL_METRICS, limit: int = 0, features: np.ndarray | None = None,
-                progress: str | None = None) -> tuple[dict[str, float], dict[int, str], list[Caption]]:
-    """Caption a split from the feature cache and score it."""
+                progress: str | None = None,
+                vocabulary: Vocabulary | None = None) -> tuple[dict[str, float], dict[int, str], list[Caption]]:
+    """Caption a split from the feature cache and score it. ``vocabulary``: the model's, when it is not the
+    data's (a checkpoint trained on Flickr8k scored on COCO photos prepared with their own vocabulary)."""
+    vocabulary = vocabulary or data.vocabulary
     indices = data.splits[split][: limit or None]
     feats = data.features() if features is None else features
-    captions = caption_features(model, feats[indices], data.vocabulary, options, progress=progress)
-    hypotheses = {i: " ".join(data.vocabulary.decode(c.tokens)) for i, c in zip(indices, captions)}
+    captions = caption_features(model, feats[indices], vocabulary, options, progress=progress)
+    hypotheses = {i: " ".join(vocabulary.decode(c.tokens)) for i, c in zip(indices, captions)}
     references = {i: data.captions[data.images[i]] for i in indices}
     return score_captions(references, hypotheses, metrics), hypotheses, captions
 
@@ -92,7 +96,8 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, split: str, beam: int,
     options = DecodeOptions(beam_size=beam, no_repeat_ngram=no_repeat_ngram)
     start = time.perf_counter()
     scores, hypotheses, captions = score_split(TorchStepModel(model.decoder), data, split, options,
-                                               limit=limit, progress=f"captioning {split}")
+                                               limit=limit, progress=f"captioning {split}",
+                                               vocabulary=model.vocabulary)
     report = {"checkpoint": str(checkpoint), "split": split, "beam": beam, "no_repeat_ngram": no_repeat_ngram,
               "photos": len(hypotheses),
               "seconds": round(time.perf_counter() - start, 1), "scores": scores, "checkpoint_meta": {
@@ -102,7 +107,7 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, split: str, beam: int,
         from model_export.figures import attention_figure as draw
 
         first = data.splits[split][0]
-        path = draw(data.image_dir / data.images[first], data.vocabulary.decode(captions[0].tokens),
+        path = draw(data.image_dir / data.images[first], model.vocabulary.decode(captions[0].tokens),
                     captions[0].attention, out / "attention.png")
         print(f"attention map: {path}")
     return report

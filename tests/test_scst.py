@@ -180,3 +180,21 @@ def test_extra_data_from_another_encoder_is_refused(tiny, tmp_path):
     (extra / VOCAB_FILE).write_text((data / VOCAB_FILE).read_text())
     with pytest.raises(DataError, match="lite2"):
         scst(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", extra_data=extra, max_steps=1, **SETTINGS))
+
+
+def test_a_checkpoint_is_scored_with_its_own_vocabulary_on_data_prepared_with_another(tiny, tmp_path):
+    """COCO photos prepared on their own have their own vocabulary; the Flickr8k model's token ids are its own."""
+    from model_export.evaluate import evaluate_checkpoint
+
+    data, start = tiny
+    scst(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", max_steps=10, **SETTINGS))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / PREPARED_FILE).write_text((data / PREPARED_FILE).read_text())
+    np.save(other / features_file("lite0"), np.load(data / features_file("lite0")))
+    words = Vocabulary.load(data / VOCAB_FILE).words
+    Vocabulary(words[:4] + words[4:][::-1]).save(other / VOCAB_FILE)  # same words, other ids
+    same = evaluate_checkpoint(tmp_path / "run" / "best.pt", data, "test", 2, tmp_path / "a", attention_figure=False)
+    moved = evaluate_checkpoint(tmp_path / "run" / "best.pt", other, "test", 2, tmp_path / "b", attention_figure=False)
+    assert [s["caption"] for s in moved["samples"]] == [s["caption"] for s in same["samples"]]
+    assert moved["scores"] == same["scores"] and same["scores"]["CIDEr-D"] > 0
