@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, default=5, help="captions sampled per photo (baseline: mean of the others)")
     s.add_argument("--batch-size", type=int, default=10, help="photos per step")
     s.add_argument("--lr", type=float, default=5e-5)
+    s.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this every --lr-decay-every steps")
+    s.add_argument("--lr-decay-every", type=int, default=0, help="steps between learning-rate decays (0 = constant)")
     s.add_argument("--max-length", type=int, default=16, help="words per sampled caption")
     s.add_argument("--grad-clip", type=float, default=1.0)
     s.add_argument("--max-steps", type=int, default=6000)

@@ -53,6 +53,8 @@ class ScstConfig:
     samples: int = 5  # captions sampled per photo; each one's baseline is the mean of the others
     batch_size: int = 10  # photos per step
     lr: float = 5e-5
+    lr_decay: float = 1.0  # the learning rate is lr * lr_decay ** (step // lr_decay_every)
+    lr_decay_every: int = 0  # steps between decays (0 = constant)
     max_length: int = 16  # words per sampled caption
     grad_clip: float = 1.0
     max_steps: int = 6000
@@ -159,6 +161,10 @@ class ScstTrainer:
         order = self.pool[np.random.default_rng(self.config.seed * 1000 + epoch).permutation(len(self.pool))]
         return order[k * self.config.batch_size:(k + 1) * self.config.batch_size]
 
+    def lr_at(self, step: int) -> float:
+        cfg = self.config
+        return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr
+
     def features_of(self, positions: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.features[self.photo_source[p]][self.photo_index[p]]
                                           for p in positions]).astype(np.float32))
@@ -174,6 +180,8 @@ class ScstTrainer:
         words = [vocab.decode(row) for row in tokens.tolist()]
         rewards = torch.from_numpy(self.cider.score(words, np.repeat(positions, cfg.samples))).float()
         loss = self_critical_loss(log_probs, mask, rewards, cfg.samples)
+        for group in self.optimizer.param_groups:  # from the step number, so --resume (and a new schedule) applies
+            group["lr"] = self.lr_at(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), cfg.grad_clip)
@@ -255,7 +263,8 @@ class ScstTrainer:
                 if self.step >= cfg.max_steps:
                     break
             row = {"step": self.step, "epoch": round(self.step * cfg.batch_size / len(self.pool), 3),
-                   "reward": float(np.mean(rewards)), "loss": float(np.mean(losses)), "lr": cfg.lr}
+                   "reward": float(np.mean(rewards)), "loss": float(np.mean(losses)),
+                   "lr": self.lr_at(self.step - 1)}
             scores = {}
             if self.step % cfg.eval_every == 0 or self.step >= cfg.max_steps:
                 scores = self.validate()

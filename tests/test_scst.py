@@ -198,3 +198,14 @@ def test_a_checkpoint_is_scored_with_its_own_vocabulary_on_data_prepared_with_an
     moved = evaluate_checkpoint(tmp_path / "run" / "best.pt", other, "test", 2, tmp_path / "b", attention_figure=False)
     assert [s["caption"] for s in moved["samples"]] == [s["caption"] for s in same["samples"]]
     assert moved["scores"] == same["scores"] and same["scores"]["CIDEr-D"] > 0
+
+
+def test_learning_rate_decays_with_the_step_and_resume_follows_it(tiny, tmp_path):
+    data, start = tiny
+    settings = {**SETTINGS, "lr_decay": 0.5, "lr_decay_every": 10}
+    scst(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", max_steps=20, **settings))
+    scst(ScstConfig(checkpoint=start, data=data, out=tmp_path / "run", max_steps=30, resume=True, **settings))
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [(r["step"], float(r["lr"])) for r in log] == [("0", 1e-2), ("10", 1e-2), ("20", 5e-3), ("30", 2.5e-3)]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 2.5e-3
