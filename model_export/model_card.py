@@ -9,6 +9,10 @@ from desktop_app.bundle.format import load_bundle
 CARD_FILE = "MODEL_CARD.md"
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 
+EVERYDAY_SUMMARY = ("Knows people, children and dogs doing things outdoors best (Flickr8k); has also learnt from 822 "
+                    "everyday COCO photos (streets, sports, kitchens, food, vehicles), so it names such scenes in broad "
+                    "strokes and often gets their details wrong; names about 1,500 things as keywords; flags captions "
+                    "it is unsure of for review.")
 SUMMARY = ("Knows people, children and dogs doing things outdoors (Flickr8k); names about 1,100 everyday things "
            "(ImageNet's 1,000 classes) only as keywords and sometimes in captions; captions of kitchens, food, "
            "vehicles, rooms and sports are often wrong, and flagged for review when it is unsure.")
@@ -27,6 +31,19 @@ LIMITS = """\
   Flickr8k's annotators made; they can be wrong and carry that data's biases.
 - Captions are short (about 8 to 12 words) and generic. For alt text that matters, review
   them: the app marks every machine caption so a person's edit is never overwritten."""
+
+
+EVERYDAY_LIMIT = """\
+- It knows Flickr8k's world best: people, children and dogs doing things outdoors. From 822
+  COCO photos it has learnt the broad shape of everyday scenes (a street with a bus, a
+  kitchen, a tennis court, a plate of food), but not their details: objects on a table,
+  indoor scenes, animals other than dogs and horses, aircraft, screenshots and documents
+  are often named wrongly. Keywords (ImageNet's classes and learned caption nouns) find many
+  such photos by search even when the caption is wrong."""
+
+
+def _trained_on_everyday_photos(training_data: str) -> bool:
+    return "extra.txt" in training_data
 
 
 def _scores_table(test_scores: dict) -> str:
@@ -76,7 +93,10 @@ def _concepts_section(bundle) -> list[str]:
                       f">= 30; a caption needs review below {c.review_threshold} (chosen on COCO `dev.txt`)."
                       + (" The caption nouns were trained on those photos too, so the weights may trust the nouns "
                          "more than they deserve; the threshold and the numbers below come from dev, which neither "
-                         "saw." if nouns and nouns["coco_photos"] else "")]
+                         "saw." if nouns and nouns["coco_photos"] else "")
+                      + (" The captioner itself was fine-tuned on them as well, so its captions there are better "
+                         "than on photos it never saw; again, dev decides." if _trained_on_everyday_photos(
+                             bundle.manifest.training_data) else "")]
     if cal:
         lines.append(f"On COCO dev: {cal.get('dev_flagged')} of 1,000 photos flagged, mean CIDEr-D "
                      f"{cal.get('dev_flagged_mean_cider', 0):.1f} flagged vs {cal.get('dev_unflagged_mean_cider', 0):.1f} "
@@ -91,12 +111,13 @@ def render(bundle_dir: Path) -> str:
     p = m.preprocessing
     parity = m.test_scores.get("parity_fp32", {})
     int8 = m.test_scores.get("int8_encoder")
+    everyday = _trained_on_everyday_photos(m.training_data)
     lines = [
         f"# Model card: {m.model_name}",
         "",
         f"Model id recorded in photo metadata: `{bundle.model_id}`. Created {m.created}.",
         "",
-        f"**In one line:** {SUMMARY}",
+        f"**In one line:** {EVERYDAY_SUMMARY if everyday else SUMMARY}",
         "",
         "## What it is",
         f"Show, Attend and Tell: a frozen ImageNet `{m.encoder_name}` encoder (Google's TF weights from the "
@@ -118,7 +139,10 @@ def render(bundle_dir: Path) -> str:
         "with five crowd-sourced English captions each; the standard 1,000-photo validation split chose the "
         "checkpoint (best CIDEr-D) and the 1,000-photo test split was scored once at the end. Licence: the corpus "
         "is for research use and the photos belong to their Flickr owners; none of it ships here, only weights "
-        "learned from it.",
+        "learned from it."
+        + (" COCO (Lin et al., 2014): the 822 photos of `coco-val2017-public/extra.txt` with five captions each "
+           "joined the self-critical fine-tuning; its `dev.txt` photos only measured the model and chose thresholds."
+           if everyday else ""),
         "",
         "## Scores (pycocoevalcap, x100)",
         _scores_table(m.test_scores),
@@ -136,7 +160,8 @@ def render(bundle_dir: Path) -> str:
                       f"training photos; mean cosine similarity of its features to fp32: "
                       f"{int8['features_mean_cosine_vs_fp32']:.4f}."]
     lines += _concepts_section(bundle)
-    lines += ["", "## Known limits", LIMITS, ""]
+    limits = LIMITS if not everyday else EVERYDAY_LIMIT + LIMITS[LIMITS.index("\n- It cannot"):]
+    lines += ["", "## Known limits", limits, ""]
     return "\n".join(lines)
 
 

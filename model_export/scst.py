@@ -161,6 +161,14 @@ class ScstTrainer:
         order = self.pool[np.random.default_rng(self.config.seed * 1000 + epoch).permutation(len(self.pool))]
         return order[k * self.config.batch_size:(k + 1) * self.config.batch_size]
 
+    def data_source(self) -> str:
+        """What the model learnt from, for the bundle's manifest and model card."""
+        cfg, parts = self.config, [self.data.source]
+        if len(self.sources) > 1:
+            extra = self.sources[1][0]
+            parts.append(f"{extra.source}: train split only" + (f", x{cfg.extra_repeat}" if cfg.extra_repeat > 1 else ""))
+        return f"{' + '.join(parts)}; self-critical fine-tuning (CIDEr-D) of {self.origin}"
+
     def lr_at(self, step: int) -> float:
         cfg = self.config
         return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr
@@ -208,7 +216,7 @@ class ScstTrainer:
             "encoder_name": self.encoder_name,
             "encoder": None,
             "vocabulary": self.vocabulary.words,
-            "data_source": self.data.source,
+            "data_source": self.data_source(),
             "epoch": round(self.step * self.config.batch_size / len(self.pool), 3),
             "val_scores": scores,
             "scst": {"step": self.step, "best": self.best, "bad_checks": self.bad_checks, "origin": self.origin},

@@ -166,6 +166,7 @@ def test_extra_data_joins_training_with_its_train_split_only(tiny, tmp_path):
     assert sorted(index[sources == 0]) == list(range(32))  # the main train split once
     assert sorted(index[sources == 1]) == sorted(list(range(12)) * 2)  # the extra train split twice, no test photo
     assert trainer.cider.log_images == pytest.approx(np.log(32 + 12))  # document frequencies over both, each photo once
+    assert trainer.data_source() == f"test classes + test classes: train split only, x2; self-critical fine-tuning (CIDEr-D) of {start}"
     assert trainer.run()["step"] == 2
 
 
