@@ -192,15 +192,16 @@ class CaptionService:
             jobs, options, encoded = item
             start = time.perf_counter()
             try:
-                results = self.captioner.search(encoded, options)
-            except Exception as exc:
-                results = None
-                for job in jobs:
-                    job.future.set_exception(exc)
+                results: list[CaptionResult] | Exception = self.captioner.search(encoded, options)
+            except Exception as exc:  # an onnxruntime failure answers these callers, the stage goes on
+                results = exc
             with self._lock:
                 self._searching -= len(jobs)
-            for job, result in zip(jobs, results or []):
-                job.future.set_result(result)
+            for n, job in enumerate(jobs):
+                if isinstance(results, Exception):
+                    job.future.set_exception(results)
+                else:
+                    job.future.set_result(results[n])
             pace = (time.perf_counter() - start) / len(jobs)  # the search is the slower stage
             self._seconds_per_photo = pace if not self._seconds_per_photo else 0.8 * self._seconds_per_photo + 0.2 * pace
 
