@@ -17,21 +17,14 @@ SUMMARY = ("Knows people, children and dogs doing things outdoors (Flickr8k); na
            "(ImageNet's 1,000 classes) only as keywords and sometimes in captions; captions of kitchens, food, "
            "vehicles, rooms and sports are often wrong, and flagged for review when it is unsure.")
 
-LIMITS = """\
+FLICKR_LIMIT = """\
 - It knows Flickr8k's world: people, children and dogs doing things outdoors (playing,
   running, climbing, at the beach, in the snow). Anything rare there (cats, food, objects on
   a table, indoor scenes, landscapes without people, aircraft, screenshots, documents) is
   described as the nearest familiar scene, often wrongly. Concept keywords (ImageNet's
   classes) find many such photos by search ("cat", "pizza", "laptop", "food", "animal") even when
   the caption is wrong; ImageNet has no class for people, kites, skateboards, surfboards,
-  cakes, rooms or most sports gear, so those are found only when the caption names them.
-- It cannot read text, count reliably beyond two or three, or name people, places, brands,
-  species or landmarks. Colours and clothing are its strongest details.
-- Words for people ("man", "woman", "girl", "boy") are guesses from appearance that
-  Flickr8k's annotators made; they can be wrong and carry that data's biases.
-- Captions are short (about 8 to 12 words) and generic. For alt text that matters, review
-  them: the app marks every machine caption so a person's edit is never overwritten."""
-
+  cakes, rooms or most sports gear, so those are found only when the caption names them."""
 
 EVERYDAY_LIMIT = """\
 - It knows Flickr8k's world best: people, children and dogs doing things outdoors. From 822
@@ -40,6 +33,14 @@ EVERYDAY_LIMIT = """\
   indoor scenes, animals other than dogs and horses, aircraft, screenshots and documents
   are often named wrongly. Keywords (ImageNet's classes and learned caption nouns) find many
   such photos by search even when the caption is wrong."""
+
+LIMITS = """\
+- It cannot read text, count reliably beyond two or three, or name people, places, brands,
+  species or landmarks. Colours and clothing are its strongest details.
+- Words for people ("man", "woman", "girl", "boy") are guesses from appearance that
+  Flickr8k's annotators made; they can be wrong and carry that data's biases.
+- Captions are short (about 8 to 12 words) and generic. For alt text that matters, review
+  them: the app marks every machine caption so a person's edit is never overwritten."""
 
 
 def _trained_on_everyday_photos(training_data: str) -> bool:
@@ -59,7 +60,7 @@ def _scores_table(test_scores: dict) -> str:
     return header + "\n" + "\n".join(rows)
 
 
-def _concepts_section(bundle) -> list[str]:
+def _concepts_section(bundle, everyday: bool) -> list[str]:
     m, c = bundle.manifest, bundle.concepts
     if c is None:
         return ["", "## Concept keywords", "None: a format-1 bundle (keywords are the caption's own words)."]
@@ -72,9 +73,10 @@ def _concepts_section(bundle) -> list[str]:
              "from WordNet 3.0 (each class's name and its "
              "everyday hypernyms: tabby -> cat, animal). A word is a keyword (dc:subject) when its whole-photo "
              f"probability is >= {c.keyword_threshold} or a region's is >= {c.region_threshold} (at most "
-             f"{c.max_keywords}). During beam search each decoder word that is a concept gets "
-             f"+{c.caption_bias} x its probability added to its log-probability, so captions name what the "
-             "classifier sees."]
+             f"{c.max_keywords}). "
+             + (f"During beam search each decoder word that is a concept gets +{c.caption_bias} x its probability "
+                "added to its log-probability, so captions name what the classifier sees." if c.caption_bias else
+                "The classifier does not bias beam search (caption bias 0): the captions are the decoder's own.")]
     nouns = m.concepts.get("learned_nouns")
     if nouns:
         lines.append(f"The first {nouns['nouns']} words are caption nouns (kite, cake, surfboard, kitchen, man...) "
@@ -95,8 +97,7 @@ def _concepts_section(bundle) -> list[str]:
                          "more than they deserve; the threshold and the numbers below come from dev, which neither "
                          "saw." if nouns and nouns["coco_photos"] else "")
                       + (" The captioner itself was fine-tuned on them as well, so its captions there are better "
-                         "than on photos it never saw; again, dev decides." if _trained_on_everyday_photos(
-                             bundle.manifest.training_data) else "")]
+                         "than on photos it never saw; again, dev decides." if everyday else "")]
     if cal:
         lines.append(f"On COCO dev: {cal.get('dev_flagged')} of 1,000 photos flagged, mean CIDEr-D "
                      f"{cal.get('dev_flagged_mean_cider', 0):.1f} flagged vs {cal.get('dev_unflagged_mean_cider', 0):.1f} "
@@ -159,9 +160,8 @@ def render(bundle_dir: Path) -> str:
         lines += ["", f"int8 encoder: static QDQ per-channel quantisation calibrated on {int8['calibration_photos']} "
                       f"training photos; mean cosine similarity of its features to fp32: "
                       f"{int8['features_mean_cosine_vs_fp32']:.4f}."]
-    lines += _concepts_section(bundle)
-    limits = LIMITS if not everyday else EVERYDAY_LIMIT + LIMITS[LIMITS.index("\n- It cannot"):]
-    lines += ["", "## Known limits", limits, ""]
+    lines += _concepts_section(bundle, everyday)
+    lines += ["", "## Known limits", EVERYDAY_LIMIT if everyday else FLICKR_LIMIT, LIMITS, ""]
     return "\n".join(lines)
 
 
