@@ -4,8 +4,8 @@ import itertools
 
 import numpy as np
 
-from desktop_app.captioning.decode import (DecodeOptions, DecoderState, RankingStepModel, beam_search, greedy_search,
-                                          top_k)
+from desktop_app.captioning.decode import (BeamSearch, DecodeOptions, DecoderState, RankingStepModel, beam_search,
+                                          greedy_search, top_k)
 
 START, END = 1, 2
 V = 6  # 0 pad, 1 start, 2 end, 3..5 words
@@ -155,3 +155,58 @@ def test_n_best_lists_distinct_hypotheses_best_first():
     assert len(cap.alternatives) == 4 and len({tuple(t) for t, _ in cap.alternatives}) == 4
     assert [s for _, s in cap.alternatives] == sorted((s for _, s in cap.alternatives), reverse=True)
     assert (cap.tokens, cap.score) == cap.alternatives[0]
+
+
+class StatefulModel(TableModel):
+    """The chain, moved by each row's memory and state (h carries the words so far): a row fed another row's
+    memory, h or bias, or a step's ranking cut short, changes its captions."""
+
+    def init(self, features):
+        return DecoderState(features.copy(), features[:, :, :1].copy(), features.mean(axis=1)[:, :1].copy(),
+                            np.zeros((len(features), 1)))
+
+    def step(self, tokens, state):
+        with np.errstate(divide="ignore"):
+            base = np.log(np.array([self.table.get(int(t), self.table[START]) for t in tokens]))
+        shift = state.memory.mean(axis=1)[:, :1] * np.arange(V) + np.sin(state.h * np.arange(1, V + 1))
+        logits = base + shift
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        h = 0.5 * state.h + 0.1 * tokens[:, None]
+        weights = np.exp(state.memory[:, :, 0] * (1 + state.h))
+        alpha = weights / weights.sum(axis=1, keepdims=True)
+        return log_probs, DecoderState(state.memory, state.keys, h, state.c), alpha
+
+
+def test_photos_joining_a_running_search_get_the_captions_they_get_alone():
+    """Continuous batching: batches join a running BeamSearch at different steps, share its steps, each photo
+    is handed back as soon as it ends, and each gets exactly what beam_search gives its batch alone: words,
+    scores, every alternative, attention."""
+    rng = np.random.default_rng(7)
+    joins = {0: 3, 1: 2, 2: 1, 3: 4, 4: 2}  # step -> photos in the batch that joins before it
+    batches = {}
+    for step, n in joins.items():
+        bias = rng.normal(scale=2.0, size=(n, V)).astype(np.float32)
+        bias[:, END] = rng.uniform(-6, 0, size=n)  # some captions run to max_length
+        batches[step] = rng.normal(size=(n, 4, 2)), bias
+    for options in (DecodeOptions(beam_size=3, max_length=7, no_repeat_ngram=2, n_best=3),
+                    DecodeOptions(beam_size=2, max_length=5, n_best=2, suppress=(5,), length_penalty=0.5)):
+        search, got, shared, early = BeamSearch(StatefulModel(), START, END, options), {}, 0, 0
+        step = 0
+        while step <= max(joins) or len(search):
+            if step in joins:
+                shared += len(search) > 0
+                search.add(*batches[step], tag=step)
+            for tag, photo, caption in search.step():
+                got.setdefault(tag, {})[photo] = caption
+            early += any(len(got[tag]) < len(batches[tag][0]) for tag in got)  # a batch partly handed back
+            step += 1
+        assert shared == len(joins) - 1 and early  # later batches joined while others searched; no photo waited
+        ended = []
+        for start, (features, bias) in batches.items():
+            alone = beam_search(StatefulModel(), features, START, END, options, bias)
+            for a, b in zip([got[start][n] for n in range(len(features))], alone, strict=True):
+                assert (a.tokens, a.score, a.alternatives) == (b.tokens, b.score, b.alternatives), (start, options)
+                assert np.array_equal(a.attention, b.attention)
+                assert all(5 not in words for words, _ in a.alternatives) or not options.suppress
+            ended += [len(c.tokens) for c in alone]
+        assert options.max_length in ended and min(ended) < options.max_length  # some ran to the limit, some not

@@ -9,6 +9,12 @@ few words (``RankingStepModel``: a TopK inside the step graph; otherwise
 ``top_k`` here), and the beam bookkeeping is array arithmetic over photos, so
 the Python cost of a step does not grow with the batch. Photos whose search
 has ended are dropped from the rows the model is fed.
+
+A ``BeamSearch`` also takes new photos while it runs (continuous batching, for
+the serve module): each batch that joins is a cohort with its own step number
+and bookkeeping, all cohorts share one step call, and each photo is handed
+back as soon as it ends. ``beam_search`` is one cohort stepped to its end, so
+a photo's caption does not depend on when it joined or who shared its steps.
 """
 
 from __future__ import annotations
@@ -130,8 +136,9 @@ def _candidates(options: DecodeOptions, width: int, step: int) -> int:
     return width + (max(step - n + 1, 0) if n > 0 else 0)
 
 
-def _empty_grid(features: np.ndarray) -> np.ndarray:
-    return np.zeros((0, features.shape[1]), np.float32)
+def _empty_grid(grid: int) -> np.ndarray:
+    """The attention of a caption without words: no rows over ``grid`` places."""
+    return np.zeros((0, grid), np.float32)
 
 
 def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id: int,
@@ -170,12 +177,12 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
         # multiplies a single row with another kernel, whose last bits differ: the scores would too).
         if 2 <= keep.sum() <= COMPACT_AT * len(live):
             live, tokens, state, row_bias = live[keep], tokens[keep], state.select(keep), row_bias[keep]
-    captions = []
+    captions, grid = [], features.shape[1]
     for r in range(photos):
         words = history[r, :length[r]].tolist()
         score = float(logp[r]) / (len(words) + 1) ** options.length_penalty
-        grid = attention[r, :length[r]].copy() if attention is not None and length[r] else _empty_grid(features)
-        captions.append(Caption(words, score, grid, [(words, score)]))
+        maps = attention[r, :length[r]].copy() if attention is not None and length[r] else _empty_grid(grid)
+        captions.append(Caption(words, score, maps, [(words, score)]))
     return captions
 
 
@@ -191,45 +198,54 @@ class _Finished:
     attention: np.ndarray  # [F, t+1, N]
 
 
-def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: int,
-                options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
-    """Beam search for a batch of photos; rows are photo-major (photo b owns rows b*k .. b*k+k-1).
+class _Cohort:
+    """Photos that joined a beam search at the same step, with the search's bookkeeping for them (their own step
+    number, so max_length, the n-gram ban and the order of finding do not depend on when they joined).
+    Rows are photo-major: photo ``live[p]`` owns rows p*k .. p*k+k-1."""
 
-    ``bias`` [B, V], when given, is added to each step's log-probabilities of photo b's rows.
-    Each photo takes its candidates in order of score among its 2k best; an ``<end>`` (or any word at
-    the last step) finishes a hypothesis, the others fill the k beams; the photo stops when k
-    hypotheses have finished or no beam could be filled."""
-    k = options.beam_size
-    if k <= 1:
-        return greedy_search(model, features, start_id, end_id, options, bias)
-    photos = len(features)
-    row_bias = np.repeat(_word_bias(model, photos, options, bias), k, axis=0)
-    state = model.init(features).select(np.repeat(np.arange(photos), k))
-    live = np.arange(photos)  # photos still fed to the model; live[p] owns rows p*k .. p*k+k-1
-    tokens = np.full(photos * k, start_id, dtype=np.int64)
-    scores = np.full((photos, k), -np.inf)
-    scores[:, 0] = 0.0  # all beams start identical: expand only the first
-    history = np.zeros((photos * k, 0), np.int64)
-    attention: np.ndarray | None = None
-    finished: list[_Finished] = []
-    count = np.zeros(photos, np.int64)  # finished hypotheses per photo
-    active = np.ones(photos, dtype=bool)
+    def __init__(self, model: StepModel, features: np.ndarray, start_id: int, end_id: int, options: DecodeOptions,
+                 bias: np.ndarray | None, tag: object):
+        k, photos = options.beam_size, len(features)
+        self.options, self.end_id, self.vocab_size, self.tag = options, end_id, model.vocab_size, tag
+        self.photos, self.grid = photos, features.shape[1]
+        self.bias = np.repeat(_word_bias(model, photos, options, bias), k, axis=0)
+        self.state = model.init(features).select(np.repeat(np.arange(photos), k))
+        self.live = np.arange(photos)  # the photos still fed to the model
+        self.tokens = np.full(photos * k, start_id, dtype=np.int64)
+        self.scores = np.full((photos, k), -np.inf)
+        self.scores[:, 0] = 0.0  # all beams start identical: expand only the first
+        self.history = np.zeros((photos * k, 0), np.int64)
+        self.attention: np.ndarray | None = None
+        self.finished: list[_Finished] = []
+        self.count = np.zeros(photos, np.int64)  # finished hypotheses per photo
+        self.active = np.ones(photos, dtype=bool)
+        self.answered = np.zeros(photos, dtype=bool)  # photos whose captions ``ended`` has handed back
+        self.step = 0
 
-    for step in range(options.max_length):
-        width = _candidates(options, 2 * k, step)
-        values, ids, state, alpha = _ranked_step(model, tokens, state, row_bias, width)
-        if attention is None:
-            attention = np.zeros((photos * k, 0, alpha.shape[1]), np.float32)
-        _ban_repeats(history, options.no_repeat_ngram, ids, values)
+    @property
+    def width(self) -> int:
+        """Words this step needs per row."""
+        return _candidates(self.options, 2 * self.options.beam_size, self.step)
+
+    def advance(self, values: np.ndarray, ids: np.ndarray, h: np.ndarray, c: np.ndarray, alpha: np.ndarray) -> None:
+        """Take this cohort's rows of one ranked step (its ``width`` best words per row). Each photo takes its
+        candidates in order of score among its 2k best; an ``<end>`` (or any word at the last step) finishes a
+        hypothesis, the others fill the k beams; the photo stops when k hypotheses have finished or no beam
+        could be filled."""
+        k, step, end_id, options = self.options.beam_size, self.step, self.end_id, self.options
+        live, active = self.live, self.active
+        if self.attention is None:
+            self.attention = np.zeros((len(self.tokens), 0, alpha.shape[1]), np.float32)
+        _ban_repeats(self.history, options.no_repeat_ngram, ids, values)
         n, width = len(live), values.shape[1]
-        total = (scores.reshape(-1, 1) + values).reshape(n, k * width)  # float64, as the scores
+        total = (self.scores.reshape(-1, 1) + values).reshape(n, k * width)  # float64, as the scores
         origin = np.repeat(np.arange(k), width)[None, :] + np.arange(n)[:, None] * k  # row of each candidate
         token = ids.reshape(n, k * width)
         # Best first; among equal scores the lower (beam, word), as a stable sort over beam x vocabulary.
-        order = np.lexsort(((origin % k) * model.vocab_size + token, -total), axis=1)[:, :2 * k]
+        order = np.lexsort(((origin % k) * self.vocab_size + token, -total), axis=1)[:, :2 * k]
         total, origin, token = (np.take_along_axis(a, order, axis=1) for a in (total, origin, token))
 
-        ends = (token == end_id) | (step == options.max_length - 1)
+        ends = (token == end_id) | (step >= options.max_length - 1)
         seen = np.cumprod(np.isfinite(total), axis=1).astype(bool) & active[live][:, None]
         fills_before = np.cumsum(seen & ~ends, axis=1) - (seen & ~ends)
         taken = seen & (fills_before < k)  # a photo looks no further once its k beams are filled
@@ -238,12 +254,12 @@ def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: i
         if finish.any():
             p, j = np.nonzero(finish)
             rows, word = origin[p, j], token[p, j] != end_id
-            words = np.concatenate([history[rows], np.where(word, token[p, j], end_id)[:, None]], axis=1)
-            maps = np.concatenate([attention[rows], alpha[rows][:, None]], axis=1)
+            words = np.concatenate([self.history[rows], np.where(word, token[p, j], end_id)[:, None]], axis=1)
+            maps = np.concatenate([self.attention[rows], alpha[rows][:, None]], axis=1)
             length = step + word
-            finished.append(_Finished(live[p], _normalised(total[p, j], length + 1, options.length_penalty),
-                                      step * 2 * k + j, length, words, maps))
-            np.add.at(count, live[p], 1)
+            self.finished.append(_Finished(live[p], _normalised(total[p, j], length + 1, options.length_penalty),
+                                           step * 2 * k + j, length, words, maps))
+            np.add.at(self.count, live[p], 1)
 
         p, j = np.nonzero(fill)
         slot = p * k + fills_before[p, j]
@@ -253,35 +269,140 @@ def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: i
         tokens[slot] = token[p, j]
         scores = np.full(n * k, -np.inf)
         scores[slot] = total[p, j]
-        active[live] &= (count[live] < k) & fill.any(axis=1)
-        scores = np.where(np.repeat(active[live], k), scores, -np.inf).reshape(n, k)
+        active[live] &= (self.count[live] < k) & fill.any(axis=1)
+        self.step += 1
         if not active.any():
-            break
-        history = np.concatenate([history[rows], tokens[:, None]], axis=1)
-        attention = np.concatenate([attention[rows], alpha[rows][:, None]], axis=1)
+            return
+        self.scores = np.where(np.repeat(active[live], k), scores, -np.inf).reshape(n, k)
+        self.tokens = tokens
+        self.history = np.concatenate([self.history[rows], tokens[:, None]], axis=1)
+        self.attention = np.concatenate([self.attention[rows], alpha[rows][:, None]], axis=1)
         # Rows never leave their photo's block, so memory and keys stay put: only h, c move.
-        state = DecoderState(state.memory, state.keys, state.h[rows], state.c[rows])
-        keep = active[live]
-        if keep.sum() <= COMPACT_AT * n:  # ended photos cost k rows each (k >= 2: never one row, see greedy_search)
-            kept = np.repeat(keep, k)
-            live, scores, tokens, history, attention = live[keep], scores[keep], tokens[kept], history[kept], attention[kept]
-            state, row_bias = state.select(kept), row_bias[kept]
-    return _best_of(finished, photos, max(options.n_best, 1), features)
+        self.state = DecoderState(self.state.memory, self.state.keys, h[rows], c[rows])
+
+    @property
+    def searching(self) -> int:
+        """Photos fed to the model and not ended."""
+        return int(self.active[self.live].sum())
+
+    def compact(self) -> None:
+        """Drop the rows of photos that have ended (k >= 2 rows per photo: never one row, see greedy_search)."""
+        keep = self.active[self.live]
+        if keep.all():
+            return
+        kept = np.repeat(keep, self.options.beam_size)
+        self.live, self.scores, self.tokens = self.live[keep], self.scores[keep], self.tokens[kept]
+        self.history, self.attention = self.history[kept], self.attention[kept]
+        self.state, self.bias = self.state.select(kept), self.bias[kept]
+
+    def ended(self) -> list[tuple[int, Caption]]:
+        """(photo, caption) for each photo that has ended since the last call: its hypotheses are all found."""
+        photos = np.flatnonzero(~self.active & ~self.answered)
+        self.answered[photos] = True
+        if not len(photos):
+            return []
+        return list(zip(photos.tolist(), _best_of(self.finished, photos, max(self.options.n_best, 1), self.grid)))
 
 
-def _best_of(finished: list[_Finished], photos: int, n_best: int, features: np.ndarray) -> list[Caption]:
-    """Each photo's n best finished hypotheses, best first (equal scores: found first)."""
+class BeamSearch:
+    """A running beam search that batches of photos join between steps ("continuous batching").
+
+    Each step feeds every cohort's rows to ONE ranked step call, so the step graph runs on every photo in
+    flight rather than on one batch that empties as its photos end; each cohort then does its own bookkeeping
+    on its rows. Rows are independent in the step graph (never one row: k >= 2), so a photo's caption does
+    not depend on which others share its steps. Memory, keys and the word bias (the large per-row inputs) are
+    joined only when cohorts join, leave or drop ended photos, not at every step."""
+
+    def __init__(self, model: StepModel, start_id: int, end_id: int, options: DecodeOptions = DecodeOptions()):
+        if options.beam_size < 2:
+            raise ValueError("BeamSearch needs beam_size >= 2; greedy_search decodes beam 1")
+        self.model, self.start_id, self.end_id, self.options = model, start_id, end_id, options
+        self._cohorts: list[_Cohort] = []
+        self._joined: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, features: np.ndarray, bias: np.ndarray | None = None, tag: object = None) -> None:
+        """Photos [B, N, C] (``bias`` [B, V] as in ``beam_search``) that join at the next step; ``step`` hands
+        back each one's caption with ``tag`` and its place in ``features`` as soon as it has ended."""
+        self._cohorts.append(_Cohort(self.model, features, self.start_id, self.end_id, self.options, bias, tag))
+
+    def __len__(self) -> int:
+        """Cohorts still searching."""
+        return len(self._cohorts)
+
+    @property
+    def pending(self) -> list[tuple[object, list[int]]]:
+        """Each cohort's tag and its photos not handed back yet (what a failed step leaves unanswered)."""
+        return [(cohort.tag, np.flatnonzero(~cohort.answered).tolist()) for cohort in self._cohorts]
+
+    @property
+    def photos(self) -> int:
+        """Photos whose rows the next step feeds (ended ones included until they are dropped)."""
+        return sum(len(cohort.live) for cohort in self._cohorts)
+
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every cohort's memory, keys and bias, in cohort order: joined again only when a cohort's changed."""
+        cohorts = self._cohorts
+        if len(cohorts) == 1:
+            self._joined = None  # nothing to join: let the last joined arrays go
+            return cohorts[0].state.memory, cohorts[0].state.keys, cohorts[0].bias
+        parts = [cohort.state.memory for cohort in cohorts]
+        if self._joined is None or len(parts) != len(self._joined[0]) or \
+                any(a is not b for a, b in zip(parts, self._joined[0])):
+            self._joined = (parts, np.concatenate(parts), np.concatenate([cohort.state.keys for cohort in cohorts]),
+                            np.concatenate([cohort.bias for cohort in cohorts]))
+        return self._joined[1:]
+
+    def step(self) -> list[tuple[object, int, Caption]]:
+        """One step for every photo in flight; (tag, photo, caption) of each photo that ended at it."""
+        cohorts = self._cohorts
+        memory, keys, bias = self._inputs()
+        join = (lambda arrays: arrays[0]) if len(cohorts) == 1 else np.concatenate
+        state = DecoderState(memory, keys, join([c.state.h for c in cohorts]), join([c.state.c for c in cohorts]))
+        tokens = join([cohort.tokens for cohort in cohorts])
+        values, ids, state, alpha = _ranked_step(self.model, tokens, state, bias, max(c.width for c in cohorts))
+        ended, start = [], 0
+        for cohort in cohorts:
+            rows = slice(start, start + len(cohort.tokens))
+            start = rows.stop
+            width = cohort.width  # the first ``width`` of a longer ranking: TopK sorts, lower id first among equals
+            cohort.advance(values[rows, :width], ids[rows, :width], state.h[rows], state.c[rows], alpha[rows])
+            ended += [(cohort.tag, photo, caption) for photo, caption in cohort.ended()]
+        self._cohorts = [cohort for cohort in cohorts if cohort.searching]
+        # Ended photos cost k rows each: drop them once those still searching are COMPACT_AT of the fed or fewer.
+        if sum(c.searching for c in self._cohorts) <= COMPACT_AT * self.photos:
+            for cohort in self._cohorts:
+                cohort.compact()
+        return ended
+
+
+def beam_search(model: StepModel, features: np.ndarray, start_id: int, end_id: int,
+                options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
+    """Beam search for a batch of photos: one cohort of a ``BeamSearch``, stepped until it ends (see
+    ``_Cohort.advance``). ``bias`` [B, V], when given, is added to each step's log-probabilities of photo
+    b's rows; beam 1 is ``greedy_search``."""
+    if options.beam_size <= 1:
+        return greedy_search(model, features, start_id, end_id, options, bias)
+    search = BeamSearch(model, start_id, end_id, options)
+    search.add(features, bias)
+    ended: dict[int, Caption] = {}
+    while len(search):
+        ended.update((photo, caption) for _, photo, caption in search.step())
+    return [ended[photo] for photo in range(len(features))]
+
+
+def _best_of(finished: list[_Finished], photos: np.ndarray, n_best: int, grid: int) -> list[Caption]:
+    """The n best finished hypotheses of each of ``photos``, best first (equal scores: found first)."""
     photo = np.concatenate([f.photo for f in finished])
     score = np.concatenate([f.score for f in finished])
     ranked = np.lexsort((np.concatenate([f.order for f in finished]), -score, photo))
     starts = np.cumsum([0] + [len(f.photo) for f in finished])  # entry i is finished[s][i - starts[s]]
-    first = np.searchsorted(photo[ranked], np.arange(photos))
+    first = np.searchsorted(photo[ranked], photos)
     captions = []
-    for b in range(photos):
-        chosen = [(finished[s], i - starts[s]) for i in ranked[first[b]:first[b] + n_best] if photo[i] == b
+    for b, top in zip(photos, first):
+        chosen = [(finished[s], i - starts[s]) for i in ranked[top:top + n_best] if photo[i] == b
                   for s in [np.searchsorted(starts, i, side="right") - 1]]
         alternatives = [(f.tokens[i, :f.length[i]].tolist(), float(f.score[i])) for f, i in chosen]
         f, i = chosen[0]
-        grid = f.attention[i, :f.length[i]].copy() if f.length[i] else _empty_grid(features)
-        captions.append(Caption(alternatives[0][0], alternatives[0][1], grid, alternatives))
+        maps = f.attention[i, :f.length[i]].copy() if f.length[i] else _empty_grid(grid)
+        captions.append(Caption(alternatives[0][0], alternatives[0][1], maps, alternatives))
     return captions
