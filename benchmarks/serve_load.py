@@ -9,8 +9,9 @@ written; same photos, model, threads and decode settings) and one slice of the
 load: N client threads (one keep-alive connection each) posting the photos as
 raw JPEG bodies, ``--duration`` seconds in all. Taking turns lets both meet the
 same machine, whose speed drifts when it is shared. Prints photos/s of each,
-p50/p99 latency, errors, CPU time per photo, the server's mean batch size and
-its resident memory after the warm-up, at the end and at its peak.
+p50/p99 latency, errors, CPU time per photo, the server's mean batch size, the
+photos its beam search steps run on, and its resident memory after the warm-up,
+at the end and at its peak.
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ def main() -> None:
         print(f"  error: {line}")
     print(f"batches: mean {batches['mean_batch']} photos, largest {batches['largest_batch']} "
           f"(max wait {args.max_wait_ms:g} ms)")
+    print(f"beam search: {batches['mean_photos_per_step']} photos per step, {batches['joined_running_search']} "
+          f"of {batches['batches']} batches joined a running search")
     print(f"server memory (RSS): {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end, "
           f"peak {peak[0]:.0f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

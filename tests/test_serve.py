@@ -23,6 +23,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("starlette", reason="the serve extra is not installed (pip install -e '.[serve]')")
@@ -374,7 +375,7 @@ def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(hel
 
 
 class HeldSearch:
-    """The real captioner, but its search stage waits for ``release`` (photos arrive while it is busy)."""
+    """The real captioner, but its search's first step waits for ``release`` (photos arrive while it is busy)."""
 
     def __init__(self, captioner: Captioner):
         self.captioner, self.release, self.entered = captioner, threading.Event(), threading.Event()
@@ -387,23 +388,28 @@ class HeldSearch:
         self.encoded.append(len(pixels))
         return self.captioner.encode_batch(pixels)
 
-    def search(self, encoded, options):
-        self.entered.set()
-        assert self.release.wait(timeout=60)
-        return self.captioner.search(encoded, options)
+    def running_search(self, options):
+        search = self.captioner.running_search(options)
+        step = search.step
+
+        def held_step():
+            self.entered.set()
+            assert self.release.wait(timeout=60)
+            return step()
+
+        search.step = held_step
+        return search
 
 
-def test_photos_accepted_while_the_search_is_busy_wait_for_each_other(captioner, reference, photos):
-    """Callers answered together come back a few ms apart: the encoder stage keeps them one batch, rather
-    than encoding the first alone because it happened to be free (which split batches under load)."""
+def test_photos_accepted_while_the_search_is_busy_are_encoded_as_they_come(captioner, reference, photos):
+    """While a search runs, the encoder stage takes whatever photo has arrived and does not wait for the ones
+    still uploading: each joins the running search at its next step, so waiting would only add latency."""
     import asyncio
 
     from desktop_app.serve.service import CaptionService, ServiceOptions
 
     held = HeldSearch(captioner)
-    # max_gather: a bound well above the arrivals' spread, so a slow machine cannot split the batch
-    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2,
-                                                  max_gather=10.0))
+    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2))
     answers: dict[Path, str] = {}
 
     def caption(photo: Path, delay: float, admitted: threading.Event | None = None) -> None:
@@ -416,23 +422,73 @@ def test_photos_accepted_while_the_search_is_busy_wait_for_each_other(captioner,
     try:
         first = threading.Thread(target=caption, args=(photos[0], 0.0))
         first.start()
-        assert held.entered.wait(timeout=30)  # photo 0 is in the search stage, held there
+        assert held.entered.wait(timeout=30)  # photo 0 is in the search stage, held at its first step
         accepted = [threading.Event() for _ in photos[1:4]]
-        later = [threading.Thread(target=caption, args=(photo, 0.05 * n, event))
+        later = [threading.Thread(target=caption, args=(photo, 0.2 * n, event))
                  for n, (photo, event) in enumerate(zip(photos[1:4], accepted))]
         for thread in later:
             thread.start()
         for event in accepted:
             assert event.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while len(held.encoded) < 2 and time.monotonic() < deadline:  # arrivals 0, 50 and 100 ms apart
+        while len(held.encoded) < 3 and time.monotonic() < deadline:  # arrivals 0, 200 and 400 ms apart
             time.sleep(0.01)
-        assert held.encoded == [1, 3]  # encoded as one batch while photo 0 was still being searched
+        assert held.encoded == [1, 1, 1]  # photo 1 encoded alone while photos 2 and 3 were on their way
         held.release.set()
         for thread in [first, *later]:
             thread.join(timeout=60)
     finally:
         held.release.set()
         service.close()
-    assert held.encoded == [1, 3]
+    assert held.encoded == [1, 1, 1, 1] and service.stats.joined >= 1
     assert answers == {photo: reference[photo] for photo in photos[:4]}
+
+
+def test_a_photo_encoded_during_a_search_joins_it(captioner, photos, monkeypatch):
+    """Continuous batching: a photo encoded while another photo's beam search runs joins that search at the
+    next step (the step graph runs on both) instead of waiting for it to end, and each gets exactly what
+    ``Captioner.search`` gives it: caption, score, alternatives, confidence."""
+    import asyncio
+
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    pixels = [load_pixels(photo, captioner.preprocessing) for photo in photos[:2]]
+    expected = [captioner.search(captioner.encode_batch(p[None]), CLI_DECODE)[0] for p in pixels]
+    top, held, release = captioner.decoder.top, threading.Event(), threading.Event()
+
+    def first_step_held(*args):
+        if not held.is_set():  # photo 0's first step waits until photo 1 is encoded
+            held.set()
+            assert release.wait(timeout=60)
+        return top(*args)
+
+    monkeypatch.setattr(captioner.decoder, "top", first_step_held)
+    service = CaptionService(captioner, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2))
+    answers: dict[int, object] = {}
+
+    def caption(n: int) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.__setitem__(
+            n, asyncio.run(service.caption_bytes(photos[n].read_bytes(), CLI_DECODE))))
+        thread.start()
+        return thread
+
+    try:
+        threads = [caption(0)]
+        assert held.wait(timeout=30)
+        threads.append(caption(1))
+        deadline = time.monotonic() + 30
+        while service._encoded.empty() and time.monotonic() < deadline:  # photo 1 handed to the search stage
+            time.sleep(0.005)
+        release.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        release.set()
+        service.close()
+    stats = service.stats.as_dict()
+    assert (stats["batches"], stats["joined_running_search"]) == (2, 1) and stats["mean_photos_per_step"] > 1
+    for n, result in enumerate(expected):
+        got = answers[n]
+        assert (got.text, got.score, got.alternatives, got.confidence, got.keywords) == \
+            (result.text, result.score, result.alternatives, result.confidence, result.keywords)
+        assert np.array_equal(got.attention, result.attention)

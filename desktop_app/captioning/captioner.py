@@ -13,7 +13,7 @@ import onnxruntime as ort
 from desktop_app.bundle import format as bf
 from desktop_app.bundle.format import Bundle, load_bundle
 from desktop_app.captioning.concepts import ConceptScorer, PhotoConcepts
-from desktop_app.captioning.decode import Caption, DecodeOptions, DecoderState, beam_search
+from desktop_app.captioning.decode import BeamSearch, Caption, DecodeOptions, DecoderState, beam_search
 from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.runtime import RuntimeOptions, open_session
 from desktop_app.photos.pixels import load_pixels
@@ -182,16 +182,30 @@ class Captioner:
         bias = self.scorer.caption_bias(*probs) if probs is not None else None
         return EncodedBatch(features, probs, bias)
 
+    def decode_options(self, options: DecodeOptions) -> DecodeOptions:
+        """``options`` as this bundle decodes: no longer than its captions, never its unreadable words."""
+        return replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
+                       suppress=self.bundle.vocabulary.never_generated)
+
     def search(self, encoded: "EncodedBatch", options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
         """The second half: beam search over the encoded photos, one CaptionResult per photo. The pipeline
         runs it on one batch while the encoder works on the next."""
         vocab = self.bundle.vocabulary
-        options = replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
-                          suppress=vocab.never_generated)
-        captions = beam_search(self.decoder, encoded.features, vocab.start_id, vocab.end_id, options, encoded.bias)
+        captions = beam_search(self.decoder, encoded.features, vocab.start_id, vocab.end_id,
+                               self.decode_options(options), encoded.bias)
+        return [self.result(encoded, photo, caption) for photo, caption in enumerate(captions)]
+
+    def running_search(self, options: DecodeOptions = DecodeOptions()) -> BeamSearch:
+        """A beam search (beam >= 2) that encoded batches join while it runs (``BeamSearch.add(features, bias)``);
+        ``result`` makes each photo's caption what ``search`` would return."""
+        vocab = self.bundle.vocabulary
+        return BeamSearch(self.decoder, vocab.start_id, vocab.end_id, self.decode_options(options))
+
+    def result(self, encoded: "EncodedBatch", photo: int, caption: Caption) -> CaptionResult:
+        """Photo ``photo`` of the encoded batch, its caption ready for people: words, keywords and, with concepts,
+        confidence."""
         probs = encoded.concepts
-        return [self._result(c, None if probs is None else PhotoConcepts(probs[0][i], probs[1][i]))
-                for i, c in enumerate(captions)]
+        return self._result(caption, None if probs is None else PhotoConcepts(probs[0][photo], probs[1][photo]))
 
     def caption_pixels(self, pixels: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
         """pixels [B,3,H,W] -> one CaptionResult per photo."""

@@ -1,16 +1,18 @@
 """One model, many callers: photo decoding on a small thread pool, then the model in two stages.
 
-As in the folder pipeline, one thread runs the encoder on batch n+1 while
-another runs the beam search of batch n: the search is many small steps that
-keep neither core busy alone. Batches form from the photos that arrive while
-the model is busy: the encoder stage gathers until every photo accepted and not
-yet in the search stage has joined (so the callers who were answered together
-come back together), the batch is full, or the search stage is idle and the
-first photo has waited ``max_wait``. Taking whatever had arrived as soon as the
-encoder was free split the batches (2.3 photos with 8 clients) and cost more
-than the overlap gained. Admission is bounded: at most ``max_queue`` photos are
-accepted and not yet answered; past that a caller gets ``QueueFull`` at once
-instead of joining an ever-growing backlog. Nothing here knows about HTTP.
+As in the folder pipeline, one thread runs the encoder while another runs the
+beam search: the search is many small steps that keep neither core busy alone.
+The search is continuous: a batch encoded while a search runs joins it at the
+next step (``BeamSearch``), so each step graph call runs on every photo in
+flight instead of on one batch that empties as its photos end, and each photo
+is answered as soon as its own search ends. So the encoder stage has no reason
+to hold photos back while the search is busy: it encodes whatever has arrived;
+only when the search is idle does the first photo wait ``max_wait`` for
+company. Only photos with the same decode options share a search (each set of
+options has its own, stepped in turn); greedy (beam 1) batches are searched
+whole. Admission is bounded: at most ``max_queue`` photos are accepted and not
+yet answered; past that a caller gets ``QueueFull`` at once instead of joining
+an ever-growing backlog. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from desktop_app.captioning.captioner import Captioner, CaptionResult, EncodedBatch
-from desktop_app.captioning.decode import DecodeOptions
+from desktop_app.captioning.decode import BeamSearch, DecodeOptions
 from desktop_app.photos.pixels import decode_pixels, load_pixels
 
 
@@ -46,7 +49,6 @@ class ServiceOptions:
     max_wait: float = 0.005  # seconds the first photo of a batch waits for company
     max_queue: int = 64  # photos accepted and not yet answered
     decode_workers: int = 2  # threads turning photo files into pixels
-    max_gather: float = 0.1  # seconds the encoder stage waits at most for a batch's stragglers while searching
 
 
 @dataclass
@@ -59,13 +61,30 @@ class _Job:
 
 @dataclass
 class BatchStats:
-    batches: int = 0
+    batches: int = 0  # encoder batches
     photos: int = 0
     largest: int = 0
+    steps: int = 0  # beam search steps (one step graph call for every photo in flight)
+    step_photos: int = 0  # photos fed to those steps, summed over steps
+    joined: int = 0  # encoder batches that joined a beam search already running
 
     def as_dict(self) -> dict[str, float]:
         return {"batches": self.batches, "photos": self.photos, "largest_batch": self.largest,
-                "mean_batch": round(self.photos / self.batches, 2) if self.batches else 0.0}
+                "mean_batch": round(self.photos / self.batches, 2) if self.batches else 0.0,
+                "search_steps": self.steps, "joined_running_search": self.joined,
+                "mean_photos_per_step": round(self.step_photos / self.steps, 2) if self.steps else 0.0}
+
+
+Outcome = list[CaptionResult] | Exception  # a batch's results, or why none came
+T = TypeVar("T")
+
+
+def _attempt(make: Callable[[], T]) -> T | Exception:
+    """``make()``, or the exception it raised: an onnxruntime failure answers its callers, the stage goes on."""
+    try:
+        return make()
+    except Exception as exc:
+        return exc
 
 
 class CaptionService:
@@ -73,6 +92,7 @@ class CaptionService:
         self.captioner, self.options = captioner, options
         self.stats = BatchStats()
         self._seconds_per_photo = 0.0  # moving average over recent batches, for Retry-After
+        self._paced_from = 0.0  # the search stage's last answer, or when it last went busy
         self._admitted = 0
         self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -136,21 +156,10 @@ class CaptionService:
         batch = [first]
         while len(batch) < self.options.max_batch:
             with self._lock:
-                group_here = len(batch) >= self._admitted - self._searching
                 search_idle = self._searching == 0
-            waited = time.monotonic() - first.queued_at
-            if group_here or waited >= (self.options.max_wait if search_idle else self.options.max_gather):
-                break
-            try:  # short waits while searching: the search stage going idle ends the gathering too
-                more = self._jobs.get(timeout=self.options.max_wait - waited if search_idle else 0.002)
-            except queue.Empty:
-                continue
-            if more is None:
-                return batch, True
-            batch.append(more)
-        while len(batch) < self.options.max_batch:  # photos already queued ride along
+            wait = self.options.max_wait - (time.monotonic() - first.queued_at) if search_idle else 0.0
             try:
-                more = self._jobs.get_nowait()
+                more = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
             except queue.Empty:
                 break
             if more is None:
@@ -187,23 +196,77 @@ class CaptionService:
                 self._encoded.put((jobs, options, encoded))
         self._encoded.put(None)
 
+    def _arrivals(self, wait: bool) -> list[tuple[list[_Job], DecodeOptions, EncodedBatch] | None]:
+        """Encoded batches handed over since the last step (None: close() was called); with ``wait``, at least
+        one (nothing is being searched)."""
+        arrived = []
+        try:
+            arrived.append(self._encoded.get(block=wait))
+            while True:
+                arrived.append(self._encoded.get_nowait())
+        except queue.Empty:
+            return arrived
+
     def _search_stage(self) -> None:
-        while (item := self._encoded.get()) is not None:
-            jobs, options, encoded = item
-            start = time.perf_counter()
-            try:
-                results: list[CaptionResult] | Exception = self.captioner.search(encoded, options)
-            except Exception as exc:  # an onnxruntime failure answers these callers, the stage goes on
-                results = exc
-            with self._lock:
-                self._searching -= len(jobs)
-            for n, job in enumerate(jobs):
-                if isinstance(results, Exception):
-                    job.future.set_exception(results)
-                else:
-                    job.future.set_result(results[n])
-            pace = (time.perf_counter() - start) / len(jobs)  # the search is the slower stage
-            self._seconds_per_photo = pace if not self._seconds_per_photo else 0.8 * self._seconds_per_photo + 0.2 * pace
+        """One running beam search per set of decode options, stepped in turn; encoded batches join theirs at the
+        next step and each batch is answered as soon as its photos have ended. Greedy (beam 1) costs a few
+        steps a photo: its batches are searched whole, at once."""
+        searches: dict[DecodeOptions, BeamSearch] = {}
+        closing = False
+        while searches or not closing:
+            arrived = self._arrivals(wait=not searches and not closing)
+            if not searches:
+                self._paced_from = time.perf_counter()  # busy again: the pace counts from here
+            running = set(searches)  # searches past their first step
+            for item in arrived:
+                if item is None:
+                    closing = True
+                    continue
+                jobs, options, encoded = item
+                if options.beam_size < 2:
+                    self._answer(jobs, _attempt(lambda: self.captioner.search(encoded, options)))
+                    continue
+                if options not in searches:
+                    searches[options] = self.captioner.running_search(options)
+                failed = _attempt(lambda: searches[options].add(encoded.features, encoded.bias, (jobs, encoded)))
+                if isinstance(failed, Exception):
+                    self._answer(jobs, failed)
+                elif options in running:
+                    with self._lock:
+                        self.stats.joined += 1
+            for options, search in list(searches.items()):
+                if not (search and self._step(search)):
+                    del searches[options]
+
+    def _step(self, search: BeamSearch) -> bool:
+        """One step of ``search``; answers the photos that ended at it (all of its photos, if it failed). False
+        when nothing is left to search."""
+        photos = search.photos
+        try:
+            ended = search.step()
+        except Exception as exc:
+            for (jobs, _), photos in search.pending:
+                self._answer([jobs[photo] for photo in photos], exc)
+            return False
+        with self._lock:
+            self.stats.steps += 1
+            self.stats.step_photos += photos
+        for (jobs, encoded), photo, caption in ended:
+            self._answer([jobs[photo]], _attempt(lambda: [self.captioner.result(encoded, photo, caption)]))
+        return len(search) > 0
+
+    def _answer(self, jobs: list[_Job], outcome: Outcome) -> None:
+        """Each caller's result (or the failure), and the pace for Retry-After: search time per photo answered."""
+        with self._lock:
+            self._searching -= len(jobs)
+        for n, job in enumerate(jobs):
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome[n])
+        now = time.perf_counter()
+        pace, self._paced_from = (now - self._paced_from) / len(jobs), now
+        self._seconds_per_photo = pace if not self._seconds_per_photo else 0.8 * self._seconds_per_photo + 0.2 * pace
 
     def close(self) -> None:
         self._jobs.put(None)
