@@ -82,9 +82,12 @@ def _concepts_section(bundle, everyday: bool) -> list[str]:
         lines.append(f"The first {nouns['nouns']} words are caption nouns (kite, cake, surfboard, kitchen, man...) "
                      f"learned from {nouns['photos']:,} training photos' captions (Flickr8k train/val and "
                      f"{nouns['coco_photos']} COCO `extra.txt` photos, weighted x{nouns['coco_weight']:g}): a logistic "
-                     "regression per noun on the mean-pooled grid predicts the share of captions that would name it "
-                     f"(learned where >= {nouns['min_photos']} photos have it in >= {nouns['named_share']:.0%} of "
-                     "their captions) and ImageNet has no word for it. Never trained on COCO `dev.txt`.")
+                     f"regression per noun on {nouns.get('inputs', 'the mean-pooled grid')} predicts the share of "
+                     f"captions that would name it (learned where >= {nouns['min_photos']} photos have it in >= "
+                     f"{nouns['named_share']:.0%} of their captions"
+                     + ("; a noun ImageNet names too counts at the larger of the two probabilities)" if "inputs" in nouns else
+                        ") and ImageNet has no word for it")
+                     + ". Never trained on COCO `dev.txt`.")
     if parity:
         lines.append(f"Classifier parity on {parity.get('photos')} photos: logits of the full timm classifier vs the "
                      f"classifier on `encoder.onnx` features max abs diff {parity.get('logits_max_abs_diff', 0):.1e}, "
