@@ -72,7 +72,7 @@ def cli_pass(captioner: Captioner, paths: list[Path]) -> tuple[float, float]:
 
 def start_server(args: argparse.Namespace, config: Path) -> tuple[subprocess.Popen, int, str]:
     command = [sys.executable, "-m", "desktop_app", "serve", "--host", "127.0.0.1", "--port", "0", "--provider", "cpu",
-               "--threads", str(args.threads), "--max-wait-ms", str(args.max_wait_ms),
+               "--threads", str(args.server_threads), "--max-wait-ms", str(args.max_wait_ms),
                "--max-queue", str(max(64, 2 * args.clients))]
     if args.bundle:
         command += ["--model", str(args.bundle)]
@@ -142,7 +142,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help=f"seconds of load (at most {MAX_DURATION})")
     parser.add_argument("--rounds", type=int, default=6, help="CLI passes and load slices taken in turn")
     parser.add_argument("--photos", type=int, default=300, help="distinct photos (Flickr8k-size JPEGs)")
-    parser.add_argument("--threads", type=int, default=2, help="model threads, for the server and the pipeline")
+    parser.add_argument("--threads", type=int, default=2, help="model threads of the CLI pipeline (its default: one per core)")
+    parser.add_argument("--server-threads", type=int, default=0,
+                        help="the server's model threads per stage (0 = its default: half the cores)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's batching wait")
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "photocaption-bench")

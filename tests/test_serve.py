@@ -492,3 +492,12 @@ def test_a_photo_encoded_during_a_search_joins_it(captioner, photos, monkeypatch
         assert (got.text, got.score, got.alternatives, got.confidence, got.keywords) == \
             (result.text, result.score, result.alternatives, result.confidence, result.keywords)
         assert np.array_equal(got.attention, result.attention)
+
+
+def test_each_stage_gets_half_the_cores(monkeypatch):
+    """The encoder and the search run at once, so by default each gets half the cores (never none)."""
+    from desktop_app.serve import cli as serve_cli
+
+    for cores, threads in ((2, 1), (8, 4), (1, 1), (None, 1)):
+        monkeypatch.setattr(serve_cli.os, "cpu_count", lambda cores=cores: cores)
+        assert serve_cli.stage_threads() == threads

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 COMPACT_AT = 0.75  # drop ended photos' rows once the rows still searching are this share or fewer
@@ -120,13 +119,17 @@ def _normalised(logp: np.ndarray, length: np.ndarray, penalty: float) -> np.ndar
 
 
 def _ban_repeats(history: np.ndarray, n: int, ids: np.ndarray, values: np.ndarray) -> None:
-    """Set to -inf the candidates ``ids`` [R, K] that would repeat an n-gram already in ``history`` [R, t]."""
-    if n <= 0 or history.shape[1] < n:
+    """Set to -inf the candidates ``ids`` [R, K] that would repeat an n-gram already in ``history`` [R, t].
+    (Shifted slices, not ``sliding_window_view``: the view's Python set-up cost more than the comparisons
+    on the few rows of a served photo's search.)"""
+    t = history.shape[1]
+    if n <= 0 or t < n:
         return
-    windows = sliding_window_view(history, n, axis=1)  # [R, t-n+1, n]
-    prefix = history[:, history.shape[1] - n + 1:]  # the last n-1 words
-    repeats = (windows[:, :, :n - 1] == prefix[:, None, :]).all(axis=2)  # [R, W]: window i starts like the end
-    banned = ((ids[:, :, None] == windows[:, None, :, n - 1]) & repeats[:, None, :]).any(axis=2)
+    windows = t - n + 1
+    repeats = np.ones((len(history), windows), dtype=bool)  # [R, W]: window i starts like the last n-1 words
+    for j in range(n - 1):
+        repeats &= history[:, j:j + windows] == history[:, t - n + 1 + j, None]
+    banned = ((ids[:, :, None] == history[:, None, n - 1:]) & repeats[:, None, :]).any(axis=2)
     values[banned] = -np.inf
 
 
