@@ -45,6 +45,24 @@ def test_shipped_bundle_names_what_sample_photos_show(shipped, pristine_samples)
         assert result.needs_review == (result.confidence < shipped.concepts.review_threshold)
 
 
+@pytest.mark.parametrize("beam", [3, 1])
+def test_a_photo_alone_gets_exactly_what_it_gets_in_a_batch(shipped, pristine_samples, beam):
+    """The server often encodes one photo at a time; onnxruntime's single-row kernel would give it other last
+    bits (scores, confidence) than the same photo batched with others, as the CLI batches it."""
+    from desktop_app.captioning.decode import DecodeOptions
+    from desktop_app.photos.pixels import load_pixels
+
+    photos = sorted(pristine_samples.glob("*.jpg"))
+    pixels = np.stack([load_pixels(p, shipped.preprocessing) for p in photos])
+    options = DecodeOptions(beam_size=beam, no_repeat_ngram=3)
+    batched = shipped.caption_pixels(pixels, options)
+    for n, together in enumerate(batched):
+        alone = shipped.caption_pixels(pixels[n:n + 1], options)[0]
+        assert (alone.text, alone.score, alone.alternatives, alone.keywords, alone.confidence) == \
+            (together.text, together.score, together.alternatives, together.keywords, together.confidence)
+        np.testing.assert_array_equal(alone.attention, together.attention)
+
+
 def test_format_1_bundle_still_runs_without_concepts(tmp_path, pristine_samples):
     def as_format_1(data):
         data["format_version"] = 1

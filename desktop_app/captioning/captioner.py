@@ -43,6 +43,15 @@ class EncodedBatch:
     bias: np.ndarray | None  # [B, V] added to the decoder's log-probabilities
 
 
+def run_rows(session, outputs: list[str], name: str, batch: np.ndarray) -> list[np.ndarray]:
+    """``session.run`` on a batch of photos, a batch of one run as two rows: onnxruntime multiplies a single row
+    with another kernel, whose last bits differ, so a photo alone (the server's batches are often one photo)
+    would otherwise get other scores than in any batch."""
+    if len(batch) != 1:
+        return session.run(outputs, {name: batch})
+    return [out[:1] for out in session.run(outputs, {name: np.repeat(batch, 2, axis=0)})]
+
+
 class OnnxStepModel:
     """The two decoder graphs seen through the decode loop's ``StepModel`` protocol."""
 
@@ -51,7 +60,7 @@ class OnnxStepModel:
         self.vocab_size = int(step_session.get_outputs()[0].shape[1])
 
     def init(self, features: np.ndarray) -> DecoderState:
-        memory, keys, h, c = self.init_session.run(list(bf.INIT_OUTPUTS), {"features": features})
+        memory, keys, h, c = run_rows(self.init_session, list(bf.INIT_OUTPUTS), "features", features)
         return DecoderState(memory, keys, h, c)
 
     def _inputs(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
@@ -172,7 +181,7 @@ class Captioner:
         """Word probabilities [B, W] for the whole photo and its best region; None without concepts."""
         if self.concept_session is None:
             return None
-        whole, region = self.concept_session.run(list(bf.CONCEPTS_OUTPUTS), {"features": features})
+        whole, region = run_rows(self.concept_session, list(bf.CONCEPTS_OUTPUTS), "features", features)
         return whole, region
 
     def encode_batch(self, pixels: np.ndarray) -> "EncodedBatch":

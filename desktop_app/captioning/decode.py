@@ -148,6 +148,9 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
                   options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
     """Most likely word at each step, for a batch of photos at once (``bias`` [B, V] is added to every step's
     log-probabilities: what the encoder's classifier sees, see ``Captioner``)."""
+    if len(features) == 1:  # searched as two rows (see below): alone, a photo gets what it gets in any batch
+        twice = None if bias is None else np.repeat(bias, 2, axis=0)
+        return greedy_search(model, np.repeat(features, 2, axis=0), start_id, end_id, options, twice)[:1]
     photos, steps = len(features), options.max_length
     row_bias = _word_bias(model, photos, options, bias)
     state = model.init(features)
