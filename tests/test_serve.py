@@ -501,3 +501,31 @@ def test_each_stage_gets_half_the_cores(monkeypatch):
     for cores, threads in ((2, 1), (8, 4), (1, 1), (None, 1)):
         monkeypatch.setattr(serve_cli.os, "cpu_count", lambda cores=cores: cores)
         assert serve_cli.stage_threads() == threads
+
+
+def test_a_failed_search_step_answers_its_callers_and_the_service_goes_on(captioner, photos, monkeypatch):
+    """An onnxruntime failure in the middle of a beam search answers the photos in that search with the error,
+    and the next photo is captioned as usual."""
+    import asyncio
+
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    top, calls = captioner.decoder.top, []
+
+    def fails_on_the_third_step(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the step graph failed")
+        return top(*args)
+
+    monkeypatch.setattr(captioner.decoder, "top", fails_on_the_third_step)
+    service = CaptionService(captioner, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2))
+    try:
+        with pytest.raises(RuntimeError, match="the step graph failed"):
+            asyncio.run(service.caption_bytes(photos[0].read_bytes(), CLI_DECODE))
+        after = asyncio.run(service.caption_bytes(photos[1].read_bytes(), CLI_DECODE))
+    finally:
+        service.close()
+    expected = captioner.search(captioner.encode_batch(load_pixels(photos[1], captioner.preprocessing)[None]), CLI_DECODE)[0]
+    assert (after.text, after.score) == (expected.text, expected.score)
+    assert service.waiting == 0

@@ -241,16 +241,16 @@ class CaptionService:
     def _step(self, search: BeamSearch) -> bool:
         """One step of ``search``; answers the photos that ended at it (all of its photos, if it failed). False
         when nothing is left to search."""
-        photos = search.photos
+        fed = search.photos
         try:
             ended = search.step()
         except Exception as exc:
-            for (jobs, _), photos in search.pending:
-                self._answer([jobs[photo] for photo in photos], exc)
+            for (jobs, _), unanswered in search.pending:
+                self._answer([jobs[photo] for photo in unanswered], exc)
             return False
         with self._lock:
             self.stats.steps += 1
-            self.stats.step_photos += photos
+            self.stats.step_photos += fed
         for (jobs, encoded), photo, caption in ended:
             self._answer([jobs[photo]], _attempt(lambda: [self.captioner.result(encoded, photo, caption)]))
         return len(search) > 0
