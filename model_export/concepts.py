@@ -159,7 +159,8 @@ def split_learned(words: list[str], class_to_word: np.ndarray, nouns: list[str])
     for n, noun in enumerate(nouns):
         if noun in index:
             counterpart[:, n] = class_to_word[:, index[noun]]
-    keep = [i for i, w in enumerate(words) if w not in set(nouns)]
+    learned = set(nouns)
+    keep = [i for i, w in enumerate(words) if w not in learned]
     return [words[i] for i in keep], class_to_word[:, keep], counterpart
 
 

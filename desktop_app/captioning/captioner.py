@@ -43,13 +43,16 @@ class EncodedBatch:
     bias: np.ndarray | None  # [B, V] added to the decoder's log-probabilities
 
 
-def run_rows(session, outputs: list[str], name: str, batch: np.ndarray) -> list[np.ndarray]:
-    """``session.run`` on a batch of photos, a batch of one run as two rows: onnxruntime multiplies a single row
-    with another kernel, whose last bits differ, so a photo alone (the server's batches are often one photo)
-    would otherwise get other scores than in any batch."""
-    if len(batch) != 1:
-        return session.run(outputs, {name: batch})
-    return [out[:1] for out in session.run(outputs, {name: np.repeat(batch, 2, axis=0)})]
+def run_rows(session, outputs: list[str], rows: dict[str, np.ndarray],
+             fixed: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """``session.run`` on inputs whose first axis is the batch (``rows``; ``fixed`` are passed as they are), a
+    batch of one run as two rows: onnxruntime multiplies a single row with another kernel, whose last bits
+    differ, so a photo alone (the server's batches are often one photo) would otherwise get other scores than
+    in any batch."""
+    if len(next(iter(rows.values()))) != 1:
+        return session.run(outputs, {**rows, **(fixed or {})})
+    doubled = {name: np.repeat(value, 2, axis=0) for name, value in rows.items()}
+    return [out[:1] for out in session.run(outputs, {**doubled, **(fixed or {})})]
 
 
 class OnnxStepModel:
@@ -60,14 +63,14 @@ class OnnxStepModel:
         self.vocab_size = int(step_session.get_outputs()[0].shape[1])
 
     def init(self, features: np.ndarray) -> DecoderState:
-        memory, keys, h, c = run_rows(self.init_session, list(bf.INIT_OUTPUTS), "features", features)
+        memory, keys, h, c = run_rows(self.init_session, list(bf.INIT_OUTPUTS), {"features": features})
         return DecoderState(memory, keys, h, c)
 
     def _inputs(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
         return {"tokens": tokens, "h": state.h, "c": state.c, "memory": state.memory, "keys": state.keys}
 
     def step(self, tokens: np.ndarray, state: DecoderState):
-        log_probs, h, c, alpha = self.step_session.run(list(bf.STEP_OUTPUTS), self._inputs(tokens, state))
+        log_probs, h, c, alpha = run_rows(self.step_session, list(bf.STEP_OUTPUTS), self._inputs(tokens, state))
         return log_probs, DecoderState(state.memory, state.keys, h, c), alpha
 
 
@@ -78,15 +81,15 @@ class RankingOnnxStepModel(OnnxStepModel):
     TOP_OUTPUTS = list(bf.STEP_RANKED_OUTPUTS[-2:] + bf.STEP_OUTPUTS[1:])  # top_log_probs, top_ids, h, c, alpha
 
     def step(self, tokens: np.ndarray, state: DecoderState):
-        inputs = {**self._inputs(tokens, state), "bias": np.zeros((len(tokens), self.vocab_size), np.float32),
-                  "top_k": np.ones(1, np.int64)}
-        log_probs, h, c, alpha = self.step_session.run(list(bf.STEP_OUTPUTS), inputs)
+        rows = {**self._inputs(tokens, state), "bias": np.zeros((len(tokens), self.vocab_size), np.float32)}
+        log_probs, h, c, alpha = run_rows(self.step_session, list(bf.STEP_OUTPUTS), rows,
+                                          {"top_k": np.ones(1, np.int64)})
         return log_probs, DecoderState(state.memory, state.keys, h, c), alpha
 
     def top(self, tokens: np.ndarray, state: DecoderState, bias: np.ndarray, k: int):
-        inputs = {**self._inputs(tokens, state), "bias": bias,
-                  "top_k": np.array([min(k, self.vocab_size)], np.int64)}
-        values, ids, h, c, alpha = self.step_session.run(self.TOP_OUTPUTS, inputs)
+        rows = {**self._inputs(tokens, state), "bias": bias}
+        values, ids, h, c, alpha = run_rows(self.step_session, self.TOP_OUTPUTS, rows,
+                                            {"top_k": np.array([min(k, self.vocab_size)], np.int64)})
         return values, ids, DecoderState(state.memory, state.keys, h, c), alpha
 
 
@@ -181,7 +184,7 @@ class Captioner:
         """Word probabilities [B, W] for the whole photo and its best region; None without concepts."""
         if self.concept_session is None:
             return None
-        whole, region = run_rows(self.concept_session, list(bf.CONCEPTS_OUTPUTS), "features", features)
+        whole, region = run_rows(self.concept_session, list(bf.CONCEPTS_OUTPUTS), {"features": features})
         return whole, region
 
     def encode_batch(self, pixels: np.ndarray) -> "EncodedBatch":

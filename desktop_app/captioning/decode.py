@@ -148,9 +148,6 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
                   options: DecodeOptions = DecodeOptions(), bias: np.ndarray | None = None) -> list[Caption]:
     """Most likely word at each step, for a batch of photos at once (``bias`` [B, V] is added to every step's
     log-probabilities: what the encoder's classifier sees, see ``Captioner``)."""
-    if len(features) == 1:  # searched as two rows (see below): alone, a photo gets what it gets in any batch
-        twice = None if bias is None else np.repeat(bias, 2, axis=0)
-        return greedy_search(model, np.repeat(features, 2, axis=0), start_id, end_id, options, twice)[:1]
     photos, steps = len(features), options.max_length
     row_bias = _word_bias(model, photos, options, bias)
     state = model.init(features)
@@ -179,8 +176,8 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
         if done.all():
             break
         keep = ~done[live]
-        # Finished photos cost a row each: drop them now and then, but never down to one row (onnxruntime
-        # multiplies a single row with another kernel, whose last bits differ: the scores would too).
+        # Finished photos cost a row each: drop them now and then, but never down to one row (the ONNX step
+        # model would run it as two anyway, see ``captioner.run_rows``: its single-row kernel rounds differently).
         if 2 <= keep.sum() <= COMPACT_AT * len(live):
             live, tokens, state, row_bias = live[keep], tokens[keep], state.select(keep), row_bias[keep]
     captions, grid = [], features.shape[1]
@@ -213,7 +210,7 @@ class _Cohort:
                  bias: np.ndarray | None, tag: object):
         k, photos = options.beam_size, len(features)
         self.options, self.end_id, self.vocab_size, self.tag = options, end_id, model.vocab_size, tag
-        self.photos, self.grid = photos, features.shape[1]
+        self.grid = features.shape[1]
         self.bias = np.repeat(_word_bias(model, photos, options, bias), k, axis=0)
         self.state = model.init(features).select(np.repeat(np.arange(photos), k))
         self.live = np.arange(photos)  # the photos still fed to the model
