@@ -94,6 +94,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
                 status = SKIPPED if written.skipped else CAPTIONED
             except MetadataError as exc:
                 status, message = FAILED, str(exc)
+            except Exception as exc:  # one photo must never stop the batch: it fails alone, named in the summary
+                status, message = FAILED, f"unexpected error: {type(exc).__name__}: {exc}"
         counts[status] += 1
         if status != CAPTIONED or message:
             problems.append(f"{status}: {outcome.path}: {message}")

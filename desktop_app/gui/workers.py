@@ -32,6 +32,9 @@ def write_one(path: Path, record: CaptionRecord, options: WriteOptions, journal:
     except (MetadataError, OSError) as exc:
         journal.forget(path)
         return WriteReport(path, error=str(exc))
+    except Exception as exc:  # one photo must never stop the batch: it fails alone, named in Problems
+        journal.forget(path)
+        return WriteReport(path, error=f"unexpected error: {type(exc).__name__}: {exc}")
     if not result.places:
         journal.forget(path)
         return WriteReport(path, skipped=result.skipped or "nothing was written", warnings=list(result.warnings))

@@ -49,6 +49,10 @@ HAS_EXTENDED = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 DAMAGED = "the photo's XMP metadata is damaged (not valid XML)"
+# Real packets nest about 10 elements deep (structs in arrays in properties); a packet far deeper is
+# hostile or broken, and would exhaust Python's recursion wherever a tree is walked.
+MAX_DEPTH = 100
+TOO_DEEP = f"the photo's XMP metadata is nested more than {MAX_DEPTH} levels deep, which no real photo needs"
 
 
 def _clean(packet: bytes) -> bytes:
@@ -60,16 +64,30 @@ def _clean(packet: bytes) -> bytes:
 
 
 def _parse(packet: bytes) -> tuple[ET.Element, dict[str, str]]:
-    """The root element and the packet's own prefixes (namespace URI -> prefix), for writing it back alike."""
+    """The root element and the packet's own prefixes (namespace URI -> prefix), for writing it back alike.
+
+    Packets nested deeper than MAX_DEPTH are refused here, before any tree walk can recurse that deep.
+    """
     packet = _clean(packet)
     prefixes: dict[str, str] = {}
+    depth = 0
     try:
-        for _event, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
-            if prefix and uri not in prefixes and prefix not in prefixes.values():
-                prefixes[uri] = prefix
+        for event, item in SafeET.iterparse(io.BytesIO(packet), events=("start-ns", "start", "end")):
+            if event == "start":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise XmpError(TOO_DEEP)
+            elif event == "end":
+                depth -= 1
+            else:  # start-ns
+                prefix, uri = item
+                if prefix and uri not in prefixes and prefix not in prefixes.values():
+                    prefixes[uri] = prefix
         return SafeET.fromstring(packet), prefixes
     except ET.ParseError:
         raise XmpError(DAMAGED) from None
+    except XmpError:
+        raise
     except Exception:  # defusedxml's EntitiesForbidden, DTDForbidden...
         raise XmpError("the photo's XMP metadata declares entities or a DTD, which are refused for safety") from None
 

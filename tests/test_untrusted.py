@@ -1,0 +1,80 @@
+"""Hostile or broken files are per-photo errors in words: they never stop a batch, never start another program."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from desktop_app.metadata.record import MACHINE, CaptionRecord
+from desktop_app.metadata.store import MetadataError, read_caption, write_caption
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+CAPTION = CaptionRecord("a dog running on the grass", MACHINE, "test@1", ["dog"], -0.5)
+
+
+@pytest.fixture
+def deep_photos(tmp_path):
+    """A JPEG whose XMP nests 1,000 elements deep, and a PNG whose sidecar does (11 KB each)."""
+    shutil.copy(DATA / "deep_xmp.jpg", tmp_path / "deep.jpg")
+    Image.new("RGB", (16, 16), "blue").save(tmp_path / "side.png")
+    shutil.copy(DATA / "deep_xmp.xmp", tmp_path / "side.png.xmp")
+    return tmp_path / "deep.jpg", tmp_path / "side.png"
+
+
+def test_deeply_nested_xmp_is_refused_in_words_and_left_unchanged(deep_photos):
+    for photo in deep_photos:
+        before = {p.name: p.read_bytes() for p in photo.parent.iterdir()}
+        record = read_caption(photo)  # reading says why, never raises
+        assert record is None or any("nested" in reason for reason in record.unreadable)
+        with pytest.raises(MetadataError, match="nested more than 100 levels deep"):
+            write_caption(photo, CAPTION)
+        assert {p.name: p.read_bytes() for p in photo.parent.iterdir()} == before
+
+
+def test_a_deep_xmp_photo_fails_alone_and_the_cli_batch_goes_on(deep_photos, tmp_path):
+    folder = deep_photos[0].parent
+    Image.new("RGB", (64, 48), "orange").save(folder / "good.jpg")
+    run = subprocess.run([sys.executable, "-m", "desktop_app", "caption", str(folder), "--no-index", "-q"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PHOTOCAPTION_INDEX": str(tmp_path / "i")})
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "captioned 1, skipped 0, failed 2 of 3 photos" in run.stderr
+    for name in ("deep.jpg", "side.png"):
+        assert any(name in line and "nested" in line for line in run.stderr.splitlines()), run.stderr
+
+
+def test_any_unexpected_write_error_fails_that_photo_only(tmp_path, monkeypatch, capsys):
+    """Whatever a write raises, the CLI names the photo and captions the rest."""
+    from desktop_app import cli
+
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        Image.new("RGB", (64, 48), "orange").save(tmp_path / name)
+
+    def write(path, record, options):
+        if path.name == "b.jpg":
+            raise RecursionError("maximum recursion depth exceeded")
+        return write_caption(path, record, options)
+
+    monkeypatch.setattr(cli, "write_caption", write)
+    assert cli.main(["caption", str(tmp_path), "--no-index", "-q"]) == cli.EXIT_SOME_FAILED
+    err = capsys.readouterr().err
+    assert "captioned 2, skipped 0, failed 1 of 3 photos" in err
+    assert any("b.jpg" in line and "RecursionError" in line for line in err.splitlines()), err
+
+
+def test_gui_write_one_reports_any_error_as_that_photos_failure(tmp_path, deep_photos, monkeypatch):
+    from desktop_app.gui import workers
+    from desktop_app.library.undo import WriteJournal
+    from desktop_app.metadata.store import WriteOptions
+
+    journal = WriteJournal()
+    report = workers.write_one(deep_photos[0], CAPTION, WriteOptions(), journal, None)
+    assert "nested" in report.error
+    monkeypatch.setattr(workers, "write_caption", lambda *a: (_ for _ in ()).throw(RecursionError("deep")))
+    report = workers.write_one(deep_photos[1], CAPTION, WriteOptions(), journal, None)
+    assert "RecursionError" in report.error
