@@ -78,3 +78,49 @@ def test_gui_write_one_reports_any_error_as_that_photos_failure(tmp_path, deep_p
     monkeypatch.setattr(workers, "write_caption", lambda *a: (_ for _ in ()).throw(RecursionError("deep")))
     report = workers.write_one(deep_photos[1], CAPTION, WriteOptions(), journal, None)
     assert "RecursionError" in report.error
+
+
+@pytest.fixture
+def no_ghostscript(monkeypatch):
+    """Records every attempt to start Ghostscript (or any program) instead of starting it."""
+    from PIL import EpsImagePlugin
+
+    started = []
+
+    def record(*args, **kwargs):
+        started.append(args)
+        raise OSError("a program was started")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", record)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: bool(record()))
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: record(self))
+    for name in ("Popen", "check_call", "run"):
+        monkeypatch.setattr(subprocess, name, record)
+    return started
+
+
+def test_an_eps_file_named_jpg_is_refused_in_words_and_starts_no_program(tmp_path, no_ghostscript):
+    """An EPS (`{ } loop` would hang Ghostscript) named .jpg, .png or uploaded: refused by content, EPS named."""
+    from desktop_app.bundle.format import Preprocessing
+    from desktop_app.photos.pixels import PhotoError, decode_pixels, load_pixels
+
+    spec = Preprocessing()
+    eps = (DATA / "loop.eps").read_bytes()
+    for name in ("x.jpg", "x.png", "x.tif"):
+        (tmp_path / name).write_bytes(eps)
+        with pytest.raises(PhotoError, match="by its content this is EPS, a format photocaption does not open"):
+            load_pixels(tmp_path / name, spec)
+        assert read_caption(tmp_path / name) is None
+    with pytest.raises(PhotoError, match="EPS"):
+        decode_pixels(eps, spec)  # what serve does with an upload
+    assert no_ghostscript == []
+
+
+def test_supported_formats_still_open(tmp_path, no_ghostscript):
+    from desktop_app.photos.pixels import load_rgb
+
+    for fmt, suffix in [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif"), ("WEBP", ".webp"), ("BMP", ".bmp"),
+                        ("GIF", ".gif")]:
+        Image.new("RGB", (40, 30), "orange").save(tmp_path / f"p{suffix}", fmt)
+        assert load_rgb(tmp_path / f"p{suffix}").size == (40, 30)
+    assert no_ghostscript == []

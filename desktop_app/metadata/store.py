@@ -13,8 +13,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from desktop_app.metadata import iptc
 from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
 from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
@@ -22,7 +20,7 @@ from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFi
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE, meaningful,
                                          normalise, our_texts, persons_places, place_rank)
 from desktop_app.metadata.record import PERSON, CaptionRecord
-from desktop_app.photos.formats import HEIF  # noqa: F401  (HEIC/HEIF captions read through Pillow too)
+from desktop_app.photos.formats import open_image  # HEIC/HEIF captions read through Pillow too
 from desktop_app.metadata.xmp import XmpError, extended_guid, holds_caption_fields, merge_caption, read_xmp
 
 EMBED, SIDECAR = "embed", "sidecar"
@@ -154,7 +152,7 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
 def _inspect_other(photo: Path, found: _Found) -> None:
     """Captions already inside a PNG, TIFF, WebP, HEIC...: read for protection, never written there."""
     try:
-        with warnings.catch_warnings(), Image.open(photo) as image:
+        with warnings.catch_warnings(), open_image(photo) as image:
             warnings.simplefilter("ignore")  # Pillow's notes on odd TIFF tags are not ours to print
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
             exif = image.getexif()

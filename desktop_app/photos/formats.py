@@ -1,10 +1,28 @@
-"""Which photo formats we decode, and how: Pillow, plus pillow-heif for HEIC/HEIF, plus rawpy for camera RAW."""
+"""Which photo formats we decode, and how: Pillow, plus pillow-heif for HEIC/HEIF, plus rawpy for camera RAW.
+
+Pillow is only ever asked to open the formats listed here: by default it would try every plugin it has,
+and some hand the file to another program (EPS runs Ghostscript) or read formats no camera writes.
+"""
 
 from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
 
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
                             ".raf", ".pef", ".srw", ".3fr", ".erf", ".kdc", ".mos", ".mrw", ".x3f", ".iiq", ".rwl"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+# Pillow format IDs we open (MPO, a camera's multi-picture JPEG, opens through the JPEG ID); nothing else, ever.
+PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "AVIF", "HEIF")
+_PREFIX = 16  # bytes Pillow's format checks look at
+
+
+class RefusedFormat(UnidentifiedImageError):
+    """An image in a format Pillow knows but we do not open (EPS, PSD, ICO...); the message names it."""
 
 
 def heif_available() -> bool:
@@ -18,3 +36,39 @@ def heif_available() -> bool:
 
 
 HEIF = heif_available()
+
+
+def open_image(source: Path | IO[bytes]) -> Image.Image:
+    """``Image.open`` limited to PILLOW_FORMATS; a file in another format Pillow knows raises RefusedFormat.
+
+    Raises what ``Image.open`` raises otherwise (FileNotFoundError, UnidentifiedImageError, ...).
+    """
+    try:
+        return Image.open(source, formats=PILLOW_FORMATS)
+    except UnidentifiedImageError:
+        other = _other_format(source)
+        if other:
+            raise RefusedFormat(f"refused: by its content this is {other}, a format photocaption does not open "
+                                f"(it reads {', '.join(PILLOW_FORMATS)})") from None
+        raise
+
+
+def _other_format(source: Path | IO[bytes]) -> str:
+    """The Pillow format whose signature the file's first bytes match ('' if none); no plugin is run."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as handle:
+            prefix = handle.read(_PREFIX)
+    else:
+        source.seek(0)
+        prefix = source.read(_PREFIX)
+    Image.init()
+    return next((name for name, (_, accept) in Image.OPEN.items()
+                 if name not in PILLOW_FORMATS and accept is not None and _accepts(accept, prefix)), "")
+
+
+def _accepts(accept: Callable[[bytes], object], prefix: bytes) -> bool:
+    """A plugin's signature check, which (as in ``Image.open``) may fail on a short prefix."""
+    try:
+        return bool(accept(prefix))
+    except (SyntaxError, IndexError, TypeError, struct.error):
+        return False

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from desktop_app.bundle.format import Preprocessing
-from desktop_app.photos.formats import HEIF, HEIF_EXTENSIONS, RAW_EXTENSIONS
+from desktop_app.photos.formats import HEIF, HEIF_EXTENSIONS, RAW_EXTENSIONS, RefusedFormat, open_image
 
 MAX_PIXELS = 150_000_000  # larger photos are refused: a decompression bomb or a scan we cannot hold
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
@@ -50,9 +50,11 @@ def decode_rgb(data: bytes, target_size: tuple[int, int] | None = None) -> Image
 
 def _decode(source: Path | io.BytesIO, target_size: tuple[int, int] | None, heif_name: bool) -> Image.Image:
     try:
-        image = Image.open(source)
+        image = open_image(source)
     except FileNotFoundError:
         raise PhotoError("file not found") from None
+    except RefusedFormat as exc:
+        raise PhotoError(str(exc)) from None
     except UnidentifiedImageError:
         if heif_name and not HEIF:
             raise PhotoError("HEIC/HEIF needs the pillow-heif package, which is not installed") from None
@@ -100,7 +102,7 @@ def load_raw_preview(path: Path) -> Image.Image:
         raise PhotoError(f"not a camera RAW file LibRaw can read ({exc})") from None
     try:
         if thumb.format == rawpy.ThumbFormat.JPEG:
-            image = Image.open(io.BytesIO(thumb.data))
+            image = open_image(io.BytesIO(thumb.data))
             image.load()
             image = ImageOps.exif_transpose(image)  # a preview that carries its own orientation
         else:
