@@ -51,7 +51,10 @@ class ProgressLine:
 def _open_index(path: Path | None):
     from desktop_app.library.index import LibraryIndex, default_index_path
 
-    return LibraryIndex(path or default_index_path())
+    index = LibraryIndex(path or default_index_path())
+    if index.notice:  # a damaged index was moved aside and a new one made
+        print(f"photocaption: {index.notice}", file=sys.stderr)
+    return index
 
 
 def cmd_caption(args: argparse.Namespace) -> int:

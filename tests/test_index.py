@@ -1,8 +1,12 @@
 """The library index finds photos by the words in their captions, including captions other tools wrote."""
 
+import os
+import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
-from desktop_app.library.index import LibraryIndex, fts_query
+from desktop_app.library.index import Draft, LibraryIndex, fts_query
 from desktop_app.metadata.record import CaptionRecord
 from desktop_app.metadata.store import write_caption
 
@@ -82,9 +86,11 @@ def test_version_1_index_is_upgraded_in_place(tmp_path):
     db.commit()
     db.close()
     index = LibraryIndex(path)
-    assert index.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("SELECT size FROM photos").fetchone()[0] == -1  # read again at the next scan
+    db.close()
     assert index.search("cat")[0].caption == "A cat."
-    assert index.db.execute("SELECT size FROM photos").fetchone()[0] == -1  # read again at the next scan
     assert index.drafts_under(None) == {}
 
 
@@ -132,3 +138,104 @@ def test_undo_leaves_a_photo_changed_since_alone(samples, tmp_path):
     report = journal.undo()
     assert report.restored == [] and report.refused[0][0] == photo and "changed" in report.refused[0][1]
     assert photo.read_bytes() == changed
+
+
+OTHER_PROCESS = """
+import sys
+from pathlib import Path
+from desktop_app.library.index import Draft, LibraryIndex
+index = LibraryIndex(sys.argv[1])
+for n in range(int(sys.argv[3])):
+    index.save_drafts({Path(f"/photos/{sys.argv[2]}-{n}.jpg"): Draft(f"caption {n}", "person", ["k"])})
+    index.search("caption")
+index.close()
+"""
+
+
+def _all_drafts_in_a_fresh_process(path):
+
+    code = "import sys; from desktop_app.library.index import LibraryIndex; print(len(LibraryIndex(sys.argv[1]).drafts_under(None)))"
+    return int(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout)
+
+
+def test_a_file_dialog_touching_the_index_loses_nothing_to_another_process(tmp_path):
+    """Issue 24 item 1: a descriptor of the index opened and closed in this process (as the GUI's file dialog
+    did) dropped its SQLite locks; another process's close then deleted the -wal in use, and later drafts were lost."""
+
+    path = tmp_path / "library.sqlite"
+    index = LibraryIndex(path)
+    index.save_drafts({Path(f"/photos/a-{n}.jpg"): Draft("first", "person", []) for n in range(10)})
+    for round_ in range(3):
+        with open(path, "rb") as handle:  # what a file dialog does when it looks at the file
+            handle.read(100)
+        subprocess.run([sys.executable, "-c", OTHER_PROCESS, str(path), f"other{round_}", "1"], check=True)
+        index.save_drafts({Path(f"/photos/b-{round_}-{n}.jpg"): Draft("later", "person", []) for n in range(10)})
+    assert _all_drafts_in_a_fresh_process(path) == 10 + 3 * 10 + 3
+
+
+def test_processes_writing_at_once_lose_nothing(tmp_path):
+    """Four processes save drafts at once while this one keeps opening and closing the file: all arrive, file sound."""
+
+    path = tmp_path / "library.sqlite"
+    index = LibraryIndex(path)
+    others = [subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(path), f"p{i}", "40"]) for i in range(3)]
+    n = 0
+    while any(p.poll() is None for p in others) or n < 40:
+        with open(path, "rb") as handle:
+            handle.read(100)
+        index.save_drafts({Path(f"/photos/me-{n}.jpg"): Draft("mine", "person", [])})
+        n += 1
+    assert all(p.wait() == 0 for p in others)
+    assert _all_drafts_in_a_fresh_process(path) == n + 3 * 40
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    db.close()
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside_and_rebuilt(tmp_path):
+    """Issue 24 item 2: no traceback; the damaged file is kept beside it; the new index works."""
+    path = tmp_path / "library.sqlite"
+    path.write_bytes(b"this is not an SQLite file" * 100)
+    index = LibraryIndex(path)
+    assert "damaged (file is not a database)" in index.notice and "moved to library.sqlite.damaged-" in index.notice
+    assert "could not be read" in index.notice
+    aside = list(tmp_path.glob("library.sqlite.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    index.record(Path(__file__), CaptionRecord("A cat.", keywords=["cat"]))
+    assert index.search("cat") and LibraryIndex(path).notice == ""
+
+
+def test_a_malformed_index_keeps_the_drafts_it_still_holds(tmp_path):
+    """Pages of the photos table trashed: the drafts are read out of the damaged file into the new index."""
+
+    path = tmp_path / "library.sqlite"
+    index = LibraryIndex(path)
+    for n in range(300):
+        index.record(Path(__file__), CaptionRecord(f"caption number {n} " * 5))
+        index.save_drafts({Path(f"/photos/{n}.jpg"): Draft(f"draft {n}", "person", ["k"]) for n in range(5)})
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'photos'").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\xde\xad" * (page_size // 2))
+    again = LibraryIndex(path)
+    assert "was damaged" in again.notice and "5 unsaved drafts recovered" in again.notice
+    assert sorted(again.drafts_under(None)) == [Path(f"/photos/{n}.jpg") for n in range(5)]
+
+
+def test_the_cli_and_the_app_start_on_a_damaged_index(tmp_path, qtbot):
+
+    path = tmp_path / "library.sqlite"
+    path.write_bytes(b"garbage" * 1000)
+    run = subprocess.run([sys.executable, "-m", "desktop_app", "search", "cat", "--index", str(path)],
+                         capture_output=True, text=True, cwd=Path(__file__).parents[1], env=dict(os.environ))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "was damaged" in run.stderr and "no matches" in run.stderr
+    path.write_bytes(b"garbage" * 1000)
+    from test_gui import make_window
+
+    window = make_window(qtbot, tmp_path)
+    assert "was damaged" in window.statusBar().currentMessage()

@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         self._restore_memory()
         self._update_actions()
         self._show_counts()
+        if self.index.notice:  # a damaged index was moved aside and a new one made: say so until the next message
+            self.statusBar().showMessage(self.index.notice)
 
     # ---- layout -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
