@@ -250,3 +250,25 @@ def test_new_exif_block_passes_exiftool_validate(tmp_path):
         assert "ExifTool:Warning" not in tags  # -api validate adds every -validate warning
         assert tags["IFD0:XResolution"] == 72 and tags["IFD0:ResolutionUnit"] == 2
     assert tags["IFD0:ImageDescription"] == CAPTION and tags["IFD0:XPComment"] == CAPTION
+
+
+def test_exif_with_header_variant_ff_is_the_photos_exif(tmp_path):
+    """Issue 24 item 5: 'Exif\\0\\xff' (which exiftool reads) is read and edited in place, written back with the
+    standard header (so exiv2 reads it too); before, a second EXIF block went in front and hid the person's text."""
+    from desktop_app.metadata.jpeg import APP1, EXIF_SIGNATURE, JpegFile
+    from desktop_app.metadata.record import PERSON, CaptionRecord
+    from desktop_app.metadata.store import WriteOptions, read_caption, write_caption
+
+    photo = tmp_path / "birthday.jpg"
+    photo.write_bytes((Path(__file__).parent / "data" / "exif_header_ff.jpg").read_bytes())
+    assert read_caption(photo).text == "Grandma's 80th birthday"
+    assert write_caption(photo, CaptionRecord(CAPTION, keywords=["dog"])).skipped  # a person's caption is kept
+    write_caption(photo, CaptionRecord("Grandma at 80", PERSON), WriteOptions(overwrite=True))
+    segments = [p for m, p in JpegFile.parse(photo.read_bytes()).segments if m == APP1 and p.startswith(EXIF_SIGNATURE)]
+    assert len(segments) == 1 and segments[0].startswith(b"Exif\x00\x00")
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-a", "-G1", "-IFD0:all", str(photo)], capture_output=True,
+                                     text=True, check=True).stdout)[0]
+    assert tags["IFD0:ImageDescription"] == "Grandma at 80" and tags["IFD0:Make"] == "Canon"
+    exiv2 = subprocess.run(["exiv2", "-pa", "-K", "Exif.Image.ImageDescription", str(photo)], capture_output=True,
+                           text=True).stdout
+    assert "Grandma at 80" in exiv2

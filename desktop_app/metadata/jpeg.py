@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 SOI, SOS, EOI, APP0, APP1, APP2, APP13 = 0xD8, 0xDA, 0xD9, 0xE0, 0xE1, 0xE2, 0xED
 EXIF_HEADER = b"Exif\x00\x00"
+# Some writers put \xff as the sixth byte; exiftool still reads such a segment as the photo's EXIF (exiv2 and
+# Pillow do not). We read it as the EXIF too, so a second EXIF block never goes in front of it and hides it,
+# and an edit writes it back with the standard header, which every reader takes.
+EXIF_SIGNATURE = b"Exif\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
@@ -108,7 +112,10 @@ class JpegFile:
                 return
 
     def find(self, marker: int, header: bytes) -> list[int]:
-        """Indexes of the segments with this marker whose payload starts with ``header``."""
+        """Indexes of the segments with this marker whose payload starts with ``header`` (EXIF: any sixth byte)."""
+        if header == EXIF_HEADER:
+            return [i for i, (m, payload) in enumerate(self.segments)
+                    if m == marker and payload.startswith(EXIF_SIGNATURE) and len(payload) >= len(header)]
         return [i for i, (m, payload) in enumerate(self.segments) if m == marker and payload.startswith(header)]
 
     def app(self, marker: int, header: bytes) -> bytes | None:
