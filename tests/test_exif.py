@@ -272,3 +272,24 @@ def test_exif_with_header_variant_ff_is_the_photos_exif(tmp_path):
     exiv2 = subprocess.run(["exiv2", "-pa", "-K", "Exif.Image.ImageDescription", str(photo)], capture_output=True,
                            text=True).stdout
     assert "Grandma at 80" in exiv2
+
+
+@pytest.mark.parametrize("units, density, unit_name", [(1, (300, 300), "inches"), (1, (180, 144), "inches"),
+                                                        (2, (118, 118), "cm")])
+def test_new_exif_block_states_the_jfif_density_not_72_dpi(units, density, unit_name, tmp_path):
+    """Issue 24 item 7: a JPEG without EXIF gets an EXIF block whose resolution is its own JFIF density."""
+    from desktop_app.metadata.record import CaptionRecord
+    from desktop_app.metadata.store import write_caption
+
+    photo = tmp_path / "scan.jpg"
+    Image.new("RGB", (32, 24), "white").save(photo, "JPEG", dpi=density)
+    data = bytearray(photo.read_bytes())
+    data[data.index(b"JFIF\x00") + 7] = units  # Pillow writes dots per inch; make it per cm where asked
+    photo.write_bytes(bytes(data))
+    write_caption(photo, CaptionRecord(CAPTION))
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-n", "-G1", "-JFIF:all", "-IFD0:all", "-api", "validate",
+                                      "-ExifTool:Warning", str(photo)], capture_output=True, text=True).stdout)[0]
+    assert (tags["IFD0:XResolution"], tags["IFD0:YResolution"]) == density == (tags["JFIF:XResolution"],
+                                                                               tags["JFIF:YResolution"])
+    assert tags["IFD0:ResolutionUnit"] == {"inches": 2, "cm": 3}[unit_name] and tags["JFIF:ResolutionUnit"] == units
+    assert "ExifTool:Warning" not in tags

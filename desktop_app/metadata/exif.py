@@ -46,14 +46,16 @@ def read_exif_caption(exif: bytes) -> tuple[str, str]:
         return "", ""
 
 
-def with_caption(exif: bytes | None, text: str) -> bytes:
+def with_caption(exif: bytes | None, text: str, density: tuple[int, int, int] | None = None) -> bytes:
     """The EXIF block (without the 'Exif\\0\\0' header) with the caption set, every other byte kept.
 
-    With no EXIF yet, a new minimal block that ``exiftool -validate`` accepts. Raises ExifError
-    when the edit cannot be made without risk; the caller then leaves EXIF as it is.
+    With no EXIF yet, a new minimal block that ``exiftool -validate`` accepts; its resolution is
+    ``density`` (x, y, JFIF unit: 1 per inch, 2 per cm), the photo's own JFIF density, so it never
+    contradicts what the photo says. Raises ExifError when the edit cannot be made without risk;
+    the caller then leaves EXIF as it is.
     """
     if not exif:
-        return _new_exif(text)
+        return _new_exif(text, density)
     try:
         block = TiffBlock(exif)
         if _stored_as_we_write(block, text):
@@ -89,11 +91,13 @@ def _stored_as_we_write(block: TiffBlock, text: str) -> bool:
     return True
 
 
-def _new_exif(text: str) -> bytes:
-    """IFD0 with the caption and the tags a JPEG's IFD0 must have (EXIF 2.32 defaults: 72 dpi, centred)."""
-    required = [NewValue(0x011A, RATIONAL, 1, struct.pack("<II", 72, 1)),  # XResolution
-                NewValue(0x011B, RATIONAL, 1, struct.pack("<II", 72, 1)),  # YResolution
-                NewValue(0x0128, SHORT, 1, struct.pack("<H", 2)),  # ResolutionUnit: inches
+def _new_exif(text: str, density: tuple[int, int, int] | None) -> bytes:
+    """IFD0 with the caption and the tags a JPEG's IFD0 must have: the JFIF density where the photo states one,
+    else EXIF 2.32's defaults (72 dpi, which readers assume when the tags are missing); centred chroma."""
+    x, y, unit = density or (72, 72, 1)
+    required = [NewValue(0x011A, RATIONAL, 1, struct.pack("<II", x, 1)),  # XResolution
+                NewValue(0x011B, RATIONAL, 1, struct.pack("<II", y, 1)),  # YResolution
+                NewValue(0x0128, SHORT, 1, struct.pack("<H", 2 if unit == 1 else 3)),  # ResolutionUnit: inch, cm
                 NewValue(0x0213, SHORT, 1, struct.pack("<H", 1))]  # YCbCrPositioning: centred
     captions = [value for value in _caption_values(text).values() if value is not None]
     return new_block("<", required + captions)

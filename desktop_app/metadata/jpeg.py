@@ -22,6 +22,7 @@ EXIF_HEADER = b"Exif\x00\x00"
 # and an edit writes it back with the standard header, which every reader takes.
 EXIF_SIGNATURE = b"Exif\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+JFIF_HEADER = b"JFIF\x00"
 XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 MPF_HEADER = b"MPF\x00"
@@ -153,6 +154,15 @@ class JpegFile:
 
     def set_app1(self, header: bytes, body: bytes) -> None:
         self.set_app(APP1, header, body)
+
+    def jfif_density(self) -> tuple[int, int, int] | None:
+        """(x, y, unit) from the JFIF APP0 when it states a physical density (unit 1: dots per inch, 2: per cm)."""
+        found = self.find(APP0, JFIF_HEADER)
+        payload = self.segments[found[0]][1] if found else b""
+        if len(payload) < 12:
+            return None
+        unit, x, y = struct.unpack(">BHH", payload[7:12])
+        return (x, y, unit) if unit in (1, 2) and x and y else None
 
     def exif_segments(self) -> list[int]:
         """Indexes of the first run of consecutive APP1 EXIF segments (one, or a block split as exiftool joins it)."""

@@ -284,7 +284,7 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
                                          "JPEG segments, which this app does not rewrite")
     elif options.write_exif:
         try:
-            jpeg.set_app1(EXIF_HEADER, with_caption(jpeg.app1(EXIF_HEADER), record.text))
+            jpeg.set_app1(EXIF_HEADER, with_caption(jpeg.app1(EXIF_HEADER), record.text, jpeg.jfif_density()))
             result.places.append(EXIF_PLACE)
         except (ExifError, JpegError) as exc:
             result.left_alone[EXIF_PLACE] = str(exc)
