@@ -126,3 +126,15 @@ def test_supported_formats_still_open(tmp_path, no_ghostscript):
         Image.new("RGB", (40, 30), "orange").save(tmp_path / f"p{suffix}", fmt)
         assert load_rgb(tmp_path / f"p{suffix}").size == (40, 30)
     assert no_ghostscript == []
+
+
+def test_pillow_and_libtiff_notes_on_odd_tags_stay_off_stderr():
+    """Issue 24 item 8: ~280 lines of Pillow warnings and libtiff messages flooded stderr over the corpus."""
+    from benchmarks.metadata_corpus import CORPUS
+
+    files = [DATA / "odd_tags.tif", *[p for p in [CORPUS / "pil__crash-2020-10-test.tif"] if p.is_file()]]
+    code = ("import sys\nfrom desktop_app.photos.pixels import load_rgb\nfrom desktop_app.metadata.store import "
+            "read_caption\nfor name in sys.argv[1:]:\n    read_caption(name)\n    try:\n        load_rgb(name)\n"
+            "    except Exception as exc:\n        print(exc)\n")
+    run = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and run.stderr == "", run.stderr[-2000:]

@@ -9,7 +9,6 @@ and so whether we may replace it, is decided by ``policy``.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,8 +151,7 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
 def _inspect_other(photo: Path, found: _Found) -> None:
     """Captions already inside a PNG, TIFF, WebP, HEIC...: read for protection, never written there."""
     try:
-        with warnings.catch_warnings(), open_image(photo) as image:
-            warnings.simplefilter("ignore")  # Pillow's notes on odd TIFF tags are not ours to print
+        with open_image(photo) as image:  # Pillow's notes on odd tags are kept quiet by photos.formats
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
             exif = image.getexif()
             description, comment = exif.get(0x010E, ""), exif.get(0x9C9C, b"")

@@ -6,7 +6,9 @@ and some hand the file to another program (EPS runs Ghostscript) or read formats
 
 from __future__ import annotations
 
+import ctypes
 import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -36,6 +38,28 @@ def heif_available() -> bool:
 
 
 HEIF = heif_available()
+
+
+def _quiet_pillow() -> None:
+    """Keep Pillow's and libtiff's notes on odd tags off stderr (~280 lines over the metadata corpus).
+
+    A photo they complain about still decodes, or fails and is reported in words; libtiff prints
+    straight to stderr from C, so its handlers are switched off where its symbols can be found.
+    """
+    warnings.filterwarnings("ignore", module=r"PIL\.")
+    try:
+        from PIL import _imaging
+
+        libtiff = ctypes.CDLL(_imaging.__file__)  # the symbols resolve in the libtiff Pillow is linked with
+        for name in ("TIFFSetWarningHandler", "TIFFSetErrorHandler"):
+            setter = getattr(libtiff, name)
+            setter.argtypes, setter.restype = [ctypes.c_void_p], ctypes.c_void_p
+            setter(None)
+    except (OSError, AttributeError):  # a Pillow without libtiff, or a platform whose loader hides the symbols
+        pass
+
+
+_quiet_pillow()
 
 
 def open_image(source: Path | IO[bytes]) -> Image.Image:
