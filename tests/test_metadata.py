@@ -195,3 +195,26 @@ def test_killed_mid_write_leaves_the_photo_intact(camera_jpeg):
         assert read_caption(big).text.startswith("caption number")
     write_caption(big, CAPTION, WriteOptions(overwrite=True))  # the next write sweeps the dead runs' temp files
     assert not list(big.parent.glob(".*.photocaption-tmp"))
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
+def test_a_new_sidecar_gets_the_photos_permissions(tmp_path, mode):
+    """Issue 24 item 8: a sidecar beside a private (0600) photo was created 0644, readable by everyone."""
+    photo = tmp_path / "private.png"
+    Image.new("RGB", (16, 16), "red").save(photo)
+    photo.chmod(mode)
+    write_caption(photo, CAPTION)
+    sidecar = sidecar_path(photo)
+    assert sidecar.stat().st_mode & 0o777 == mode
+    assert (sidecar.stat().st_uid, sidecar.stat().st_gid) == (photo.stat().st_uid, photo.stat().st_gid)
+
+
+def test_a_photo_of_another_user_is_not_taken_over(camera_jpeg, monkeypatch):
+    """Issue 24 item 8: a non-root run in a shared writable folder replaced a photo and so became its owner."""
+    import os
+
+    before = camera_jpeg.read_bytes()
+    monkeypatch.setattr(os, "geteuid", lambda: camera_jpeg.stat().st_uid + 4242)  # we are someone else
+    with pytest.raises(MetadataError, match="belongs to another user; replacing it would make it yours"):
+        write_caption(camera_jpeg, CAPTION)
+    assert camera_jpeg.read_bytes() == before

@@ -43,13 +43,16 @@ class AtomicWriteError(OSError):
     """The file cannot be replaced safely; the message says why in words."""
 
 
-def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None:
+def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True, like: Path | None = None) -> None:
     """Write ``data`` over ``path`` so that a crash leaves either the old file or the new one, never a mix.
 
     ``path`` may be a symlink: the file it points at is replaced. Owner and
     group (when we may set them), mode, extended attributes and, with
-    ``keep_mtime``, the modification time are kept. A new file gets the usual
-    permissions (0666 less the umask), not a temp file's 0600.
+    ``keep_mtime``, the modification time are kept; a file of another user is
+    refused unless we are root, as the rename would make it ours. A new file
+    gets the owner, group and read/write bits of ``like`` (a sidecar: those of
+    its photo, so a private photo gets a private sidecar), else the usual
+    permissions (0666 less the umask), never a temp file's 0600.
     """
     path = Path(os.path.realpath(path))
     folder = path.parent
@@ -63,6 +66,10 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None
         raise AtomicWriteError(errno.EMLINK, f"{path.name} has {old.st_nlink} hard links (other names for the same "
                                "file); replacing it would split them, so it was left unchanged (use a sidecar, or "
                                "give the photo a single name)")
+    if old is not None and not _may_keep_owner(old):
+        raise AtomicWriteError(errno.EPERM, f"{path.name} belongs to another user; replacing it would make it yours, "
+                               "so it was left unchanged (its owner can write it, or use a sidecar)")
+    model = os.stat(like) if old is None and like is not None else None
     remove_stale_temp_files(folder)
     fd, temp = _locked_temp_file(path)
     try:
@@ -71,6 +78,9 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True) -> None
             handle.flush()
             if old is not None:
                 _copy_identity(path, fd, old, keep_mtime)
+            elif model is not None:
+                _copy_owner(fd, model)
+                os.fchmod(fd, stat_module.S_IMODE(model.st_mode) & 0o666)
             else:
                 os.fchmod(fd, 0o666 & ~current_umask())
             os.fsync(fd)
@@ -107,7 +117,12 @@ def _locked_temp_file(path: Path) -> tuple[int, str]:
                            "removing them")
 
 
-def _copy_identity(path: Path, fd: int, old: os.stat_result, keep_mtime: bool) -> None:
+def _may_keep_owner(old: os.stat_result) -> bool:
+    """Whether the replaced file can keep its owner: it is ours, or we are root (or the OS has no owners)."""
+    return not hasattr(os, "geteuid") or os.geteuid() in (0, old.st_uid)
+
+
+def _copy_owner(fd: int, old: os.stat_result) -> None:
     try:
         os.fchown(fd, old.st_uid, old.st_gid)
     except PermissionError:  # not root: at least the group, where we are a member of it
@@ -115,6 +130,10 @@ def _copy_identity(path: Path, fd: int, old: os.stat_result, keep_mtime: bool) -
             os.fchown(fd, -1, old.st_gid)
         except PermissionError:
             pass
+
+
+def _copy_identity(path: Path, fd: int, old: os.stat_result, keep_mtime: bool) -> None:
+    _copy_owner(fd, old)
     os.fchmod(fd, stat_module.S_IMODE(old.st_mode))
     _copy_xattrs(path, fd)
     if keep_mtime:

@@ -340,7 +340,7 @@ def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) ->
     if packet == existing:
         return result
     try:
-        replace_atomically(sidecar, packet, keep_mtime=False)
+        replace_atomically(sidecar, packet, keep_mtime=False, like=photo)
     except AtomicWriteError as exc:
         raise MetadataError(f"{sidecar.name}: {exc.strerror or exc}; nothing written") from None
     except OSError as exc:
