@@ -1,5 +1,7 @@
 """Hostile or broken files are per-photo errors in words: they never stop a batch, never start another program."""
 
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +140,21 @@ def test_pillow_and_libtiff_notes_on_odd_tags_stay_off_stderr():
             "    except Exception as exc:\n        print(exc)\n")
     run = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and run.stderr == "", run.stderr[-2000:]
+
+
+def test_mpo_files_are_found_captioned_and_keep_their_second_image(tmp_path):
+    """Issue 24 item 8: .mpo files (3D and multi-shot cameras) were skipped without a word."""
+    from desktop_app.photos.discover import find_photos
+    from desktop_app.photos.pixels import load_rgb
+
+    photo = tmp_path / "stereo.mpo"
+    left, right = Image.new("RGB", (64, 48), "orange"), Image.new("RGB", (64, 48), "blue")
+    left.save(photo, "MPO", save_all=True, append_images=[right])
+    assert list(find_photos([tmp_path])) == [photo]
+    assert load_rgb(photo).size == (64, 48)
+    assert write_caption(photo, CAPTION).places[:2] == ["XMP", "EXIF"]
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-XMP-dc:Description", "-MPImage2", str(photo)],
+                                     capture_output=True, text=True, check=True).stdout)[0]
+    assert tags["Description"] == CAPTION.text and "MPImage2" in tags
+    second = subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True, check=True).stdout
+    assert Image.open(io.BytesIO(second)).getpixel((5, 5))[2] > 200  # still the blue image

@@ -8,8 +8,10 @@ from pathlib import Path
 from desktop_app.photos.formats import HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 # Pillow decodes these (HEIC/HEIF through pillow-heif); camera RAW through its embedded preview (rawpy).
-# Captions go embedded (JPEG) or into a sidecar named per --sidecar-naming (the rest).
-READABLE = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".avif", *HEIF_EXTENSIONS}
+# Captions go embedded (JPEG, and MPO: a stereo or multi-shot camera's JPEG with more images after it)
+# or into a sidecar named per --sidecar-naming (the rest).
+READABLE = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".avif",
+            *HEIF_EXTENSIONS}
 PHOTO_EXTENSIONS = READABLE | RAW_EXTENSIONS
 
 
