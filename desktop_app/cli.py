@@ -71,6 +71,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
                          + (" (its sub-folders are read with -r)" if nested else ""))
     captioner = Captioner.open(args.model, provider=args.provider, threads=args.threads)
     write = "none" if args.dry_run else args.write
+    if write != "none":  # a killed run's hidden temp files go, even when this run ends up writing nothing
+        from desktop_app.metadata.atomic import remove_stale_temp_files
+
+        for folder in sorted({path.parent for path in paths}):
+            remove_stale_temp_files(folder, force=True)
     print(f"model {captioner.model_id} on {captioner.provider}; {len(paths)} photos; "
           f"writing: {write if write != 'none' else 'nothing'}", file=sys.stderr)
     options = PipelineOptions(

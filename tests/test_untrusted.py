@@ -158,3 +158,33 @@ def test_mpo_files_are_found_captioned_and_keep_their_second_image(tmp_path):
     assert tags["Description"] == CAPTION.text and "MPImage2" in tags
     second = subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True, check=True).stdout
     assert Image.open(io.BytesIO(second)).getpixel((5, 5))[2] > 200  # still the blue image
+
+
+def test_a_run_that_writes_nothing_still_removes_a_killed_runs_temp_files(tmp_path):
+    """Issue 24 item 8: leftovers of a killed write (hidden, unlocked) survived every run that wrote nothing."""
+    from desktop_app.metadata.record import PERSON
+
+    photo = tmp_path / "kept.jpg"
+    Image.new("RGB", (64, 48), "orange").save(photo)
+    write_caption(photo, CaptionRecord("Grandma's birthday", PERSON))  # a person's caption: the run skips it
+    leftover = tmp_path / ".kept.jpg.k1ll3d.photocaption-tmp"
+    leftover.write_bytes(b"half a photo")
+    run = subprocess.run([sys.executable, "-m", "desktop_app", "caption", str(tmp_path), "--no-index", "-q"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert "captioned 0, skipped 1" in run.stderr, run.stderr
+    assert not leftover.exists()
+
+
+def test_the_apps_write_batch_removes_a_killed_runs_temp_files_even_writing_nothing(tmp_path):
+    from desktop_app.gui.workers import WriteWorker
+    from desktop_app.library.undo import WriteJournal
+    from desktop_app.metadata.record import PERSON
+    from desktop_app.metadata.store import WriteOptions
+
+    photo = tmp_path / "kept.jpg"
+    Image.new("RGB", (64, 48), "orange").save(photo)
+    write_caption(photo, CaptionRecord("Grandma's birthday", PERSON))
+    leftover = tmp_path / ".kept.jpg.k1ll3d.photocaption-tmp"
+    leftover.write_bytes(b"half a photo")
+    WriteWorker([(photo, CAPTION)], WriteOptions(), WriteJournal(folder=tmp_path / "undo")).run()  # skipped
+    assert not leftover.exists()

@@ -19,6 +19,7 @@ from desktop_app.captioning.pipeline import PipelineOptions, PhotoOutcome, Progr
 from desktop_app.gui.session import WriteReport
 from desktop_app.library.index import LibraryIndex
 from desktop_app.library.undo import WriteJournal
+from desktop_app.metadata.atomic import remove_stale_temp_files
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, write_caption
 
@@ -47,6 +48,12 @@ def write_one(path: Path, record: CaptionRecord, options: WriteOptions, journal:
     except Exception as exc:  # written, but reading it back failed: say so, keep going
         report.warnings.append(f"written, but could not be read back: {exc}")
     return report
+
+
+def sweep_temp_files(paths: list[Path]) -> None:
+    """Remove a killed run's hidden temp files beside these photos, even when this batch writes nothing."""
+    for folder in sorted({Path(path).parent for path in paths}):
+        remove_stale_temp_files(folder, force=True)
 
 
 class CaptionWorker(QObject):
@@ -99,6 +106,8 @@ class CaptionWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        if self.write:
+            sweep_temp_files(self.paths)
         if self.write and self.index_path is not None:
             self._index = LibraryIndex(self.index_path)
         try:
@@ -127,6 +136,7 @@ class WriteWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        sweep_temp_files([path for path, _ in self.jobs])
         index = LibraryIndex(self.index_path) if self.index_path is not None else None
         pending: list[WriteReport] = []
         flushed = time.monotonic()
