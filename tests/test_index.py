@@ -239,3 +239,33 @@ def test_the_cli_and_the_app_start_on_a_damaged_index(tmp_path, qtbot):
 
     window = make_window(qtbot, tmp_path)
     assert "was damaged" in window.statusBar().currentMessage()
+
+
+def test_undo_keeps_a_sidecar_another_program_rewrote_or_made(tmp_path, monkeypatch):
+    """Issue 24 item 9: undo deleted the sidecar it had made even after darktable rewrote it (same size, on a file
+    system with coarse timestamps), and deleted a Lightroom-style photo.xmp made after the write."""
+    from PIL import Image
+
+    from desktop_app.library import undo
+    from desktop_app.metadata.store import sidecar_path
+
+    monkeypatch.setattr(undo, "_identity", lambda p: (p.stat().st_ino, p.stat().st_size, 0) if p.exists() else None)
+    darktable, lightroom = tmp_path / "darktable.png", tmp_path / "lightroom.png"
+    for photo in (darktable, lightroom):
+        Image.new("RGB", (16, 16), "red").save(photo)
+    journal = undo.WriteJournal("test", tmp_path / "undo")
+    for photo in (darktable, lightroom):
+        journal.remember(photo)
+        write_caption(photo, CaptionRecord("A cat on a rug."))
+        journal.written(photo)
+    ours = sidecar_path(darktable)
+    rewritten = ours.read_bytes().replace(b"A cat on a rug.", b"A dog on a rug.")
+    with open(ours, "r+b") as handle:  # rewritten in place, same size
+        handle.write(rewritten)
+    theirs = sidecar_path(lightroom, "stem")
+    theirs.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    report = journal.undo()
+    assert report.refused == [(darktable, "darktable.png.xmp, made by this write, was changed by another program "
+                                          "since; kept, not deleted")]
+    assert ours.read_bytes() == rewritten
+    assert report.restored == [lightroom] and not sidecar_path(lightroom).exists() and theirs.exists()

@@ -10,7 +10,10 @@ Everything kept lives in a folder beside the library index (not /tmp, which is
 often RAM-backed) and is deleted when the entry is dropped.
 
 Undo restores a file only when it is still as our write left it (same inode,
-size and change time): a photo another tool changed since is left alone and named.
+size and change time, and for a sidecar the same content): a photo or sidecar
+another program changed since (darktable rewriting ``photo.jpg.xmp``) is left
+alone and named, and a sidecar another program made after our write is not ours
+to delete. A photo's files are all checked before any is put back.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class _Kept:
     blob: Path | None = None
     sha256: str = ""
     times: tuple[int, int] = (0, 0)  # atime_ns, mtime_ns before the write
-    after: tuple[int, int, int] | None = None  # inode, size, ctime_ns right after our write
+    after: tuple[int, int, int] | None = None  # inode, size, ctime_ns right after our write (None: no file then)
+    after_sha256: str = ""  # a sidecar's content right after our write
 
 
 @dataclass
@@ -55,6 +59,13 @@ def clean_stale(folder: Path, max_age_s: float = 7 * 86400) -> int:
         except OSError:
             continue
     return removed
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -101,8 +112,11 @@ class WriteJournal:
         """Call after the write: what the files look like now, to recognise them at undo time."""
         photo = Path(photo)
         for path in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)):
-            if path in self._kept:
-                self._kept[path].after = _identity(path)
+            kept = self._kept.get(path)
+            if kept is not None:
+                kept.after = _identity(path)
+                if path != photo and kept.after is not None:
+                    kept.after_sha256 = _sha256(path)
 
     def forget(self, photo: Path) -> None:
         """The write did not happen (skipped or failed): nothing of this photo to undo."""
@@ -139,11 +153,10 @@ class WriteJournal:
         """Put every remembered file back as it was; then forget the batch."""
         report = UndoReport([], [])
         for photo in self._photos:
-            problem = ""
-            for path in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)):
-                kept = self._kept.get(path)
-                if kept is not None:
-                    problem = problem or self._restore(kept)
+            files = [self._kept[p] for p in (photo, *(sidecar_path(photo, n) for n in SIDECAR_NAMINGS)) if p in self._kept]
+            problem = next((why for why in map(self._changed_since, files) if why), "")
+            for kept in files if not problem else []:
+                problem = problem or self._restore(kept)
             if problem:
                 report.refused.append((photo, problem))
             else:
@@ -151,14 +164,27 @@ class WriteJournal:
         self.discard()
         return report
 
-    def _restore(self, kept: _Kept) -> str:
-        """Restore one file; returns why not, or ""."""
+    @staticmethod
+    def _changed_since(kept: _Kept) -> str:
+        """Why a file must be left as it is (another program changed it after our write), or ""."""
         path = kept.path
-        if kept.after is not None and _identity(path) != kept.after:
-            return f"{path.name} changed after the write; left as it is"
+        if kept.after is None:  # our write left no file here: one there now is another program's
+            return ""
+        now = _identity(path)
+        if now is None and kept.kind == "absent":
+            return ""  # the sidecar we made is gone already
+        if now != kept.after or (kept.after_sha256 and _sha256(path) != kept.after_sha256):
+            if kept.kind == "absent":
+                return f"{path.name}, made by this write, was changed by another program since; kept, not deleted"
+            return f"{path.name} was changed by another program since the write; left as it is"
+        return ""
+
+    def _restore(self, kept: _Kept) -> str:
+        """Restore one file checked by ``_changed_since``; returns why not, or ""."""
+        path = kept.path
         if kept.kind == "absent":
-            if path.exists():
-                path.unlink()
+            if kept.after is not None:
+                path.unlink(missing_ok=True)
             return ""
         if kept.kind == "jpeg-head":
             try:
