@@ -23,6 +23,7 @@ from desktop_app.metadata.xmp import XmpError, merge_caption, read_xmp
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
+DATA = Path(__file__).parent / "data"
 CAPTION = CaptionRecord("A cat lying on a wooden floor.", model_id="sat-test@abc", keywords=["cat", "floor"], score=-0.4)
 NEW_MODEL = CaptionRecord("A cat sleeping on the floor.", model_id="sat-test@def", keywords=["cat"], score=-0.3)
 
@@ -322,3 +323,35 @@ def test_exif_split_over_two_segments_is_read_as_one_and_kept(tmp_path):
     exif = jpeg.find(APP1, b"Exif\x00\x00")
     assert len(exif) == 2 and jpeg.find(APP1, XMP_HEADER) == [exif[-1] + 1]  # new XMP not between them
     assert exiftool(path)["IFD0:ImageDescription"] == "firstsecond"  # still read, as before
+
+
+def mwg(path: Path, *tags: str) -> dict:
+    """What a reader following the MWG rules shows (exiftool -use MWG)."""
+    out = subprocess.run(["exiftool", "-j", "-use", "MWG", *(f"-{t}" for t in tags), str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+def test_a_persons_iptc_keywords_stay_visible_to_mwg_readers(tmp_path):
+    """Issue 24 item 4: IPTC keywords and no XMP: our new XMP keyword list held only our words, and MWG readers
+    (exiftool -use MWG, Lightroom) take XMP's list, so the person's keywords disappeared."""
+    path = tmp_path / "budapest.jpg"
+    shutil.copyfile(DATA / "iptc_keywords.jpg", path)
+    write_caption(path, CAPTION)
+    assert mwg(path, "Keywords")["Keywords"] == ["HvK", 2006, "summer", "Budapest", "cat", "floor"]
+    tags = exiftool(path)
+    assert tags["IPTC:Keywords"] == tags["XMP-dc:Subject"] and tags["File:CurrentIPTCDigest"] == tags["Photoshop:IPTCDigest"]
+
+
+def test_a_stale_iptc_digest_is_not_marked_in_sync(tmp_path):
+    """IPTC changed after XMP by a tool that knows only IPTC (digest stale): MWG readers show IPTC's newer City,
+    Creator and keywords; after our write they still do, with our caption and keywords added."""
+    path = tmp_path / "stale.jpg"
+    shutil.copyfile(DATA / "iptc_stale_digest.jpg", path)
+    assert mwg(path, "City", "Creator")["City"] == "NewCity"
+    write_caption(path, CAPTION)
+    shown = mwg(path, "Keywords", "City", "Creator", "Description")
+    assert shown["Keywords"] == ["old1", "new1", "cat", "floor"]
+    assert (shown["City"], shown["Creator"], shown["Description"]) == ("NewCity", "NewCreator", CAPTION.text)
+    tags = exiftool(path)
+    assert tags["File:CurrentIPTCDigest"] != tags["Photoshop:IPTCDigest"]

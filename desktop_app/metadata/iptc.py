@@ -5,8 +5,9 @@ is resource 0x0404, its MD5 digest 0x0425) and the IIM datasets inside it
 (0x1C, record, dataset, length, data). Only the datasets we mean to change
 are rebuilt; every other resource and dataset is copied byte for byte.
 
-The digest follows the Metadata Working Group guidelines: after we change the
-IIM block, 0x0425 holds its MD5, so MWG readers know IPTC and XMP agree.
+The digest follows the Metadata Working Group guidelines: 0x0425 holds the MD5
+of the IIM block when IPTC and XMP agree. Whether we may say so after a change is
+the caller's decision (``with_caption(refresh_digest=...)``); otherwise it is left as it was.
 """
 
 from __future__ import annotations
@@ -225,8 +226,8 @@ def _encoding_for(iim: IimBlock, texts: list[str]) -> tuple[str, bool]:
     return "cp1252", False
 
 
-def with_caption(irb: bytes, caption: str, keywords: list[str]) -> bytes:
-    """The IRB stream with Caption-Abstract set, keywords added and the IPTC digest updated.
+def with_caption(irb: bytes, caption: str, keywords: list[str], refresh_digest: bool = True) -> bytes:
+    """The IRB stream with Caption-Abstract set, keywords added and (if asked) the IPTC digest updated.
 
     Only changes IPTC that is already there (the MWG guidelines: IPTC-IIM is a
     legacy form that a writer keeps in step but does not create). Raises
@@ -259,7 +260,8 @@ def with_caption(irb: bytes, caption: str, keywords: list[str]) -> bytes:
         iim._insert(*KEYWORDS, _clip(word, encoding, KEYWORD_LIMIT))
     data = iim.to_bytes()
     block.set(IPTC_RESOURCE, data)
-    block.set(DIGEST_RESOURCE, hashlib.md5(data).digest())
+    if refresh_digest:
+        block.set(DIGEST_RESOURCE, hashlib.md5(data).digest())
     return block.to_bytes()
 
 

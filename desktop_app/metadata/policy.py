@@ -96,3 +96,13 @@ def persons_places(found: dict[str, str], ours: Iterable[str]) -> list[str]:
 def place_rank(place: str) -> int:
     kind = place.split(" ", 1)[0]
     return PLACE_ORDER.index(kind) if kind in PLACE_ORDER else len(PLACE_ORDER)
+
+
+def iptc_keywords_current(xmp_has_keywords: bool, digest_in_sync: bool | None) -> bool:
+    """Whether MWG readers take a JPEG's keywords from IPTC-IIM rather than XMP dc:subject.
+
+    The MWG guidelines (and ``exiftool -use MWG``): XMP wins when it has keywords and the IPTC digest
+    is missing or matches; IPTC wins when XMP has none, or the digest shows IPTC was changed after
+    (a tool that knows only IPTC). A writer adding keywords must start from the current list.
+    """
+    return not xmp_has_keywords or digest_in_sync is False

@@ -16,11 +16,13 @@ from desktop_app.metadata import iptc
 from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
 from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
 from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFile
-from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE, meaningful,
-                                         normalise, our_texts, persons_places, place_rank)
+from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE,
+                                         iptc_keywords_current, meaningful, normalise, our_texts, persons_places,
+                                         place_rank)
 from desktop_app.metadata.record import PERSON, CaptionRecord
 from desktop_app.photos.formats import open_image  # HEIC/HEIF captions read through Pillow too
-from desktop_app.metadata.xmp import XmpError, extended_guid, holds_caption_fields, merge_caption, read_xmp
+from desktop_app.metadata.xmp import (XmpError, extended_guid, holds_caption_fields, merge_caption, read_subject,
+                                     read_xmp)
 
 EMBED, SIDECAR = "embed", "sidecar"
 SIDECAR_NAMINGS = ("ext", "stem")  # photo.jpg.xmp (darktable, digiKam default) or photo.xmp (Lightroom)
@@ -269,8 +271,13 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     if found.extended_xmp and holds_caption_fields(found.extended_xmp):
         raise MetadataError(f"{photo.name}: its caption fields sit in extended XMP (the overflow part of large XMP), "
                             "which this app does not rewrite; nothing written")
+    irb = jpeg.photoshop_irb()
+    has_iim = irb is not None and iptc.ResourceBlock.parse(irb).find(iptc.IPTC_RESOURCE) is not None
+    in_sync = iptc.digest_matches(irb) if has_iim else None
     try:
-        jpeg.set_app1(XMP_HEADER, merge_caption(jpeg.app1(XMP_HEADER), record, options.write_keywords))
+        packet = jpeg.app1(XMP_HEADER)
+        base = _iptc_keywords(irb, packet, in_sync) if has_iim and options.write_keywords else None
+        jpeg.set_app1(XMP_HEADER, merge_caption(packet, record, options.write_keywords, base))
         result.places.append(XMP_PLACE)
     except XmpError as exc:
         raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
@@ -288,11 +295,10 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
             result.left_alone[EXIF_PLACE] = str(exc)
     else:
         result.left_alone[EXIF_PLACE] = "not asked to write EXIF"
-    irb = jpeg.photoshop_irb()
-    if irb is not None and iptc.ResourceBlock.parse(irb).find(iptc.IPTC_RESOURCE) is not None:
-        try:
-            keywords = record.keywords if options.write_keywords else []
-            jpeg.set_photoshop_irb(iptc.with_caption(irb, record.text, keywords))
+    if has_iim:
+        try:  # IPTC gets XMP's reconciled keyword list; a stale digest stays stale (see _iptc_keywords)
+            keywords = (read_subject(jpeg.app1(XMP_HEADER)) or []) if options.write_keywords else []
+            jpeg.set_photoshop_irb(iptc.with_caption(irb, record.text, keywords, refresh_digest=in_sync is not False))
             result.places.append(IPTC_PLACE)
         except (iptc.IptcError, JpegError) as exc:
             result.left_alone[IPTC_PLACE] = str(exc)
@@ -308,6 +314,22 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
         raise MetadataError(f"{photo.name}: could not write ({exc.strerror or exc})") from None
     result.changed = True
     return result
+
+
+def _iptc_keywords(irb: bytes, packet: bytes | None, in_sync: bool | None) -> list[str] | None:
+    """IPTC's keywords when MWG readers take the keyword list from IPTC (so XMP must start from them), else None.
+
+    The digest is then refreshed as exiftool's MWG module does: where it matched or was missing (MWG
+    readers take each field from XMP, else IPTC, either way), never where it was stale: only caption
+    and keywords are reconciled here, and MWG readers must go on taking City, Creator... from the newer IPTC.
+    """
+    try:
+        if not iptc_keywords_current(read_subject(packet) is not None, in_sync):
+            return None
+        caption = iptc.read_iptc(irb)
+    except (iptc.IptcError, XmpError):
+        return None
+    return caption.keywords if caption is not None else None
 
 
 def _explain(result: WriteResult, found: _Found) -> None:

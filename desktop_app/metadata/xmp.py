@@ -200,13 +200,18 @@ def _set_lang_alt(descriptions: list[ET.Element], target: ET.Element, tag: str, 
     alt.insert(0, li)
 
 
-def _merge_bag(descriptions: list[ET.Element], target: ET.Element, tag: str, words: list[str]) -> None:
+def _merge_bag(descriptions: list[ET.Element], target: ET.Element, tag: str, words: list[str],
+               replace: bool = False) -> None:
+    """Add ``words`` missing from the bag; with ``replace``, the bag holds only ``words``."""
     element = _remove_everywhere(descriptions, tag)
     if element is None:
         element = ET.SubElement(target, tag)
     bag = element.find(q("rdf", "Bag"))
     if bag is None:
         bag = ET.SubElement(element, q("rdf", "Bag"))
+    if replace:
+        for li in bag.findall(q("rdf", "li")):
+            bag.remove(li)
     present = {li.text for li in bag.findall(q("rdf", "li"))}
     for word in words:
         if word not in present:
@@ -225,9 +230,21 @@ def empty_packet() -> bytes:
             f'<rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>').encode()
 
 
-def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: bool = True) -> bytes:
+def read_subject(packet: bytes | None) -> list[str] | None:
+    """The packet's dc:subject keywords; None when it has no dc:subject (or no packet)."""
+    if not packet or not _clean(packet):
+        return None
+    rdf = _rdf(_parse(packet)[0])
+    subject, _ = _find(rdf.findall(q("rdf", "Description")) if rdf is not None else [], SUBJECT)
+    return None if subject is None else [li.text for li in subject.iter(q("rdf", "li")) if li.text]
+
+
+def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: bool = True,
+                  base_keywords: list[str] | None = None) -> bytes:
     """Our caption merged into an existing packet (or a new one); every other property is kept.
 
+    Keywords: the packet's dc:subject plus the record's; with ``base_keywords``, those plus the
+    record's instead (the caller's reconciled list, e.g. IPTC's where that is the current one).
     A main packet that points at extended XMP keeps its xmpNote:HasExtendedXMP
     GUID: the extension is not touched, so the GUID (its MD5) stays right.
     """
@@ -239,7 +256,9 @@ def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: b
     target = descriptions[0]
     _set_lang_alt(descriptions, target, DESCRIPTION, record.text)
     _set_lang_alt(descriptions, target, ALT_TEXT, record.text)
-    if write_keywords and record.keywords:
+    if write_keywords and base_keywords is not None:
+        _merge_bag(descriptions, target, SUBJECT, list(dict.fromkeys([*base_keywords, *record.keywords])), replace=True)
+    elif write_keywords and record.keywords:
         _merge_bag(descriptions, target, SUBJECT, record.keywords)
     _set_simple(descriptions, target, OURS["Source"], record.source)
     if record.model_id:
