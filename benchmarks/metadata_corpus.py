@@ -7,12 +7,16 @@ For each file (copied to a scratch folder): ``write_caption`` with a machine cap
   except the caption tags we mean to write; no new tags inside EXIF or maker notes;
 - ``exiftool -validate -warning -a``: no warning that was not there before;
 - ``exiftool -use MWG -Description`` shows our caption (from the sidecar for sidecar writes);
+- ``exiftool -use MWG -Keywords -City -Creator``: every keyword shown before is still shown, City
+  and Creator unchanged (a person's IPTC data never hidden behind ours);
 - a second write changes no byte; a refused file is byte-identical and says why in words.
 
 exiftool runs once per check over the whole folder, so the sweep takes seconds.
 Prints the counts that go in the closing note of issue 9:
 
-    nice -n 10 python benchmarks/metadata_corpus.py [--corpus DIR] [--list]
+    nice -n 10 python benchmarks/metadata_corpus.py [--corpus DIR] [--crafted DIR] [--list]
+
+``--crafted`` adds the small hostile and odd files kept in tests/data (default: that folder).
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ sys.path.insert(0, str(ROOT))
 
 from desktop_app.metadata.record import CaptionRecord  # noqa: E402
 from desktop_app.metadata.store import MetadataError, write_caption  # noqa: E402
+from desktop_app.photos.discover import is_photo  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
+CRAFTED = ROOT / "tests" / "data"
+MWG_KEPT = ("Keywords", "City", "Creator")  # what MWG readers show that a caption write must not hide
 CAPTION = CaptionRecord("A dog runs across a grassy field.", model_id="corpus-check@1", keywords=["dog", "field"])
 
 # Tags a caption write is meant to set or update, by the place it reports writing (XMP-pcap is our namespace).
@@ -80,6 +87,11 @@ class FileCheck:
 
 def corpus_files(corpus: Path = CORPUS) -> list[Path]:
     return sorted(path for path in corpus.iterdir() if path.is_file()) if corpus.is_dir() else []
+
+
+def crafted_files(folder: Path = CRAFTED) -> list[Path]:
+    """The crafted test photos (deep XMP, odd EXIF headers, IPTC keywords, stale digests...), not their sidecars."""
+    return [path for path in corpus_files(folder) if is_photo(path)]
 
 
 class Exiftool:
@@ -180,20 +192,38 @@ def _short(values: list) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def sweep(corpus: Path, work: Path) -> list[FileCheck]:
-    """Copy the corpus to ``work``, caption every file twice, and check each one."""
+def mwg_dump(folder: Path) -> Exiftool:
+    return Exiftool(folder, "-use", "MWG", "-Description", *(f"-{tag}" for tag in MWG_KEPT))
+
+
+def mwg_hidden(before: dict[str, list], after: dict[str, list]) -> list[str]:
+    """What MWG readers showed before and no longer show: keywords gone, City or Creator changed."""
+    def values(entry: dict[str, list], tag: str) -> list[str]:
+        found = entry.get(tag, [])
+        return [str(v) for item in found for v in (item if isinstance(item, list) else [item])]
+
+    hidden = [f"MWG Keywords lost: {k}" for k in values(before, "Keywords") if k not in values(after, "Keywords")]
+    return hidden + [f"MWG {tag} changed: {values(before, tag)} -> {values(after, tag)}" for tag in MWG_KEPT[1:]
+                     if values(before, tag) != values(after, tag)]
+
+
+def sweep(corpus: Path, work: Path, extra: list[Path] | None = None) -> list[FileCheck]:
+    """Copy the corpus (and ``extra`` files) to ``work``, caption every file twice, and check each one."""
     photos_dir = work / "photos"
     photos_dir.mkdir(parents=True)
-    before_run = tag_dump(corpus)  # reads the originals while we write the copies
-    photos = [Path(shutil.copy2(path, photos_dir / path.name)) for path in corpus_files(corpus)]
+    photos = [Path(shutil.copy2(path, photos_dir / path.name)) for path in [*corpus_files(corpus), *(extra or [])]]
     for photo in photos:
         photo.chmod(0o644)  # the corpus is read-only; its copies are the user's own photos
+    before_run, mwg_before_run = tag_dump(photos_dir), mwg_dump(photos_dir)
+    before, mwg_before = before_run.result(), mwg_before_run.result()
     originals = {photo.name: photo.read_bytes() for photo in photos}
     checks = {photo.name: FileCheck(photo.name) for photo in photos}
     for photo in photos:
         write(photo, checks[photo.name])
-    after_run, mwg_run = tag_dump(photos_dir), Exiftool(photos_dir, "-use", "MWG", "-Description")
-    before, after, mwg = before_run.result(), after_run.result(), mwg_run.result()
+    after_run, mwg_run = tag_dump(photos_dir), mwg_dump(photos_dir)
+    after, mwg = after_run.result(), mwg_run.result()
+    for photo in photos:
+        checks[photo.name].damage += mwg_hidden(mwg_before.get(photo.name, {}), mwg.get(photo.name, {}))
     for photo in photos:
         check, data = checks[photo.name], photo.read_bytes()
         if check.outcome != "written":
@@ -253,6 +283,7 @@ def _reason_kind(reason: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--crafted", type=Path, default=CRAFTED, help="folder of crafted files to add ('' for none)")
     parser.add_argument("--list", action="store_true", help="list every file with a problem")
     args = parser.parse_args()
     if not corpus_files(args.corpus):
@@ -260,7 +291,7 @@ def main() -> int:
         return 2
     warnings.filterwarnings("ignore", module="PIL")  # Pillow's notes on the corpus's broken TIFFs
     with tempfile.TemporaryDirectory() as work:
-        checks = sweep(args.corpus, Path(work))
+        checks = sweep(args.corpus, Path(work), crafted_files(args.crafted) if str(args.crafted) else [])
     print(summary(checks))
     if args.list:
         for check in checks:

@@ -4,7 +4,8 @@ One sweep (benchmarks/metadata_corpus.py: exiftool once per check over the whole
 writes every file twice; each file is then its own test case, so a failure names the file.
 What each case asserts: the JPEG image data and trailers are byte-identical, every tag exiftool
 reported before is there with the same value (but the caption tags we wrote), no new
-`exiftool -validate` warning, MWG readers show our caption, a second write changes no byte,
+`exiftool -validate` warning, MWG readers show our caption and still every keyword, City and
+Creator they showed before, a second write changes no byte,
 and a refused file is unchanged with a reason in words.
 """
 
@@ -19,10 +20,10 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))  # benchmarks/ sits beside the package (plain `pytest` does not add the root)
-from benchmarks.metadata_corpus import CAPTION, CORPUS, corpus_files, sweep  # noqa: E402
+from benchmarks.metadata_corpus import CAPTION, CORPUS, corpus_files, crafted_files, sweep  # noqa: E402
 
-FILES = [path.name for path in corpus_files()]
-pytestmark = pytest.mark.skipif(not FILES, reason=f"metadata corpus not found at {CORPUS}")
+FILES = [path.name for path in corpus_files() + crafted_files()]  # the crafted ones from tests/data as well
+pytestmark = pytest.mark.skipif(not corpus_files(), reason=f"metadata corpus not found at {CORPUS}")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def checks(tmp_path_factory):
         pytest.skip("exiftool is not installed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's notes on the corpus's broken TIFFs
-        return {check.name: check for check in sweep(CORPUS, tmp_path_factory.mktemp("corpus"))}
+        return {check.name: check for check in sweep(CORPUS, tmp_path_factory.mktemp("corpus"), crafted_files())}
 
 
 @pytest.mark.parametrize("name", FILES or ["(no corpus)"])
