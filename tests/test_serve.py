@@ -529,3 +529,62 @@ def test_a_failed_search_step_answers_its_callers_and_the_service_goes_on(captio
     expected = captioner.search(captioner.encode_batch(load_pixels(photos[1], captioner.preprocessing)[None]), CLI_DECODE)[0]
     assert (after.text, after.score) == (expected.text, expected.score)
     assert service.waiting == 0
+
+
+# --- reading by path: checked once, opened once (issue 24 item 11) --------------------------------------------------
+
+def _racing_resolve(monkeypatch, swap):
+    """AllowedFolders.resolve as it is, then ``swap()`` runs: what another process can do between check and open."""
+    from desktop_app.serve.folders import AllowedFolders
+
+    checked = AllowedFolders.resolve
+
+    def resolve(self, requested):
+        resolved = checked(self, requested)
+        swap()
+        return resolved
+
+    monkeypatch.setattr(AllowedFolders, "resolve", resolve)
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path, monkeypatch, pristine_samples):
+    from desktop_app.serve.folders import AllowedFolders, PathRefused
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (allowed / "sub" / "photo.jpg").write_bytes((pristine_samples / "chelsea.jpg").read_bytes())
+    (outside / "photo.jpg").write_bytes(b"a secret outside the allowed folder")
+    folders = AllowedFolders([allowed])
+
+    def swap():
+        (allowed / "sub").rename(allowed / "sub.old")
+        (allowed / "sub").symlink_to(outside, target_is_directory=True)
+
+    _racing_resolve(monkeypatch, swap)
+    with pytest.raises(PathRefused, match="changed while it was opened") as refused:
+        folders.open(str(allowed / "sub" / "photo.jpg"))
+    assert refused.value.status == 403
+
+
+def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(tmp_path, monkeypatch, pristine_samples):
+    from desktop_app.serve.folders import AllowedFolders, PathRefused
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    photo = allowed / "photo.jpg"
+    photo.write_bytes((pristine_samples / "chelsea.jpg").read_bytes())
+    folders = AllowedFolders([allowed])
+    handle, resolved = folders.open(str(photo))
+    with handle:
+        assert handle.read(3) == b"\xff\xd8\xff" and resolved == photo.resolve()
+
+    def swap():
+        photo.unlink()
+        os.mkfifo(photo)
+
+    _racing_resolve(monkeypatch, swap)
+    started = time.monotonic()
+    with pytest.raises(PathRefused, match="not a regular file") as refused:
+        folders.open(str(photo))
+    assert refused.value.status == 400 and time.monotonic() - started < 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,13 +43,21 @@ def load_rgb(path: Path, target_size: tuple[int, int] | None = None) -> Image.Im
     return _decode(path, target_size, heif_name=path.suffix.lower() in HEIF_EXTENSIONS)
 
 
+def read_rgb(handle: BinaryIO, name: str, target_size: tuple[int, int] | None = None) -> Image.Image:
+    """An open photo file as upright 8-bit RGB, read as ``load_rgb`` reads it by path (``name`` says its type)."""
+    suffix = Path(name).suffix.lower()
+    if suffix in RAW_EXTENSIONS:
+        return load_raw_preview(handle)
+    return _decode(handle, target_size, heif_name=suffix in HEIF_EXTENSIONS)
+
+
 def decode_rgb(data: bytes, target_size: tuple[int, int] | None = None) -> Image.Image:
     """Photo bytes (an upload) as upright 8-bit RGB: read as ``load_rgb`` reads a file whose name says
     nothing of its type, without the bytes ever touching the disk."""
     return _decode(io.BytesIO(data), target_size, heif_name=False)
 
 
-def _decode(source: Path | io.BytesIO, target_size: tuple[int, int] | None, heif_name: bool) -> Image.Image:
+def _decode(source: Path | BinaryIO, target_size: tuple[int, int] | None, heif_name: bool) -> Image.Image:
     try:
         image = open_image(source)
     except FileNotFoundError:
@@ -84,16 +93,16 @@ def _decode(source: Path | io.BytesIO, target_size: tuple[int, int] | None, heif
         raise PhotoError(f"corrupt or truncated image data ({exc})") from None
 
 
-def load_raw_preview(path: Path) -> Image.Image:
-    """A camera RAW file's embedded preview (JPEG or bitmap) as upright RGB."""
+def load_raw_preview(source: Path | BinaryIO) -> Image.Image:
+    """A camera RAW file's embedded preview (JPEG or bitmap) as upright RGB; ``source``: its path or open file."""
     try:
         import rawpy
     except ImportError:
         raise PhotoError("camera RAW needs the rawpy package, which is not installed") from None
-    if not path.is_file():
+    if isinstance(source, Path) and not source.is_file():
         raise PhotoError("file not found")
     try:
-        with rawpy.imread(str(path)) as raw:
+        with rawpy.imread(str(source) if isinstance(source, Path) else source) as raw:
             flip = raw.sizes.flip
             thumb = raw.extract_thumb()
     except rawpy.LibRawNoThumbnailError:
@@ -142,6 +151,11 @@ def to_pixels(image: Image.Image, spec: Preprocessing) -> np.ndarray:
 def load_pixels(path: Path, spec: Preprocessing) -> np.ndarray:
     """Photo file -> encoder input [3, H, W]."""
     return to_pixels(load_rgb(path, (spec.input_width, spec.input_height)), spec)
+
+
+def read_pixels(handle: BinaryIO, name: str, spec: Preprocessing) -> np.ndarray:
+    """An open photo file -> encoder input [3, H, W], as ``load_pixels`` reads it by path."""
+    return to_pixels(read_rgb(handle, name, (spec.input_width, spec.input_height)), spec)
 
 
 def decode_pixels(data: bytes, spec: Preprocessing) -> np.ndarray:

@@ -76,9 +76,9 @@ def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
         if not isinstance(values, dict) or not isinstance(values.get("path"), str):
             raise BadRequest('send a JSON object with the photo\'s "path" as a string')
         options = parse_options(values, ignore=("path",))
-        path = settings.folders.resolve(values["path"])
-        with service.admitted():
-            result = await service.caption_file(path, options.decode)
+        handle, path = settings.folders.open(values["path"])
+        with handle, service.admitted():
+            result = await service.caption_file(handle, path.name, options.decode)
         return answer(result, options, path=str(path))
 
     async def health(request: Request) -> Response:

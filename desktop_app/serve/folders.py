@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 
 class PathRefused(Exception):
@@ -19,8 +22,10 @@ class AllowedFolders:
     """Resolves a requested path and refuses anything that is not a file inside an allowed folder.
 
     Both the path as given and the path after following every symlink must be
-    inside an allowed folder, so neither ``..`` nor a symlink can lead out; the
-    caller then opens the resolved path, not the one it was given.
+    inside an allowed folder, so neither ``..`` nor a symlink can lead out. ``open``
+    then opens the resolved path once, from the allowed folder down, one component
+    at a time without following symlinks, so a folder swapped for a symlink (or a
+    file for a FIFO) between the check and the open is refused rather than read.
     """
 
     def __init__(self, folders: Iterable[Path]):
@@ -60,3 +65,37 @@ class AllowedFolders:
         if not resolved.is_file():
             raise PathRefused(400, "that path is not a file")
         return resolved
+
+    def open(self, requested: str) -> tuple[BinaryIO, Path]:
+        """The requested file, checked by ``resolve`` and opened race-free: (binary file, its resolved path)."""
+        resolved = self.resolve(requested)
+        if not (os.open in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW")):  # Windows: no openat
+            return open(resolved, "rb"), resolved
+        folder = max((f for f in self.folders if resolved.is_relative_to(f)), key=lambda f: len(f.parts))
+        parts = resolved.relative_to(folder).parts
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            inner = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=fd)
+        except OSError as exc:
+            raise _refusal(exc) from None
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(os.fstat(inner).st_mode):
+            os.close(inner)
+            raise PathRefused(400, "that path is not a regular file")
+        return os.fdopen(inner, "rb"), resolved
+
+
+def _refusal(exc: OSError) -> PathRefused:
+    """An open that failed after the checks passed: the path changed meanwhile, or cannot be read."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return PathRefused(403, "that path changed while it was opened (a symlink appeared in it); refused")
+    if exc.errno == errno.ENOENT:
+        return PathRefused(404, "no such file")
+    if exc.errno == errno.EACCES:
+        return PathRefused(403, "this server may not read that file (permission denied)")
+    return PathRefused(400, f"that file cannot be opened: {exc.strerror}")

@@ -25,14 +25,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
 from desktop_app.captioning.captioner import Captioner, CaptionResult, EncodedBatch
 from desktop_app.captioning.decode import BeamSearch, DecodeOptions
-from desktop_app.photos.pixels import decode_pixels, load_pixels
+from desktop_app.photos.pixels import decode_pixels, read_pixels
 
 
 class QueueFull(Exception):
@@ -140,9 +139,10 @@ class CaptionService:
             self._decode, decode_pixels, data, self.captioner.preprocessing)
         return await self._caption(pixels, options)
 
-    async def caption_file(self, path: Path, options: DecodeOptions) -> CaptionResult:
+    async def caption_file(self, handle: BinaryIO, name: str, options: DecodeOptions) -> CaptionResult:
+        """A photo file the caller opened (``AllowedFolders.open``), read through that handle only."""
         pixels = await asyncio.get_running_loop().run_in_executor(
-            self._decode, load_pixels, path, self.captioner.preprocessing)
+            self._decode, read_pixels, handle, name, self.captioner.preprocessing)
         return await self._caption(pixels, options)
 
     async def _caption(self, pixels: np.ndarray, options: DecodeOptions) -> CaptionResult:
