@@ -19,107 +19,19 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from desktop_app.bundle.vocabulary import tokenize  # noqa: E402
 from desktop_app.captioning.captioner import Captioner, CaptionResult  # noqa: E402
 from desktop_app.captioning.decode import DecodeOptions  # noqa: E402
 from desktop_app.captioning.pipeline import CAPTIONED, PipelineOptions, caption_photos  # noqa: E402
+from model_export.chair import SHARED, ObjectTable, chair, ground_truth  # noqa: E402
+from model_export.everyday import load_references, noun_search, per_photo_cider  # noqa: E402
 
-COCO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-val2017-public"
-
-# Everyday things people search their photos for (COCO's objects and scenes), singular -> plural.
-_IRREGULAR = {"man": "men", "woman": "women", "child": "children", "person": "people", "knife": "knives",
-              "mouse": "mice", "sheep": "sheep", "bus": "buses", "glass": "glasses", "sandwich": "sandwiches",
-              "bench": "benches", "couch": "couches", "dish": "dishes", "box": "boxes", "tomato": "tomatoes",
-              "ski": "skis", "beach": "beaches", "pastry": "pastries", "cherry": "cherries", "sky": "skies"}
-NOUNS = tuple("""
-cat dog horse sheep cow elephant bear zebra giraffe bird
-pizza cake sandwich banana apple orange broccoli carrot donut food fruit vegetable
-bottle cup bowl plate fork knife spoon wine
-laptop computer phone keyboard mouse television remote
-chair couch bed table toilet sink refrigerator oven microwave clock vase book umbrella bag suitcase
-kite skateboard surfboard frisbee ball bat racket ski snowboard
-bicycle car motorcycle airplane bus train truck boat
-bench beach kitchen bathroom
-""".split())
-
-
-def plural(noun: str) -> str:
-    return _IRREGULAR.get(noun, noun + "s")
-
-
-def noun_forms() -> dict[str, set[str]]:
-    return {noun: {noun, plural(noun)} for noun in NOUNS}
-
-
-def load_references(path: Path) -> dict[str, list[str]]:
-    """{file name: [captions]} from our plain format or a COCO caption json."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict) and "annotations" in data:
-        names = {image["id"]: image["file_name"] for image in data["images"]}
-        refs: dict[str, list[str]] = {}
-        for ann in data["annotations"]:
-            refs.setdefault(names[ann["image_id"]], []).append(ann["caption"])
-        return refs
-    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
-        return {str(k): [str(c) for c in v] for k, v in data.items()}
-    raise SystemExit(f"{path}: expected {{file: [captions]}} or a COCO caption file (images + annotations)")
-
-
-@dataclass
-class NounScore:
-    noun: str
-    relevant: int
-    found: int
-    hits: int
-
-    @property
-    def precision(self) -> float:
-        return self.hits / self.found if self.found else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.hits / self.relevant if self.relevant else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def noun_search(references: Mapping[str, Sequence[str]], results: Mapping[str, CaptionResult],
-                min_references: int = 2) -> list[NounScore]:
-    """Per-noun search precision/recall over the photos (nouns with no relevant photo are left out)."""
-    forms = noun_forms()
-    ref_tokens = {name: [set(tokenize(c)) for c in caps] for name, caps in references.items()}
-    found_tokens = {name: set(tokenize(r.text)) | {w for k in r.keywords for w in tokenize(k)}
-                    for name, r in results.items()}
-    scores = []
-    for noun, words in forms.items():
-        relevant = {n for n, caps in ref_tokens.items() if sum(bool(words & c) for c in caps) >= min_references}
-        found = {n for n, toks in found_tokens.items() if words & toks}
-        if relevant:
-            scores.append(NounScore(noun, len(relevant), len(found), len(relevant & found)))
-    return scores
-
-
-def per_photo_cider(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]) -> dict[str, float]:
-    """CIDEr-D of each photo (x100; document frequencies from the whole set, as the corpus score)."""
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-
-    tokenizer = PTBTokenizer()
-    refs = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
-    hyps = tokenizer.tokenize({k: [{"caption": h or "a"}] for k, h in hypotheses.items()})
-    names = list(refs)
-    _, values = Cider().compute_score({k: refs[k] for k in names}, {k: hyps[k] for k in names})
-    return {k: float(v) * 100 for k, v in zip(names, values)}
+COCO = SHARED / "coco-val2017-public"
+FLICKR8K = SHARED / "flickr8k"
 
 
 def caption_folder(captioner: Captioner, paths: list[Path], decode: DecodeOptions) -> dict[str, CaptionResult]:
@@ -139,16 +51,39 @@ def caption_folder(captioner: Captioner, paths: list[Path], decode: DecodeOption
     return results
 
 
+def flickr8k_test() -> tuple[Path, dict[str, list[str]], list[str]]:
+    """Flickr8k's test split: its photos, their references, their names."""
+    from model_export.data.captions import load_flickr_folder
+
+    data = load_flickr_folder(FLICKR8K)
+    names = data.splits["test"]
+    return data.image_dir, {n: data.captions[n] for n in names}, names
+
+
+def report_chair(refs: dict[str, list[str]], hyps: dict[str, str], annotated: dict | None, worst: int = 8) -> dict:
+    """Print CHAIRs/CHAIRi/coverage and the objects most often named where they are absent."""
+    table = ObjectTable.load()
+    score = chair(table, ground_truth(table, refs, annotated), hyps)
+    print(score.line())
+    print("most often named where absent: " + ", ".join(f"{c} {n}" for c, n in score.absent.most_common(worst)))
+    return {"chair_s": score.chair_s, "chair_i": score.chair_i, "coverage": score.coverage,
+            "absent": dict(score.absent.most_common())}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
+    parser.add_argument("--flickr8k", action="store_true", help="the Flickr8k test split instead of COCO dev")
     parser.add_argument("--images", type=Path, default=COCO / "images")
     parser.add_argument("--references", type=Path, default=COCO / "references.json")
     parser.add_argument("--list", type=Path, default=COCO / "dev.txt",
                         help="photo names to caption, one a line (default: the COCO dev split; '' = all referenced)")
+    parser.add_argument("--half", choices=("a", "b"), help="only the even (a) or odd (b) lines of the list: "
+                        "settings are chosen on one half of COCO dev and reported on the other")
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos")
-    parser.add_argument("--beam", type=int, default=3)
+    parser.add_argument("--beam", type=int, default=DecodeOptions.beam_size)
     parser.add_argument("--no-repeat-ngram", type=int, default=3, help="the app's default")
+    parser.add_argument("--object-penalty", type=float, help="override the bundle's penalty on doubtful object words")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-noun", action="store_true", help="print every noun's precision and recall")
     parser.add_argument("--out", type=Path, help="write captions, keywords and scores as JSON here")
@@ -156,16 +91,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     from model_export.metrics import score_captions
 
-    references = load_references(args.references)
-    names = ([line.strip() for line in args.list.read_text().splitlines() if line.strip()]
-             if args.list and str(args.list) else sorted(references))
+    if args.flickr8k:
+        images, references, names = flickr8k_test()
+        annotated = None
+    else:
+        images, references = args.images, load_references(args.references)
+        names = ([line.strip() for line in args.list.read_text().splitlines() if line.strip()]
+                 if args.list and str(args.list) else sorted(references))
+        annotated = json.loads((COCO / "person.json").read_text()) if images == COCO / "images" else None
+    if args.half:
+        names = names[args.half == "b"::2]
     names = [n for n in names if n in references][: args.limit or None]
     captioner = Captioner.open(args.bundle, provider="cpu", threads=args.threads)
+    if args.object_penalty is not None:
+        captioner.scorer.object_penalty = args.object_penalty
     decode = DecodeOptions(beam_size=args.beam, no_repeat_ngram=args.no_repeat_ngram)
-    print(f"model {captioner.model_id}; {len(names)} photos from {args.images}; beam {args.beam}, "
+    print(f"model {captioner.model_id}; {len(names)} photos from {images}; beam {args.beam}, "
           f"no-repeat {args.no_repeat_ngram}")
     start = time.perf_counter()
-    results = caption_folder(captioner, [args.images / n for n in names], decode)
+    results = caption_folder(captioner, [images / n for n in names], decode)
     seconds = time.perf_counter() - start
     refs = {n: references[n] for n in names if n in results}
     hyps = {n: results[n].text for n in refs}
@@ -176,22 +120,30 @@ def main(argv: list[str] | None = None) -> dict:
     mean_f1 = float(np.mean([s.f1 for s in nouns]))
     print(f"captioned {len(results)} photos in {seconds:.1f}s")
     print("  ".join(f"{k} {v:.1f}" for k, v in scores.items()))
+    report = {"scores": scores, "chair": report_chair(refs, hyps, annotated)}
     print(f"noun search ({len(nouns)} nouns with a relevant photo): mean precision {mean_p:.3f}, "
           f"mean recall {mean_r:.3f}, mean F1 {mean_f1:.3f}")
     if args.per_noun:
         print(f"{'noun':<14}{'relevant':>9}{'found':>7}{'hits':>6}{'P':>7}{'R':>7}{'F1':>7}")
         for s in sorted(nouns, key=lambda s: -s.relevant):
             print(f"{s.noun:<14}{s.relevant:>9}{s.found:>7}{s.hits:>6}{s.precision:>7.2f}{s.recall:>7.2f}{s.f1:>7.2f}")
-    report = {"scores": scores, "noun_search": {"mean_precision": mean_p, "mean_recall": mean_r, "mean_f1": mean_f1,
-                                                 "nouns": [vars(s) for s in nouns]}}
+    report["noun_search"] = {"mean_precision": mean_p, "mean_recall": mean_r, "mean_f1": mean_f1,
+                             "nouns": [vars(s) for s in nouns]}
     if any(r.confidence is not None for r in results.values()):
         cider = per_photo_cider(refs, hyps)
-        flagged = [cider[n] for n in refs if results[n].needs_review]
-        kept = [cider[n] for n in refs if not results[n].needs_review]
-        report["review"] = {"flagged": len(flagged), "flagged_cider": float(np.mean(flagged)) if flagged else None,
-                            "unflagged": len(kept), "unflagged_cider": float(np.mean(kept)) if kept else None}
-        print(f"needs review: {len(flagged)} photos, mean CIDEr-D {np.mean(flagged) if flagged else float('nan'):.1f}; "
-              f"the other {len(kept)}: {np.mean(kept) if kept else float('nan'):.1f}")
+        table = ObjectTable.load()
+        truth = ground_truth(table, refs, annotated)
+        flagged = [n for n in refs if results[n].needs_review]
+        kept = [n for n in refs if not results[n].needs_review]
+        report["review"] = {}
+        for label, group in (("needs review", flagged), ("the others", kept)):
+            if not group:
+                continue
+            score = chair(table, truth, {n: hyps[n] for n in group})
+            report["review"][label] = {"photos": len(group), "cider": float(np.mean([cider[n] for n in group])),
+                                       "chair_s": score.chair_s}
+            print(f"{label}: {len(group)} photos, mean CIDEr-D {np.mean([cider[n] for n in group]):.1f}, "
+                  f"CHAIRs {100 * score.chair_s:.1f}%")
     if args.out:
         report["photos"] = {n: {"caption": r.text, "keywords": r.keywords, "confidence": r.confidence,
                                 "needs_review": r.needs_review} for n, r in results.items()}

@@ -311,22 +311,45 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 5
     return w
 
 
-def calibrate(bundle_dir: Path, coco: Path, caption_bias: float = CAPTION_BIAS) -> dict:
-    """Keyword thresholds and the review threshold on COCO ``dev.txt``; confidence weights on ``extra.txt``.
+# The doubt penalty (Concepts.object_penalty...), chosen on half a of COCO dev (its even lines) with
+# benchmarks/everyday_photos.py --half a; reported on half b and Flickr8k test (model_export/README.md).
+PENALTIES = {"object_penalty": 3.0, "object_floor": 0.5, "word_penalty": 1.0, "word_floor": 0.3,
+             "penalty_region_weight": 0.2, "review_floor": 0.2}
 
-    Only thresholds are chosen on dev (the benchmark's split); the confidence model's weights are
-    fitted on the other 822 photos, so dev still measures it fairly."""
-    from benchmarks.everyday_photos import load_references, noun_search, per_photo_cider
+
+def object_groups(words: list[str]) -> list[list[str]]:
+    """The concept words for each kind of object, from the CHAIR synonym table of the 80 COCO objects
+    (``dog``: dog, puppy, pup...; ``person``: man, woman, boy, player...)."""
+    from model_export.chair import ObjectTable
+
+    known = set(words)
+    groups: dict[str, list[str]] = {}
+    for word, category in ObjectTable.load().category.items():
+        if word in known and word not in groups.setdefault(category, []):
+            groups[category].append(word)
+    return [members for members in groups.values() if members]
+
+
+def calibrate(bundle_dir: Path, coco: Path, caption_bias: float = CAPTION_BIAS,
+              penalties: dict[str, float] = PENALTIES) -> dict:
+    """Keyword thresholds and the review threshold on half a of COCO ``dev.txt`` (its even lines), so half b
+    and the rest measure them fairly; confidence weights on ``extra.txt``. Captions are made with
+    ``penalties`` (the doubt penalty) in place, as the app will make them."""
+    from model_export.everyday import load_references, noun_search, per_photo_cider
 
     references = load_references(coco / "references.json")
     bundle_dir = Path(bundle_dir)
     words_path = bundle_dir / bf.CONCEPTS_WORDS_FILE
     concepts = bf.Concepts.load(words_path)
     concepts.caption_bias, concepts.confidence, concepts.review_threshold = caption_bias, {}, None
+    for name, value in penalties.items():
+        setattr(concepts, name, value)
+    concepts.object_groups = object_groups(concepts.words) if concepts.object_penalty else []
     _save_concepts(bundle_dir, concepts)
     splits = {}
     for split in ("dev", "extra"):
         names = [n for n in (coco / f"{split}.txt").read_text().split() if n in references]
+        names = names[::2] if split == "dev" else names
         captioner, results, probs = _caption_split(bundle_dir, coco / "images", names)
         refs = {n: references[n] for n in names}
         cider = per_photo_cider(refs, {n: r.text for n, r in zip(names, results)})
@@ -378,7 +401,8 @@ def calibrate(bundle_dir: Path, coco: Path, caption_bias: float = CAPTION_BIAS) 
     concepts.review_threshold = best_t
     _save_concepts(bundle_dir, concepts)
     flagged = conf < best_t
-    return {"keywords_dev_mean_f1": best[0], "keywords_dev_mean_precision": best[4],
+    return {"chosen_on": "COCO dev.txt half a (even lines); confidence weights on extra.txt",
+            "penalties": dict(penalties), "keywords_dev_mean_f1": best[0], "keywords_dev_mean_precision": best[4],
             "keyword_threshold": best[1], "region_threshold": best[2], "max_keywords": best[3],
             "confidence_weights": weights, "review_threshold": best_t,
             "dev_flagged": int(flagged.sum()), "dev_flagged_mean_cider": float(c_dev[flagged].mean()),
@@ -419,6 +443,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-export", action="store_true", help="only calibrate a bundle that has concepts")
     parser.add_argument("--caption-bias", type=float, default=CAPTION_BIAS,
                         help="weight of the classifier's words in beam search (0 = captions as the decoder alone writes them)")
+    for name, value in PENALTIES.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=value,
+                            help=f"Concepts.{name} (default {value}; object/word penalty 0 = captions name what they like)")
     args = parser.parse_args(argv)
     if args.learn_nouns and len(args.learn_nouns) > 2:
         parser.error("--learn-nouns takes FLICKR8K_DIR and at most one COCO_DIR")
@@ -429,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
         parity = export_concepts(args.bundle, thresholds, args.check_photos, noun_data)
         print(json.dumps({"parity": parity}, indent=2))
     if args.calibrate:
-        report = calibrate(args.bundle, args.calibrate, args.caption_bias)
+        report = calibrate(args.bundle, args.calibrate, args.caption_bias, {k: getattr(args, k) for k in PENALTIES})
         print(json.dumps({"calibration": report}, indent=2))
         manifest = bf.load_bundle(args.bundle).manifest
         manifest.concepts["calibration"] = report

@@ -76,7 +76,15 @@ def _concepts_section(bundle, everyday: bool) -> list[str]:
              f"{c.max_keywords}). "
              + (f"During beam search each decoder word that is a concept gets +{c.caption_bias} x its probability "
                 "added to its log-probability, so captions name what the classifier sees." if c.caption_bias else
-                "The classifier does not bias beam search (caption bias 0): the captions are the decoder's own.")]
+                "The classifier does not bias beam search towards its words (caption bias 0).")]
+    if c.object_penalty or c.word_penalty:
+        lines.append(f"Captions name only what the models see: during beam search a word for one of the "
+                     f"{len(c.object_groups)} kinds of COCO object (the CHAIR synonym table: dog, puppy...; man, woman, "
+                     f"player...) loses {c.object_penalty:g} x log(p / {c.object_floor:g}) of log-probability while the "
+                     f"best probability p of its kind (whole photo, or {c.penalty_region_weight:g} x its best region) is "
+                     f"under {c.object_floor:g}; any other concept word {c.word_penalty:g} x log(p / {c.word_floor:g}) "
+                     f"under {c.word_floor:g}. Chosen on half a of COCO `dev.txt`; the hallucination (CHAIR) and caption "
+                     "scores it gives are in `model_export/README.md`.")
     nouns = m.concepts.get("learned_nouns")
     if nouns:
         lines.append(f"The first {nouns['nouns']} words are caption nouns (kite, cake, surfboard, kitchen, man...) "
@@ -95,14 +103,14 @@ def _concepts_section(bundle, everyday: bool) -> list[str]:
     if c.confidence:
         lines += ["", "Confidence: a logistic model of the caption's score, its margin over the runner-up, and the "
                       "classifier's certainty, fitted on COCO `extra.txt` (822 photos) to predict a caption CIDEr-D "
-                      f">= 30; a caption needs review below {c.review_threshold} (chosen on COCO `dev.txt`)."
+                      f">= 30; a caption needs review below {c.review_threshold} (chosen on half a of COCO `dev.txt`, its even lines)."
                       + (" The caption nouns were trained on those photos too, so the weights may trust the nouns "
                          "more than they deserve; the threshold and the numbers below come from dev, which neither "
                          "saw." if nouns and nouns["coco_photos"] else "")
                       + (" The captioner itself was fine-tuned on them as well, so its captions there are better "
                          "than on photos it never saw; again, dev decides." if everyday else "")]
     if cal:
-        lines.append(f"On COCO dev: {cal.get('dev_flagged')} of 1,000 photos flagged, mean CIDEr-D "
+        lines.append(f"On COCO dev half a: {cal.get('dev_flagged')} of 500 photos flagged, mean CIDEr-D "
                      f"{cal.get('dev_flagged_mean_cider', 0):.1f} flagged vs {cal.get('dev_unflagged_mean_cider', 0):.1f} "
                      f"the others; noun-search mean F1 {cal.get('keywords_dev_mean_f1', 0):.3f} at mean precision "
                      f"{cal.get('keywords_dev_mean_precision', 0):.3f} (`benchmarks/everyday_photos.py`).")

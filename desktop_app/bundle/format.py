@@ -100,6 +100,17 @@ class Concepts:
     caption_region_weight: float = 0.5  # a word's best-region probability counts this much towards the bias
     caption_bias_from: int = 0  # words before this index (learned caption nouns) do not bias captions
     review_threshold: float | None = None  # confidence below this: the caption needs review (None: never flag)
+    # Captions name only what the models see: a word's log-probability gets penalty * log(p / floor) while its
+    # probability p (whole photo, or weighted best region) is under floor. Object words (``object_groups``: the
+    # words for one kind of thing, "dog", "puppy"...) count their group's best p, so "a boy" is not doubted
+    # when the models see "a child"; other concept words their own.
+    object_groups: list[list[str]] = field(default_factory=list)
+    object_penalty: float = 0.0
+    object_floor: float = 0.5
+    word_penalty: float = 0.0
+    word_floor: float = 0.3
+    penalty_region_weight: float = 0.2
+    review_floor: float = 0.0  # an object word named while its kind's p is under this: the caption needs review
     confidence: dict[str, float] = field(default_factory=dict)  # logistic calibration: feature name -> weight
 
     def save(self, path: Path) -> None:

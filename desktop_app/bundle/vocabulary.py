@@ -24,6 +24,30 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+_IRREGULAR_PLURALS = {"men": "man", "women": "woman", "children": "child", "feet": "foot", "teeth": "tooth",
+                      "mice": "mouse", "geese": "goose", "knives": "knife", "leaves": "leaf", "wolves": "wolf",
+                      "shelves": "shelf", "loaves": "loaf", "halves": "half", "skis": "ski", "buses": "bus",
+                      "glasses": "glass", "dishes": "dish", "benches": "bench", "couches": "couch",
+                      "sandwiches": "sandwich", "boxes": "box", "tomatoes": "tomato", "potatoes": "potato",
+                      "ladies": "lady", "babies": "baby", "puppies": "puppy", "policemen": "policeman",
+                      "businessmen": "businessman", "firemen": "fireman", "fishermen": "fisherman", "species": "species"}
+_UNCHANGED_S = re.compile(r"(ss|us|is|ous|ics)$")
+
+
+def singular(word: str) -> str:
+    """A plural noun's singular ("women" -> "woman", "puppies" -> "puppy", "dogs" -> "dog"); other words as they
+    are. Caption words name the same thing in either number, for concepts, keywords and object counts."""
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    if len(word) <= 3 or not word.endswith("s") or _UNCHANGED_S.search(word):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if re.search(r"(ches|shes|xes|zzes)$", word):
+        return word[:-2]
+    return word[:-1]
+
+
 class Vocabulary:
     """Bidirectional word <-> id map with the four special tokens at ids 0..3."""
 

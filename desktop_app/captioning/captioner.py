@@ -234,7 +234,8 @@ class Captioner:
             result.confidence = self.scorer.confidence(self.scorer.confidence_features(
                 caption.tokens, caption.score, caption.alternatives, concepts))
             threshold = self.concepts.review_threshold
-            result.needs_review = result.confidence is not None and threshold is not None and result.confidence < threshold
+            unsure = result.confidence is not None and threshold is not None and result.confidence < threshold
+            result.needs_review = unsure or bool(self.scorer.doubted(caption.tokens, concepts))
         return result
 
     def caption_paths(self, paths: Sequence[Path], options: DecodeOptions = DecodeOptions(),

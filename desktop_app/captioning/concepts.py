@@ -1,8 +1,9 @@
 """What the encoder's ImageNet classifier sees, used three ways: keywords, caption bias, confidence.
 
 ``concepts.onnx`` (format-2 bundles) gives each concept word a probability for the whole
-photo and for its best region. From those this module picks the photo's keywords, biases the
-decoder towards words the classifier is sure of, and rates how far a caption can be trusted;
+photo and for its best region. From those this module picks the photo's keywords, steers the
+decoder away from naming things the models do not see (and, optionally, towards words the
+classifier is sure of), and rates how far a caption can be trusted;
 every threshold and weight comes from the bundle's ``concepts.json`` (chosen at export time).
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from desktop_app.bundle.format import Concepts
-from desktop_app.bundle.vocabulary import Vocabulary
+from desktop_app.bundle.vocabulary import Vocabulary, singular
 
 
 @dataclass
@@ -25,14 +26,25 @@ class PhotoConcepts:
     region: np.ndarray
 
 
+@dataclass
+class _PenaltyPlan:
+    """The decoder tokens the doubt penalty reaches, [T] each (``columns`` [T, K]: the concept columns whose best
+    probability is the token's evidence; ``grouped``: an object word, judged by its kind)."""
+
+    tokens: np.ndarray
+    columns: np.ndarray
+    penalty: np.ndarray
+    floor: np.ndarray
+    grouped: np.ndarray
+
+
 class ConceptScorer:
     def __init__(self, concepts: Concepts, vocabulary: Vocabulary):
         self.concepts = concepts
         index = {w: i for i, w in enumerate(concepts.words)}
         tokens, words = [], []
         for token, word in enumerate(vocabulary.words):
-            # the decoder's "dogs" is the concept "dog"
-            concept = index.get(word, index.get(word[:-1]) if word.endswith("s") else None)
+            concept = index.get(word, index.get(singular(word)))  # the decoder's "dogs" is the concept "dog"
             if concept is not None:
                 tokens.append(token)
                 words.append(concept)
@@ -41,16 +53,59 @@ class ConceptScorer:
         self.tokens = np.array([tokens[i] for i in biased], dtype=np.int64)  # decoder tokens the bias reaches
         self.token_words = np.array([words[i] for i in biased], dtype=np.int64)  # ... and their concept's index
         self.vocab_size = len(vocabulary)
+        self._penalised = self._penalty_plan(concepts, tokens, words)
+
+    @staticmethod
+    def _penalty_plan(concepts: Concepts, tokens: list[int], words: list[int]) -> "_PenaltyPlan | None":
+        """Which decoder tokens the doubt penalty reaches, with each one's evidence columns, penalty and floor."""
+        if not (concepts.object_penalty or concepts.word_penalty) or not tokens:
+            return None
+        index = {w: i for i, w in enumerate(concepts.words)}
+        group_of: dict[int, list[int]] = {}
+        for group in concepts.object_groups:
+            members = sorted({index[w] for w in group if w in index})
+            for m in members:
+                group_of[m] = members
+        evidence = [group_of.get(w, [w]) for w in words]  # concept columns whose best p is the token's
+        width = max(len(e) for e in evidence)
+        columns = np.array([e + [e[0]] * (width - len(e)) for e in evidence], dtype=np.int64)  # [T, width]
+        grouped = np.array([w in group_of for w in words])
+        penalty = np.where(grouped, concepts.object_penalty, concepts.word_penalty).astype(np.float32)
+        floor = np.where(grouped, concepts.object_floor, concepts.word_floor).astype(np.float32)
+        keep = penalty > 0
+        return _PenaltyPlan(np.array(tokens)[keep], columns[keep], penalty[keep], floor[keep], grouped[keep])
+
+    def _seen(self, columns: np.ndarray, whole: np.ndarray, region: np.ndarray) -> np.ndarray:
+        """The best probability among each token's evidence columns: [..., T]."""
+        weight = self.concepts.penalty_region_weight
+        return np.maximum(whole[..., columns], weight * region[..., columns]).max(axis=-1)
 
     def caption_bias(self, whole: np.ndarray, region: np.ndarray) -> np.ndarray | None:
-        """[B, V] added to the decoder's log-probabilities: more likely to name what the classifier sees."""
+        """[B, V] added to the decoder's log-probabilities: more likely to name what the classifier sees, and
+        unlikely to name what the models do not see (``Concepts.object_penalty``); None when neither applies."""
         c = self.concepts
-        if not c.caption_bias or not len(self.tokens):
+        boost = bool(c.caption_bias and len(self.tokens))
+        if not boost and self._penalised is None:
             return None
         bias = np.zeros((len(whole), self.vocab_size), np.float32)
-        seen = np.maximum(whole[:, self.token_words], c.caption_region_weight * region[:, self.token_words])
-        bias[:, self.tokens] = c.caption_bias * seen
+        if boost:
+            seen = np.maximum(whole[:, self.token_words], c.caption_region_weight * region[:, self.token_words])
+            bias[:, self.tokens] = c.caption_bias * seen
+        plan = self._penalised
+        if plan is not None:
+            seen = self._seen(plan.columns, whole, region)  # [B, T]
+            bias[:, plan.tokens] += plan.penalty * np.log(np.maximum(np.minimum(seen, plan.floor) / plan.floor, 1e-6))
         return bias
+
+    def doubted(self, tokens: list[int], photo: PhotoConcepts) -> list[int]:
+        """The caption's object words whose kind the models see with less than ``review_floor``: words the doubt
+        penalty weighed against and the caption named all the same (a risk of naming what is not there)."""
+        plan = self._penalised
+        if plan is None or not self.concepts.review_floor:
+            return []
+        seen = self._seen(plan.columns, photo.whole, photo.region)  # [T]
+        doubtful = {int(t) for t in plan.tokens[plan.grouped & (seen < self.concepts.review_floor)]}
+        return [t for t in tokens if t in doubtful]
 
     def keywords(self, photo: PhotoConcepts) -> list[str]:
         """Concept words over the thresholds, surest first."""
