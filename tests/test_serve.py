@@ -588,3 +588,96 @@ def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(tmp_path,
     with pytest.raises(PathRefused, match="not a regular file") as refused:
         folders.open(str(photo))
     assert refused.value.status == 400 and time.monotonic() - started < 5
+
+
+# --- hostile requests (issue 24 item 12) ------------------------------------------------------------------------------
+
+def test_odd_json_and_paths_are_400_in_words_not_500(server, folders):
+    url, token, _, _ = server
+    allowed, _ = folders
+    for body in (json.dumps({"path": "\ud800.jpg"}).encode(), json.dumps({"path": f"{allowed}/{'a' * 300}.jpg"}).encode(),
+                 b"[" * 100_000, b'{"path": "/x.jpg", "beam": ' + b"7" * 5000 + b"}"):
+        status, _, answer = call(f"{url}/v1/caption/path", body, token, "application/json")
+        assert status == 400 and answer["error"] and "failed" not in answer["error"], (body[:40], answer)
+
+
+def test_a_request_from_a_web_page_is_refused(server, pristine_samples):
+    """A form on any web page can post to a local server (even one run with --no-token): browsers say where from."""
+    url, token, _, _ = server
+    jpeg = (pristine_samples / "chelsea.jpg").read_bytes()
+    status, _, body = call(f"{url}/v1/caption", jpeg, token, "image/jpeg", headers={"Origin": "https://evil.example"})
+    assert status == 403 and "web pages" in body["error"]
+    assert call(f"{url}/v1/caption", jpeg, token, "image/jpeg", headers={"Origin": url})[0] == 200
+
+
+@pytest.fixture
+def small_server(captioner, monkeypatch):
+    """An in-process server that admits 2 photos at once and waits 1 s for a stalled body."""
+    import uvicorn
+
+    from desktop_app.serve import guard
+    from desktop_app.serve.app import AppSettings, build_app
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    monkeypatch.setattr(guard, "BODY_IDLE_S", 1.0, raising=False)
+    service = CaptionService(captioner, ServiceOptions(max_queue=2))
+    app = build_app(service, AppSettings(token="t" * 32, max_upload=2**20))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield sock.getsockname()[1], "t" * 32
+    server.should_exit = True
+    thread.join(timeout=10)
+    service.close()
+    sock.close()
+
+
+def test_slow_uploads_take_no_place_and_are_dropped(small_server, pristine_samples):
+    """Clients that send headers and a little of a body, then stall, held every place (503 for everyone else)."""
+    port, token = small_server
+    slow = []
+    for _ in range(4):
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(f"POST /v1/caption HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+                       "Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n".encode() + b"\xff\xd8" * 5)
+        slow.append(client)
+    time.sleep(0.3)
+    jpeg = (pristine_samples / "chelsea.jpg").read_bytes()
+    status, _, body = call(f"http://127.0.0.1:{port}/v1/caption", jpeg, token, "image/jpeg")
+    assert status == 200, body
+    for client in slow:
+        client.settimeout(10)
+        assert client.recv(4096).startswith(b"HTTP/1.1 408"), "a stalled upload must be answered and dropped"
+        client.close()
+
+
+def test_a_chunked_upload_is_read_no_further_than_the_limit():
+    """Without a declared length the body was read (and dropped) up to 64 MiB whatever --max-upload-mb said."""
+    import asyncio
+
+    from desktop_app.serve.guard import RequestGuard
+
+    sent = 0
+
+    async def receive():
+        nonlocal sent
+        sent += 1
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": sent < 2000}  # 125 MiB on offer
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+
+    async def send(message):
+        pass
+
+    guard = RequestGuard(app, token=None, max_body=2**20, loopback_only=False)
+    scope = {"type": "http", "path": "/v1/caption", "headers": [(b"transfer-encoding", b"chunked")]}
+    with pytest.raises(Exception) as stopped:
+        asyncio.run(guard(scope, receive, send))
+    assert getattr(stopped.value, "status_code", None) == 413
+    assert sent * 65536 <= 2**20 + 65536

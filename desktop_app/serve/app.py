@@ -45,33 +45,33 @@ def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
         return JSONResponse({**extra, **caption_json(result, options, captioner.model_id, manifest.grid_size)})
 
     async def caption_upload(request: Request) -> Response:
-        with service.admitted():
-            content_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-            values: dict[str, Any] = dict(request.query_params)
-            if content_type == "multipart/form-data":
-                async with request.form(max_files=1, max_fields=len(values) + 16, max_part_size=64 * 1024) as form:
-                    upload = form.get("image")
-                    if upload is None or isinstance(upload, str):
-                        raise BadRequest("multipart uploads need the photo in a file field named 'image'")
-                    values.update((k, v) for k, v in form.multi_items() if k != "image" and isinstance(v, str))
-                    options = parse_options(values)
-                    data = await upload.read()
-            elif content_type.startswith("image/") or content_type in RAW_TYPES:
+        content_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+        values: dict[str, Any] = dict(request.query_params)
+        if content_type == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=len(values) + 16, max_part_size=64 * 1024) as form:
+                upload = form.get("image")
+                if upload is None or isinstance(upload, str):
+                    raise BadRequest("multipart uploads need the photo in a file field named 'image'")
+                values.update((k, v) for k, v in form.multi_items() if k != "image" and isinstance(v, str))
                 options = parse_options(values)
-                data = await request.body()
-            else:
-                return error_response(415, f"send the photo as the request body with Content-Type image/* or "
-                                           f"application/octet-stream, or as multipart/form-data field 'image', "
-                                           f"not as {content_type}")
-            if not data:
-                raise BadRequest("the upload is empty")
+                data = await upload.read()
+        elif content_type.startswith("image/") or content_type in RAW_TYPES:
+            options = parse_options(values)
+            data = await request.body()
+        else:
+            return error_response(415, f"send the photo as the request body with Content-Type image/* or "
+                                       f"application/octet-stream, or as multipart/form-data field 'image', "
+                                       f"not as {content_type}")
+        if not data:
+            raise BadRequest("the upload is empty")
+        with service.admitted():  # only a photo fully received takes a place: slow uploads hold none
             result = await service.caption_bytes(data, options.decode)
         return answer(result, options)
 
     async def caption_path(request: Request) -> Response:
         try:
             values = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, a number too long to read
             raise BadRequest('send a JSON object such as {"path": "/photos/a.jpg"}') from None
         if not isinstance(values, dict) or not isinstance(values.get("path"), str):
             raise BadRequest('send a JSON object with the photo\'s "path" as a string')

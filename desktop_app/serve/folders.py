@@ -50,6 +50,16 @@ class AllowedFolders:
             raise PathRefused(403, "this server reads no files on this machine (start it with --allow-folder FOLDER)")
         if not requested or "\x00" in requested:
             raise PathRefused(400, "give the photo's full path as a non-empty string")
+        try:
+            requested.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates ("\ud800"): no file system name
+            raise PathRefused(400, "the path is not valid text (it holds unpaired UTF-16 surrogates)") from None
+        try:
+            return self._resolve(requested)
+        except OSError as exc:  # a name too long, a loop of symlinks...
+            raise PathRefused(400, f"that path cannot be used: {exc.strerror or exc}") from None
+
+    def _resolve(self, requested: str) -> Path:
         given = Path(requested)
         if not given.is_absolute():
             raise PathRefused(400, f"give a full (absolute) path, not {requested!r}")

@@ -1,14 +1,19 @@
 """Checks every request passes before any work is done: Host (for loopback servers), token, body size.
 
 An ASGI middleware, so a refused request costs no decoding and no model time.
-A body too large is read and dropped (up to a cap) before the 413, so that
-simple clients, which send the whole body before reading the answer, see the
-413 instead of a reset connection; clients that send ``Expect: 100-continue``
-(curl does, for big bodies) are answered before they send it.
+A body declared too large is read and dropped (up to a cap) before the 413, so
+that simple clients, which send the whole body before reading the answer, see
+the 413 instead of a reset connection; clients that send ``Expect: 100-continue``
+(curl does, for big bodies) are answered before they send it. A body that
+passes the limit without declaring it (chunked) is cut off there. A body must
+keep coming: a client that sends nothing for BODY_IDLE_S, or has not finished
+after BODY_TOTAL_S, gets a 408 and its connection is closed, so slow clients
+cannot hold the server's memory or its callers' places.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from starlette.datastructures import Headers
@@ -19,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from desktop_app.serve.access import is_loopback
 
 DRAIN_CAP = 64 * 1024 * 1024  # a declared body larger than this is not read at all; the connection closes
+BODY_IDLE_S = 15.0  # longest pause inside a request body
+BODY_TOTAL_S = 120.0  # longest a whole body may take (16 MiB at ~140 KB/s)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -28,7 +35,14 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 class UploadTooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"the upload is over this server's limit of {limit / 2**20:g} MiB "
-                              "(start it with a larger --max-upload-mb, or caption the file by path)")
+                              "(start it with a larger --max-upload-mb, or caption the file by path)",
+                         headers={"Connection": "close"})
+
+
+class SlowUpload(HTTPException):
+    def __init__(self, seconds: float):
+        super().__init__(408, f"the request body stopped coming or came too slowly (limit {seconds:g} s); "
+                              "send it again in one go", headers={"Connection": "close"})
 
 
 class RequestGuard:
@@ -59,6 +73,11 @@ class RequestGuard:
         if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
             # A web page whose name resolves to 127.0.0.1 (DNS rebinding) must not reach this server.
             return error_response(400, "this server answers only requests addressed to localhost or 127.0.0.1")
+        origin = headers.get("origin")
+        if origin is not None and origin != f"{scope.get('scheme', 'http')}://{headers.get('host', '')}":
+            # Browsers name the page a request comes from; API clients send no Origin. A form on any web
+            # page can post here (even with --no-token), so requests from other pages are refused.
+            return error_response(403, f"requests from web pages are refused (this one came from {origin[:100]})")
         if self.token is None or scope["path"] in self.open_paths:
             return None
         scheme, _, given = headers.get("authorization", "").partition(" ")
@@ -71,27 +90,39 @@ class RequestGuard:
         return None
 
     def _counted(self, receive: Receive) -> Receive:
-        """``receive`` that stops a body (chunked, or lying about its length) once it passes the limit."""
-        total = 0
+        """``receive`` that stops a body once it passes the limit (chunked, or lying about its length), or
+        stalls (BODY_IDLE_S), or takes too long (BODY_TOTAL_S)."""
+        total, complete = 0, False
+        deadline = asyncio.get_running_loop().time() + BODY_TOTAL_S
 
         async def counted() -> Message:
-            nonlocal total
-            message = await receive()
+            nonlocal total, complete
+            if complete:  # after the body: only a disconnect can come, whenever it comes
+                return await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), min(BODY_IDLE_S, max(left, 0.0)))
+            except asyncio.TimeoutError:
+                raise SlowUpload(BODY_IDLE_S if left > BODY_IDLE_S else BODY_TOTAL_S) from None
             if message["type"] == "http.request":
                 total += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if total > self.max_body:
-                    if message.get("more_body", False):
-                        await _drain(receive, DRAIN_CAP - total)
-                    raise UploadTooLarge(self.max_body)
+                    raise UploadTooLarge(self.max_body)  # read no further: the connection closes
             return message
 
         return counted
 
 
 async def _drain(receive: Receive, budget: int) -> None:
-    """Read and drop the rest of a body, up to ``budget`` bytes."""
+    """Read and drop the rest of a body, up to ``budget`` bytes, as long as it keeps coming."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TOTAL_S
     while budget > 0:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), min(BODY_IDLE_S, max(deadline - loop.time(), 0.0)))
+        except asyncio.TimeoutError:
+            return
         if message["type"] != "http.request" or not message.get("more_body", False):
             return
         budget -= len(message.get("body", b""))
