@@ -149,3 +149,37 @@ def test_photo_bytes_decode_as_their_file_does(pristine_samples, tmp_path):
         decode_pixels(b"%PDF-1.4 not a photo", SPEC)
     with pytest.raises(PhotoError, match="corrupt or truncated"):
         decode_pixels(rotated.read_bytes()[:2000], SPEC)
+
+
+def _png_16bit_grey(width: int, height: int) -> bytes:
+    """A valid 16-bit greyscale PNG of zeros: a few hundred KB that decode to width*height*2 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(9), b"\x00" * (1 + 2 * width)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_a_small_16bit_png_that_would_take_gigabytes_is_refused_before_decoding(tmp_path):
+    """Issue 24 item 12: 280 KB, 12000x12000 16-bit, under the pixel limit: decoding it took 2.7 GB."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "huge16.png"
+    photo.write_bytes(_png_16bit_grey(12000, 12000))
+    assert photo.stat().st_size < 400_000
+    code = ("import resource, sys\nfrom desktop_app.bundle.format import Preprocessing\n"
+            "from desktop_app.photos.pixels import PhotoError, decode_pixels\n"
+            "try:\n    decode_pixels(open(sys.argv[1], 'rb').read(), Preprocessing())\n    print('decoded')\n"
+            "except PhotoError as exc:\n    print(exc)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(photo)], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1])
+    message, peak_mib = run.stdout.splitlines()
+    assert message.startswith("refused: reading this 12000x12000 image (I;16) would take about 2,747 MiB")
+    assert int(peak_mib) < 400, f"{peak_mib} MiB used"

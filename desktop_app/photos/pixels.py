@@ -20,6 +20,11 @@ from desktop_app.photos.formats import HEIF, HEIF_EXTENSIONS, RAW_EXTENSIONS, Re
 
 MAX_PIXELS = 150_000_000  # larger photos are refused: a decompression bomb or a scan we cannot hold
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
+# Memory one photo may take on its way to 8-bit RGB (decoded pixels plus to_rgb's copies): a pixel count
+# alone lets a 280 KB 16-bit 12000x12000 PNG take 2.7 GB. Bytes per pixel along that way, by decoded mode:
+DECODE_BUDGET = 512 * 2**20
+_DECODE_COST = {"RGB": 4, "1": 5, "L": 5, "P": 17, "I;16": 20, "I;16B": 20, "I;16L": 20, "I;16N": 20,
+                "I": 26, "F": 26, "RGBA": 16, "RGBa": 16, "LA": 20, "La": 20, "PA": 20}  # others: 4 + RGB 4
 
 # LibRaw's "flip" -> the transpose that makes the preview upright
 _RAW_FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
@@ -82,6 +87,7 @@ def _decode(source: Path | BinaryIO, target_size: tuple[int, int] | None, heif_n
                 # Orientations 5-8 swap width and height after transposing.
                 w, h = target_size if orientation < 5 else target_size[::-1]
                 image.draft("RGB", (w, h))
+            _check_budget(image)
             image.load()
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
@@ -91,6 +97,15 @@ def _decode(source: Path | BinaryIO, target_size: tuple[int, int] | None, heif_n
         raise PhotoError(f"refused: too many pixels ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise PhotoError(f"corrupt or truncated image data ({exc})") from None
+
+
+def _check_budget(image: Image.Image) -> None:
+    """Refuse, before decoding, a photo whose way to RGB would take more than DECODE_BUDGET bytes."""
+    width, height = image.size  # after draft(): the size a JPEG will really be decoded at
+    cost = width * height * _DECODE_COST.get(image.mode, 8)
+    if cost > DECODE_BUDGET:
+        raise PhotoError(f"refused: reading this {width}x{height} image ({image.mode}) would take about "
+                         f"{cost / 2**20:,.0f} MiB of memory, over the {DECODE_BUDGET / 2**20:.0f} MiB one photo may take")
 
 
 def load_raw_preview(source: Path | BinaryIO) -> Image.Image:
