@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
 
+# Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
+# Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
 from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
-from desktop_app.bundle.format import BundleError
-from desktop_app.captioning.decode import DecodeOptions
-from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
-from desktop_app.captioning.runtime import ProviderError
-from desktop_app.metadata.record import MACHINE, CaptionRecord
-from desktop_app.photos.discover import READABLE, find_photos, is_photo
-from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
 from desktop_app.serve.cli import add_serve_parser
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -26,10 +23,13 @@ PROVIDER_HELP = "where the model runs: auto = the GPU (CUDA) when it really work
 
 
 class ProgressLine:
-    """One self-rewriting line on stderr: bar, done/total, photos/s, ETA (only on a terminal)."""
+    """One self-rewriting line on stderr: bar, done/total, photos captioned per second, ETA (only on a terminal).
 
-    def __init__(self, enabled: bool):
-        self.enabled, self.last = enabled, 0.0
+    Result lines go through :meth:`above`, which clears the bar first and draws it again after,
+    so on a terminal the captions scroll above the bar instead of being hidden."""
+
+    def __init__(self, enabled: bool, captioned: dict[str, int]):
+        self.enabled, self.last, self.drawn, self.counts = enabled, 0.0, "", captioned
 
     def __call__(self, progress) -> None:
         now = time.monotonic()
@@ -39,12 +39,24 @@ class ProgressLine:
         width = 30
         filled = int(width * progress.done / max(progress.total, 1))
         eta = "--:--" if progress.eta == float("inf") else time.strftime("%M:%S", time.gmtime(progress.eta))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
-                         f"{progress.rate:5.1f} photos/s  ETA {eta} ")
+        rate = self.counts["captioned"] / progress.elapsed if progress.elapsed > 0 else 0.0
+        self.drawn = (f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
+                      f"{rate:5.1f} photos/s  ETA {eta} ")
+        sys.stderr.write(self.drawn)
         sys.stderr.flush()
 
+    def above(self, line: str) -> None:
+        """Print a result line on stdout above the progress line."""
+        if self.enabled and self.drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+        print(line, flush=self.enabled)
+        if self.enabled and self.drawn:
+            sys.stderr.write(self.drawn)
+            sys.stderr.flush()
+
     def finish(self) -> None:
-        if self.enabled:
+        if self.enabled and self.drawn:
             sys.stderr.write("\n")
 
 
@@ -59,7 +71,12 @@ def _open_index(path: Path | None):
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner
+    from desktop_app.captioning.decode import DecodeOptions
+    from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
     from desktop_app.library.index import Details
+    from desktop_app.metadata.record import MACHINE, CaptionRecord
+    from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
+    from desktop_app.photos.discover import find_photos
 
     existing(args.paths)
     writable_file(args.jsonl, "--jsonl")
@@ -88,10 +105,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
     index = None if args.dry_run or args.no_index else _open_index(args.index)
     jsonl = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     counts = {CAPTIONED: 0, SKIPPED: 0, FAILED: 0}
+    skip_reasons: dict[str, int] = {}
+    review = 0
     problems: list[str] = []
-    progress = ProgressLine(sys.stderr.isatty() and not args.quiet)
+    progress = ProgressLine(sys.stderr.isatty() and not args.quiet, counts)
 
     def on_outcome(outcome) -> None:
+        nonlocal review
         status, message, places = outcome.status, outcome.message, []
         if status == CAPTIONED and write != "none":
             r = outcome.result
@@ -105,7 +125,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
             except Exception as exc:  # one photo must never stop the batch: it fails alone, named in the summary
                 status, message = FAILED, f"unexpected error: {type(exc).__name__}: {exc}"
         counts[status] += 1
-        if status != CAPTIONED or message:
+        if status == SKIPPED:
+            skip_reasons[message] = skip_reasons.get(message, 0) + 1
+        if status == FAILED or (message and not args.quiet):
             problems.append(f"{status}: {outcome.path}: {message}")
         if index is not None and outcome.path.is_file():
             try:
@@ -116,8 +138,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
                                                               r.attention, r.confidence, r.needs_review)})
             except Exception:  # an unreadable photo just stays out of the index
                 pass
-        if status == CAPTIONED and outcome.result and not args.quiet and not progress.enabled:
-            print(f"{outcome.path}\t{outcome.result.text}")
+        if status == CAPTIONED and outcome.result:
+            review += outcome.result.needs_review
+            if not args.quiet:
+                progress.above(f"{outcome.path}\t{outcome.result.text}"
+                               + ("\tneeds review" if outcome.result.needs_review else ""))
         if jsonl:
             r = outcome.result
             jsonl.write(json.dumps({
@@ -141,13 +166,23 @@ def cmd_caption(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     for line in problems:
         print(line, file=sys.stderr)
-    done = sum(counts.values())
-    print(f"{'cancelled: ' if cancel.is_set() else ''}captioned {counts[CAPTIONED]}, skipped {counts[SKIPPED]}, "
-          f"failed {counts[FAILED]} of {len(paths)} photos in {seconds:.1f}s ({done / max(seconds, 1e-9):.1f} photos/s)",
+    print(summary_line(counts[CAPTIONED], counts[SKIPPED], counts[FAILED], len(paths), seconds, cancel.is_set()),
           file=sys.stderr)
+    if review:
+        print(f"needs review: {review} of the {counts[CAPTIONED]} captions (the model is not sure of them)",
+              file=sys.stderr)
+    if skip_reasons:
+        print("why skipped: " + "; ".join(f"{n} {reason}" for reason, n in skip_reasons.items()), file=sys.stderr)
     if cancel.is_set():
         return EXIT_CANCELLED
     return EXIT_SOME_FAILED if counts[FAILED] else EXIT_OK
+
+
+def summary_line(captioned: int, skipped: int, failed: int, total: int, seconds: float, cancelled: bool) -> str:
+    """The run in one line; its rate counts only photos the model captioned (skipping one takes no model time)."""
+    rate = f" ({captioned / max(seconds, 1e-9):.1f} photos/s)" if captioned else ""
+    return (f"{'cancelled: ' if cancelled else ''}captioned {captioned}, skipped {skipped}, failed {failed} "
+            f"of {total} photos in {seconds:.1f}s{rate}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -156,13 +191,34 @@ def cmd_search(args: argparse.Namespace) -> int:
     index = _open_index(args.index)
     if args.scan:
         index.scan(args.scan, recursive=True)
-    hits = index.search(" ".join(args.query), limit=args.limit)
+    query = " ".join(args.query)
+    hits = index.search(query, limit=args.limit)
     for hit in hits:
-        print(json.dumps({"path": str(hit.path), "caption": hit.caption, "source": hit.source}) if args.json
-              else f"{hit.path}\t{hit.caption}")
+        why = matched_by(query, hit.caption, hit.keywords)
+        print(json.dumps({"path": str(hit.path), "caption": hit.caption, "source": hit.source, "matched": why})
+              if args.json else f"{hit.path}\t{hit.caption}\tmatched: " + "; ".join(
+                  f"{'caption' if place == 'caption' else 'keyword'} {', '.join(words)}"
+                  for place, words in why.items() if words))
     if not hits:
         print("no matches", file=sys.stderr)
     return EXIT_OK if hits else EXIT_SOME_FAILED
+
+
+def matched_by(query: str, caption: str, keywords: list[str]) -> dict[str, list[str]]:
+    """Which query words a hit's caption matched and which its keywords did, judged by the index's own FTS5
+    rules (stemming, the last word a prefix), on a one-row table, so the answer is the search's answer."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE hit USING fts5(caption, keywords, tokenize='porter unicode61')")
+    db.execute("INSERT INTO hit VALUES (?, ?)", (caption or "", " ".join(keywords)))
+    words = re.findall(r"\w+", query.lower())
+    why: dict[str, list[str]] = {"caption": [], "keywords": []}
+    for place in why:
+        for i, word in enumerate(words):
+            term = f'"{word}"' + ("*" if i == len(words) - 1 else "")  # as fts_query: the last word a prefix
+            if db.execute("SELECT 1 FROM hit WHERE hit MATCH ?", (f"{place} : {term}",)).fetchone():
+                why[place].append(word)
+    db.close()
+    return why
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -180,6 +236,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     if named_folders:
         raise UsageError(f"show takes photos, not folders ({', '.join(named_folders)}); "
                          "photocaption scan FOLDER indexes a folder's captions and photocaption search finds them")
+    from desktop_app.library.index import default_index_path
+    from desktop_app.metadata.store import MetadataError, read_caption
+    from desktop_app.photos.discover import READABLE, is_photo
+
+    index_path = args.index or default_index_path()
+    index = _open_index(index_path) if index_path.is_file() else None  # needs-review marks live in the index
     status = EXIT_OK
     for photo in args.photos:
         if not is_photo(photo):
@@ -194,13 +256,43 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{photo}: cannot read its caption: {reason}", file=sys.stderr)
             status = EXIT_SOME_FAILED
             continue
+        unreadable = why_unreadable(photo)
+        if unreadable:
+            print(f"{photo}: cannot read it: {unreadable}", file=sys.stderr)
+            status = EXIT_SOME_FAILED
+            continue
         if record is None:
             print(f"{photo}: no caption")
             continue
         who = "person" if record.written_by_person else ("model " + record.model_id if record.model_id else "unknown")
+        details = None if record.written_by_person or index is None else index.details_of(photo)
+        review = details is not None and details.text == record.text and details.needs_review
         print(f"{photo}\n  caption:  {record.text}\n  written by: {who}\n  stored in: {', '.join(record.places)}"
-              + (f"\n  keywords: {', '.join(record.keywords)}" if record.keywords else ""))
+              + (f"\n  keywords: {', '.join(record.keywords)}" if record.keywords else "")
+              + (f"\n  needs review: the model is not sure of it (confidence {details.confidence:.0%})"
+                 if review else ""))
     return status
+
+
+def why_unreadable(photo: Path) -> str | None:
+    """Why a photo's pixels cannot be read (None: they can): a caption, or none, says nothing of that.
+    Only the header is read (the RAW reader reads its preview), so showing many photos stays quick."""
+    from desktop_app.photos.formats import RAW_EXTENSIONS, RefusedFormat, open_image
+    from desktop_app.photos.pixels import PhotoError, load_raw_preview
+
+    if photo.stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    try:
+        if photo.suffix.lower() in RAW_EXTENSIONS:
+            load_raw_preview(photo)
+        else:
+            with open_image(photo):
+                pass
+    except (PhotoError, RefusedFormat) as exc:
+        return str(exc)
+    except (OSError, ValueError, SyntaxError):
+        return "not an image photocaption can read (unsupported format or corrupt file)"
+    return None
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -211,6 +303,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from desktop_app.captioning.pipeline import PipelineOptions
+
     parser = argparse.ArgumentParser(prog="photocaption", description="Offline captions for photos, written into "
                                      "their EXIF/XMP metadata, and searchable.",
                                      formatter_class=HelpFormatter)
@@ -262,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("show", help="a photo's caption and where it is stored", formatter_class=HelpFormatter)
     w.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     w.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
+    w.add_argument("--index", type=Path, help="library index file, for the model's needs-review marks "
+                   "(default: per-user data folder)")
     w.set_defaults(run=cmd_show)
 
     g = sub.add_parser("gui", help="open the desktop app", formatter_class=HelpFormatter)
@@ -274,7 +370,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A Ctrl-C while it starts (imports, model loading) ends it at once as "cancelled",
+    status 130: a KeyboardInterrupt there would land inside an import and print a traceback, or hang."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _cancelled_while_starting) if in_main_thread else None
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print("photocaption: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _cancelled_while_starting(*_) -> None:
+    """Nothing is written before a command starts its work, so leaving at once loses nothing."""
+    os.write(sys.stderr.fileno(), b"photocaption: cancelled\n")
+    os._exit(EXIT_CANCELLED)
+
+
+def _run(argv: list[str] | None) -> int:
+    from desktop_app.bundle.format import BundleError
+    from desktop_app.captioning.runtime import ProviderError
+
     args = build_parser().parse_args(argv)
+    if args.run is not cmd_caption:  # caption keeps the quick exit through model loading, then stops between batches
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.run(args)
     except UsageError as exc:

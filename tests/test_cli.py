@@ -2,7 +2,10 @@
 
 import json
 import os
+import pty
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +200,133 @@ def test_show_into_a_closed_pipe_ends_quietly(samples, tmp_path):
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def screen(raw: bytes) -> list[str]:
+    """What a terminal shows after these bytes: a carriage return goes back to the line's start, ESC[K clears
+    the rest of the line, later characters overwrite earlier ones."""
+    lines = []
+    for raw_line in raw.decode().replace("\r\n", "\n").split("\n"):
+        line, col = [], 0
+        for part in re.split(r"(\r|\x1b\[K)", raw_line):
+            if part == "\r":
+                col = 0
+            elif part == "\x1b[K":
+                del line[col:]
+            else:
+                for ch in part:
+                    line[col:col + 1] = [ch]
+                    col += 1
+        lines.append("".join(line))
+    return lines
+
+
+def run_in_terminal(*args, index: Path) -> tuple[int, list[str]]:
+    """The command with stdout and stderr on a pseudo-terminal, as in a terminal window; (status, screen)."""
+    main, follower = pty.openpty()
+    env = {**os.environ, "PHOTOCAPTION_INDEX": str(index), "COLUMNS": "200"}
+    process = subprocess.Popen([sys.executable, "-m", "desktop_app", *map(str, args)], stdin=subprocess.DEVNULL,
+                               stdout=follower, stderr=follower, cwd=ROOT, env=env)
+    os.close(follower)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's far end closed: the command ended
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.close(main)
+    return process.wait(timeout=60), screen(raw)
+
+
+def test_captions_are_on_a_terminal_screen_above_the_progress_bar(samples, tmp_path):
+    """Issue 25 item 1: on a terminal `caption` (and `--dry-run`) showed only the bar. Each caption must stand on
+    its own screen line, marked "needs review" where the model is unsure, with the bar drawn below them."""
+    for extra in ([], ["--dry-run"]):
+        jsonl = tmp_path / f"out{len(extra)}.jsonl"
+        status, shown = run_in_terminal("caption", samples, "--jsonl", jsonl, *extra, index=tmp_path / "i.sqlite")
+        assert status == 0, shown
+        results = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        assert len(results) == 5
+        for result in results:
+            line = f"{result['path']}\t{result['caption']}" + ("\tneeds review" if result["needs_review"] else "")
+            assert line in shown, (line, shown)
+        bar = [number for number, line in enumerate(shown) if line.startswith("[#") and "5/5" in line]
+        last_caption = max(number for number, line in enumerate(shown) if line.startswith(str(samples)))
+        assert bar and bar[-1] > last_caption, shown
+        unsure = sum(result["needs_review"] for result in results)
+        assert f"needs review: {unsure} of the 5 captions (the model is not sure of them)" in shown or not unsure
+
+
+def test_quiet_rerun_lists_no_skipped_photo_and_its_rate_counts_captioned_photos(samples, tmp_path):
+    """Issue 25 item 2: -q printed one "skipped" line per photo and the rate counted skipped photos."""
+    first = run_cli("caption", "-q", samples, index=tmp_path / "i.sqlite")
+    assert first.returncode == 0 and first.stdout == ""
+    again = run_cli("caption", "-q", samples, index=tmp_path / "i.sqlite")
+    assert again.returncode == 0 and again.stdout == ""
+    assert "skipped: " + str(samples) not in again.stderr
+    assert "captioned 0, skipped 5, failed 0 of 5 photos in" in again.stderr and "photos/s" not in again.stderr
+    assert again.stderr.count("why skipped: 5 already captioned by this model") == 1
+    from desktop_app.cli import summary_line
+
+    assert summary_line(2, 1000, 0, 1002, 4.0, False).endswith("(0.5 photos/s)")
+    loud = run_cli("caption", samples, index=tmp_path / "i.sqlite")  # without -q each skipped photo is named
+    assert f"skipped: {samples / 'coffee.jpg'}: already captioned by this model" in loud.stderr
+
+
+def test_ctrl_c_while_starting_says_cancelled_without_a_traceback(samples, tmp_path):
+    """Issue 25 item 3: Ctrl-C during start-up (imports, model loading) printed a KeyboardInterrupt traceback,
+    or hung on an import lock. The signal is sent when -X importtime says these modules have loaded."""
+    env = {**os.environ, "PHOTOCAPTION_INDEX": str(tmp_path / "i.sqlite")}
+    for loaded in ("numpy", "onnxruntime", "desktop_app.captioning.pipeline"):
+        process = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "desktop_app", "caption", samples,
+                                    "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=ROOT, env=env)
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if line.rsplit("|", 1)[-1].strip() == loaded:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        err = "".join(seen) + err
+        assert process.returncode == 130, (loaded, err[-2000:])
+        assert "photocaption: cancelled" in err and "Traceback" not in err, (loaded, err[-2000:])
+        assert out == ""
+
+
+def test_show_refuses_files_that_are_not_readable_photos(tmp_path, capsys):
+    """Issue 25 item 3: `show` on a 0-byte or non-image .jpg said "no caption" and exited 0."""
+    from desktop_app import cli
+
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("this is a text file")
+    status = cli.main(["show", str(tmp_path / "zero.jpg"), str(tmp_path / "notes.jpg"),
+                       "--index", str(tmp_path / "i.sqlite")])
+    captured = capsys.readouterr()
+    assert status == 1 and "no caption" not in captured.out
+    assert f"{tmp_path / 'zero.jpg'}: cannot read it: the file is empty" in captured.err
+    assert f"{tmp_path / 'notes.jpg'}: cannot read it: not an image" in captured.err
+
+
+def test_show_says_needs_review_and_search_says_why_it_matched(samples, tmp_path):
+    """Issue 25 item 4: "needs review" was only in --jsonl; search hits did not say which words matched where."""
+    index = tmp_path / "i.sqlite"
+    assert run_cli("caption", "-q", samples, "--jsonl", tmp_path / "o.jsonl", index=index).returncode == 0
+    results = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "o.jsonl").read_text().splitlines())}
+    show = run_cli("show", samples / "chelsea.jpg", samples / "coffee.jpg", index=index)
+    assert show.returncode == 0
+    assert show.stdout.count("  needs review: the model is not sure of it (confidence ") == 2, show.stdout
+    assert f"(confidence {results['coffee.jpg']['confidence']:.0%})" in show.stdout
+    # a keyword that is not a caption word: the hit must say its keyword matched, not its caption
+    name, word = next((name, k) for name, r in results.items() for k in r["keywords"] if " " not in k
+                      and k not in r["caption"].lower() and all(k not in o["caption"].lower() for o in results.values()))
+    found = run_cli("search", word, index=index)
+    assert f"{samples / name}\t{results[name]['caption']}\tmatched: keyword {word}" in found.stdout.splitlines()
+    caption_word = results[name]["caption"].split()[-1].strip(".").lower()
+    hits = [json.loads(line) for line in run_cli("search", caption_word, word, "--json", index=index).stdout.splitlines()]
+    assert str(samples / name) in [hit["path"] for hit in hits]
+    for hit in hits:
+        assert caption_word in hit["matched"]["caption"] and word in hit["matched"]["keywords"], hit
