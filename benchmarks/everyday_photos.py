@@ -70,6 +70,18 @@ def report_chair(refs: dict[str, list[str]], hyps: dict[str, str], annotated: di
             "absent": dict(score.absent.most_common())}
 
 
+def report_keywords(refs: dict[str, list[str]], results: dict[str, CaptionResult], annotated: dict | None) -> dict:
+    """Print how many keywords a photo gets and the share of those naming a COCO object that name an absent one."""
+    table = ObjectTable.load()
+    truth = ground_truth(table, refs, annotated)
+    named = [(n, c) for n in refs for k in results[n].keywords for c in table.mentions(k)]
+    absent = sum(c not in truth[n] for n, c in named)
+    per_photo = sum(len(results[n].keywords) for n in refs) / max(len(refs), 1)
+    share = absent / len(named) if named else 0.0
+    print(f"keywords: {per_photo:.1f} a photo; {100 * share:.1f}% of the {len(named)} naming a COCO object name an absent one")
+    return {"per_photo": per_photo, "object_keywords": len(named), "absent_share": share}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
@@ -120,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     mean_f1 = float(np.mean([s.f1 for s in nouns]))
     print(f"captioned {len(results)} photos in {seconds:.1f}s")
     print("  ".join(f"{k} {v:.1f}" for k, v in scores.items()))
-    report = {"scores": scores, "chair": report_chair(refs, hyps, annotated)}
+    report = {"scores": scores, "chair": report_chair(refs, hyps, annotated),
+              "keywords": report_keywords(refs, results, annotated)}
     print(f"noun search ({len(nouns)} nouns with a relevant photo): mean precision {mean_p:.3f}, "
           f"mean recall {mean_r:.3f}, mean F1 {mean_f1:.3f}")
     if args.per_noun:

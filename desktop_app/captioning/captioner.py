@@ -230,7 +230,8 @@ class Captioner:
         result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention,
                                keywords_from_words(words))
         if concepts is not None:
-            result.keywords += [w for w in self.scorer.keywords(concepts) if w not in result.keywords]
+            named = self.scorer.seen_in_caption(caption.tokens, concepts)
+            result.keywords = named + [w for w in self.scorer.keywords(concepts) if w not in named]
             result.confidence = self.scorer.confidence(self.scorer.confidence_features(
                 caption.tokens, caption.score, caption.alternatives, concepts))
             threshold = self.concepts.review_threshold

@@ -107,6 +107,19 @@ class ConceptScorer:
         doubtful = {int(t) for t in plan.tokens[plan.grouped & (seen < self.concepts.review_floor)]}
         return [t for t in tokens if t in doubtful]
 
+    def seen_in_caption(self, tokens: list[int], photo: PhotoConcepts) -> list[str]:
+        """The concept words a caption names that the models also see (keyword thresholds), in caption order:
+        the caption's keywords, so a word is a keyword only when the concept models agree ("dog" named for a
+        cat, "small" or "playing" never)."""
+        c = self.concepts
+        out: list[str] = []
+        for t in tokens:
+            i = self.token_concept.get(t)
+            if i is not None and (photo.whole[i] >= c.keyword_threshold or photo.region[i] >= c.region_threshold) \
+                    and c.words[i] not in out:
+                out.append(c.words[i])
+        return out
+
     def keywords(self, photo: PhotoConcepts) -> list[str]:
         """Concept words over the thresholds, surest first."""
         c = self.concepts
