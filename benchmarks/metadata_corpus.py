@@ -124,13 +124,26 @@ def parse_json(out: str) -> dict[str, dict[str, list]]:
 
 
 def entropy_and_trailer(data: bytes) -> bytes:
-    """A JPEG's bytes from its first SOS marker on, found by walking segment lengths (not our parser)."""
+    """A JPEG's bytes from its first SOS marker on, found by walking segment lengths (not our parser).
+
+    An AFCP trailer's absolute file offsets are given relative to that point, so that moved image
+    data compares equal exactly when its offsets moved with it (exiftool -validate checks them too).
+    """
     pos = 2
     while data[pos + 1] != 0xDA:
         while data[pos + 1] == 0xFF:
             pos += 1
         pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-    return data[pos:]
+    tail = bytearray(data[pos:])
+    if tail[-12:-9] == b"AXS" and tail[-9:-8] in (b"!", b"*"):
+        order = "big" if tail[-9:-8] == b"!" else "little"
+        header = int.from_bytes(tail[-8:-4], order) - pos
+        if 0 <= header < len(tail) - 12 and tail[header:header + 4] == tail[-12:-8]:
+            tail[-8:-4] = header.to_bytes(4, order)
+            for n in range(int.from_bytes(tail[header + 6:header + 8], order)):
+                at = header + 12 + 12 * n + 8
+                tail[at:at + 4] = (int.from_bytes(tail[at:at + 4], order) - pos).to_bytes(4, order)
+    return bytes(tail)
 
 
 def sidecars(photo: Path) -> list[Path]:

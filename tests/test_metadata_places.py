@@ -355,3 +355,21 @@ def test_a_stale_iptc_digest_is_not_marked_in_sync(tmp_path):
     assert (shown["City"], shown["Creator"], shown["Description"]) == ("NewCity", "NewCreator", CAPTION.text)
     tags = exiftool(path)
     assert tags["File:CurrentIPTCDigest"] != tags["Photoshop:IPTCDigest"]
+
+
+def test_an_afcp_trailers_offsets_follow_the_grown_metadata_and_undo_puts_them_back(tmp_path):
+    """Issue 24 item 6: AFCP (IrfanView's trailer) holds absolute offsets; after a write exiftool warned
+    'Adjusted AFCP offsets by 975' (they pointed 975 bytes too early)."""
+    from desktop_app.library.undo import WriteJournal
+
+    path = tmp_path / "irfanview.jpg"
+    shutil.copyfile(DATA / "afcp_trailer.jpg", path)
+    original = path.read_bytes()
+    journal = WriteJournal("test", tmp_path / "undo")
+    journal.remember(path)
+    write_caption(path, CAPTION)
+    journal.written(path)
+    tags = exiftool(path, "-validate", "-warning", "-AFCP:all", "-IPTC:all")
+    assert "AFCP offsets" not in json.dumps(tags.get("ExifTool:Warning", "")), tags
+    assert tags["AFCP:Text"] == "Some AFCP text" and tags["IPTC2:Keywords"] == "afcp-word"
+    assert journal.undo().restored == [path] and path.read_bytes() == original

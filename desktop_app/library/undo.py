@@ -187,8 +187,10 @@ class WriteJournal:
                 path.unlink(missing_ok=True)
             return ""
         if kept.kind == "jpeg-head":
-            try:
-                data = kept.blob.read_bytes() + JpegFile.parse(path.read_bytes()).image_data
+            try:  # the kept header before today's image data, through to_bytes: trailer offsets follow the header
+                now = JpegFile.parse(path.read_bytes())
+                now.segments = JpegFile.parse(kept.blob.read_bytes() + now.image_data).segments
+                data = now.to_bytes()
             except (JpegError, OSError) as exc:
                 return f"{path.name} cannot be read back ({exc}); left as it is"
         elif kept.kind == "hash":

@@ -7,7 +7,9 @@ and other trailers) is never decoded or re-encoded; it is copied as bytes.
 An MPF index (APP2 'MPF\\0') points at the secondary images with offsets
 counted from its own TIFF header. When a segment after it changes size the
 secondary images move relative to that header, so their offsets are moved by
-the same amount on output.
+the same amount on output. An AFCP trailer (AXS, written by IrfanView and
+others at the end of the file) holds absolute file offsets; when the metadata
+before the image data changes size they are moved by the same amount too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class JpegFile:
     segments: list[tuple[int, bytes]]  # (marker, payload) before the image data
     image_data: bytes  # SOS marker onwards, untouched
     _original_mpf: tuple[bytes, int] | None = field(default=None, repr=False)  # (MPF payload, bytes after it)
+    _original_head: int = field(default=0, repr=False)  # where the image data began in the parsed file
 
     @classmethod
     def parse(cls, data: bytes) -> "JpegFile":
@@ -63,6 +66,7 @@ class JpegFile:
             if marker == SOS:
                 jpeg = cls(segments, data[pos - 1:])
                 jpeg._original_mpf = jpeg._mpf_layout()
+                jpeg._original_head = pos - 1
                 return jpeg
             if marker == EOI:
                 raise JpegError("damaged JPEG: no image data before end-of-image")
@@ -95,7 +99,9 @@ class JpegFile:
                 out.append(bytes((0xFF, marker)))
             else:
                 out.append(bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload)
-        out.append(self.image_data)
+        head = sum(map(len, out))
+        out.append(shift_afcp_offsets(self.image_data, self._original_head, head - self._original_head)
+                   if self._original_head else self.image_data)
         return b"".join(out)
 
     def _fix_mpf_offsets(self) -> None:
@@ -244,3 +250,28 @@ def shift_mpf_offsets(payload: bytes, shift: int) -> bytes:
         pass
     raise JpegError("the multi-picture (MPF) index cannot be read, so growing metadata after it would break "
                     "the second image; nothing written")
+
+
+def shift_afcp_offsets(image_data: bytes, start: int, shift: int) -> bytes:
+    """The image data with an AFCP trailer's absolute offsets moved by ``shift`` (it now begins ``shift`` bytes later).
+
+    ``start``: where the image data began in the original file. The trailer (its last 12 bytes: 'AXS!' or
+    'AXS*', the header's offset) is changed only when its header is where it says, as read: one that was
+    stale already is left as it was; without a trailer the data comes back unchanged.
+    """
+    end = image_data[-12:]
+    if shift == 0 or len(end) < 12 or end[:3] != b"AXS" or end[3:4] not in (b"!", b"*"):
+        return image_data
+    order = ">" if end[3:4] == b"!" else "<"
+    at = struct.unpack(order + "I", end[4:8])[0] - start  # the header, within image_data
+    if not 0 <= at <= len(image_data) - 24 or image_data[at:at + 4] != end[:4]:
+        return image_data
+    (count,) = struct.unpack_from(order + "H", image_data, at + 6)
+    if at + 12 + 12 * count > len(image_data) - 12:
+        return image_data
+    fixed = bytearray(image_data)
+    for n in range(count):
+        entry = at + 12 + 12 * n + 8
+        struct.pack_into(order + "I", fixed, entry, struct.unpack_from(order + "I", fixed, entry)[0] + shift)
+    struct.pack_into(order + "I", fixed, len(fixed) - 8, at + start + shift)
+    return bytes(fixed)
