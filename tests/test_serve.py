@@ -681,3 +681,42 @@ def test_a_chunked_upload_is_read_no_further_than_the_limit():
         asyncio.run(guard(scope, receive, send))
     assert getattr(stopped.value, "status_code", None) == 413
     assert sent * 65536 <= 2**20 + 65536
+
+
+def test_bodies_held_at_once_share_a_budget():
+    """Reading bodies before admission must not make memory unbounded: past the budget, a 503 before any is read."""
+    import asyncio
+
+    from desktop_app.serve.guard import RequestGuard
+
+    first_in, release, answers = asyncio.Event(), asyncio.Event(), []
+
+    async def app(scope, receive, send):
+        await receive()
+        first_in.set()
+        await release.wait()
+
+    def request(length: int):
+        scope = {"type": "http", "path": "/v1/caption", "headers": [(b"content-length", str(length).encode())]}
+
+        async def receive():
+            return {"type": "http.request", "body": b"x" * length, "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answers.append(message["status"])
+
+        return scope, receive, send
+
+    async def both():
+        guard = RequestGuard(app, token=None, max_body=2**20, loopback_only=False, bodies_budget=2**20)
+        held = asyncio.create_task(guard(*request(600_000)))
+        await first_in.wait()
+        await guard(*request(600_000))  # over the budget while the first is held
+        release.set()
+        await held
+        await guard(*request(600_000))  # the budget is free again
+        return guard.bodies_held
+
+    assert asyncio.run(both()) == 0
+    assert answers == [503]

@@ -8,13 +8,17 @@ the 413 instead of a reset connection; clients that send ``Expect: 100-continue`
 passes the limit without declaring it (chunked) is cut off there. A body must
 keep coming: a client that sends nothing for BODY_IDLE_S, or has not finished
 after BODY_TOTAL_S, gets a 408 and its connection is closed, so slow clients
-cannot hold the server's memory or its callers' places.
+cannot hold the server's memory or its callers' places. All bodies held at once
+(arriving, or waiting for the model) share a byte budget; past it a request is
+answered 503 before its body is read, so memory stays bounded however many
+clients connect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -26,6 +30,7 @@ from desktop_app.serve.access import is_loopback
 DRAIN_CAP = 64 * 1024 * 1024  # a declared body larger than this is not read at all; the connection closes
 BODY_IDLE_S = 15.0  # longest pause inside a request body
 BODY_TOTAL_S = 120.0  # longest a whole body may take (16 MiB at ~140 KB/s)
+BODIES_BUDGET = 256 * 1024 * 1024  # bytes of request bodies held at once (at least 4 uploads at the limit)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -45,11 +50,19 @@ class SlowUpload(HTTPException):
                               "send it again in one go", headers={"Connection": "close"})
 
 
+class BodiesBusy(HTTPException):
+    def __init__(self):
+        super().__init__(503, "the server is busy receiving other uploads; try again in a moment",
+                         headers={"Retry-After": "1", "Connection": "close"})
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, token: str | None, max_body: int, loopback_only: bool,
-                 open_paths: tuple[str, ...] = ()):
+                 open_paths: tuple[str, ...] = (), bodies_budget: int | None = None):
         self.app, self.token, self.max_body = app, token, max_body
         self.loopback_only, self.open_paths = loopback_only, open_paths
+        self.bodies_budget = bodies_budget or max(BODIES_BUDGET, 4 * max_body)
+        self.bodies_held = 0  # bytes reserved by the requests in hand (one event loop: no lock needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,17 +70,36 @@ class RequestGuard:
             return
         headers = Headers(scope=scope)
         refusal = self._refusal(scope, headers)
+        length = headers.get("content-length", "")
         if refusal is None:
-            length = headers.get("content-length", "")
             if length.isdigit() and int(length) > self.max_body:
                 if headers.get("expect", "").lower() != "100-continue" and int(length) <= DRAIN_CAP:
                     await _drain(receive, DRAIN_CAP)
                 exc = UploadTooLarge(self.max_body)
                 refusal = error_response(exc.status_code, exc.detail, {"Connection": "close"})
+        reserved = 0
+
+        def reserve(total: int) -> None:
+            """This body has reached (or declared) ``total`` bytes: hold them in the budget, or refuse."""
+            nonlocal reserved
+            if total > reserved:
+                if self.bodies_held + total - reserved > self.bodies_budget:
+                    raise BodiesBusy()
+                self.bodies_held += total - reserved
+                reserved = total
+
+        if refusal is None:
+            try:
+                reserve(int(length) if length.isdigit() else 0)
+            except BodiesBusy as exc:
+                refusal = error_response(exc.status_code, exc.detail, exc.headers)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, self._counted(receive), send)
+        try:
+            await self.app(scope, self._counted(receive, reserve), send)
+        finally:
+            self.bodies_held -= reserved
 
     def _refusal(self, scope: Scope, headers: Headers) -> JSONResponse | None:
         if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
@@ -89,9 +121,9 @@ class RequestGuard:
             return error_response(401, "wrong API token", {"WWW-Authenticate": "Bearer"})
         return None
 
-    def _counted(self, receive: Receive) -> Receive:
-        """``receive`` that stops a body once it passes the limit (chunked, or lying about its length), or
-        stalls (BODY_IDLE_S), or takes too long (BODY_TOTAL_S)."""
+    def _counted(self, receive: Receive, reserve: Callable[[int], None]) -> Receive:
+        """``receive`` that holds the body's bytes in the budget (``reserve``) and stops it once it passes the
+        limit (chunked, or lying about its length), or stalls (BODY_IDLE_S), or takes too long (BODY_TOTAL_S)."""
         total, complete = 0, False
         deadline = asyncio.get_running_loop().time() + BODY_TOTAL_S
 
@@ -109,6 +141,7 @@ class RequestGuard:
                 complete = not message.get("more_body", False)
                 if total > self.max_body:
                     raise UploadTooLarge(self.max_body)  # read no further: the connection closes
+                reserve(total)
             return message
 
         return counted
