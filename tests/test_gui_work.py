@@ -111,7 +111,7 @@ def test_read_only_photos_are_reported_failed(qtbot, window, samples):
         photo.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     write_and_wait(qtbot, window)
     message = window.statusBar().currentMessage()
-    assert "wrote 1 photos" in message and "failed 4" in message  # the PNG's sidecar is writable
+    assert "wrote 1 photo," in message and "failed 4" in message  # the PNG's sidecar is writable
     assert "4 failed" in window.counts_label.text() and "4 unsaved" in window.counts_label.text()
     failed = [i for i in window.photos.items if "failed" in i.badges()]
     assert len(failed) == 4 and all("read-only" in i.write_error for i in failed)
@@ -143,7 +143,7 @@ def test_keyword_only_edit_is_written(qtbot, window, samples):
     window.panel.keywords.editingFinished.emit()
     assert item.unsaved and "unsaved" in item.badges()
     write_and_wait(qtbot, window, everything=False)
-    assert "wrote 1 photos" in window.statusBar().currentMessage()
+    assert "wrote 1 photo " in window.statusBar().currentMessage()
     assert not item.unsaved
     subject = exiftool(samples / "chelsea.jpg")["XMP-dc:Subject"]
     assert {"cat", "red rug"} <= set(subject)  # multi-word keyword whole

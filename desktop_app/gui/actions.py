@@ -39,6 +39,7 @@ class Actions:
             ("caption", "pause", "&Pause", w.toggle_pause, "Ctrl+P"),
             ("caption", "cancel", "&Cancel", w.cancel, "Esc"),
             ("edit", "accept", "&Keep Caption and Next Photo", w.accept_and_next, "Ctrl+Return"),
+            ("edit", "mark_reviewed", "&Mark Reviewed", w.mark_reviewed, "Ctrl+M"),
             ("edit", "revert", "&Revert to Saved Caption", w.revert, None),
             ("edit", "copy", "&Copy Alt Text", w.copy_alt_text, "Ctrl+Shift+C"),
             ("edit", None, None, None, None),
@@ -59,13 +60,15 @@ class Actions:
             ("view", "zoom_out", "Zoom O&ut", lambda: w.preview.zoom_by(0.8), Std.ZoomOut),
             ("view", "zoom_fit", "&Fit Photo to Pane", lambda: w.preview.set_zoom(0.0), "Ctrl+0"),
             ("view", "zoom_actual", "&Actual Size", lambda: w.preview.set_zoom(1.0), "Ctrl+Alt+0"),
-            ("help", "shortcuts", "&Keyboard Shortcuts", w.show_shortcuts, "F1"),
+            ("help", "show_shortcuts", "&Keyboard Shortcuts", w.show_shortcuts, "F1"),
         ]
         self.all: dict[str, QAction] = {}
         for menu, name, text, slot, shortcut in table:
             if name is None:
                 self.menus[menu].addSeparator()
                 continue
+            if hasattr(self, name):  # an action named like a method hid the method (F1 raised TypeError)
+                raise ValueError(f"action name {name!r} is taken by an attribute of Actions")
             action = QAction(text, window)
             if shortcut is not None:
                 action.setShortcut(QKeySequence(shortcut))
@@ -78,5 +81,6 @@ class Actions:
         self.menus["file"].insertMenu(self.recursive, self.recent_menu)
 
     def shortcuts(self) -> list[str]:
+        """Every action's key and name, for the shortcuts window."""
         return [f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}: {a.text().replace('&', '')}"
                 for a in self.all.values() if not a.shortcut().isEmpty()]

@@ -23,7 +23,7 @@ from desktop_app.gui.actions import Actions
 from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
                                     ProblemsList, SearchBar, ask_about_unsaved)
 from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
-from desktop_app.gui.session import PhotoItem, Session
+from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
 from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
 from desktop_app.library.index import LibraryIndex, default_index_path
@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self._close_after_write = False
         self._open_after_write: Path | None = None
         self._focused_once = False
+        self.shortcuts_window: QMessageBox | None = None
         self.opened_at = 0.0
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
@@ -317,8 +318,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         self.setWindowTitle(f"photocaption — {self.folder}")
         restored = self.session.restored_drafts
-        self.statusBar().showMessage(f"{len(paths)} photos; reading their captions…"
-                                     + (f" {restored} unsaved captions kept from last time" if restored else ""))
+        self.statusBar().showMessage(f"{count_of(len(paths), 'photo')}; reading their captions…"
+                                     + (f" {count_of(restored, 'unsaved caption')} kept from last time" if restored else ""))
         self._update_actions()
         if paths:
             self.grid.selectionModel().setCurrentIndex(self.filter.index(0, 0),
@@ -332,7 +333,7 @@ class MainWindow(QMainWindow):
         self._show_counts()
         c = self.session.counts()
         restored = self.session.restored_drafts
-        self.statusBar().showMessage(f"{c['photos']} photos, {c['captioned']} captioned"
+        self.statusBar().showMessage(f"{count_of(c['photos'], 'photo')}, {c['captioned']} captioned"
                                      + (f", {c['unsaved']} unsaved (kept from last time)" if restored else ""), 8000)
         self._refresh_current()
 
@@ -357,6 +358,7 @@ class MainWindow(QMainWindow):
         return [self.photos.items[r] for r in rows]
 
     def show_photo(self, index) -> None:
+        self.panel.commit_keywords()  # keywords typed for the photo being left belong to it
         self._current = self.session.item(Path(index.data(PathRole))) if index.isValid() else None
         self._refresh_current()
 
@@ -433,6 +435,7 @@ class MainWindow(QMainWindow):
             self._refresh_current()  # changed from elsewhere (the model, a revert, an undo)
             return
         self.panel.describe(item)
+        self.panel.show_alternatives(item)  # the model's caption for a photo a person is typing lands here
         self.preview.setAccessibleDescription(item.caption or "no caption yet")
         if not self.panel.keywords.hasFocus():
             self.panel.keywords.setText(", ".join(item.keywords))
@@ -481,7 +484,7 @@ class MainWindow(QMainWindow):
         options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length, no_repeat_ngram=3),
                                   recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
                                   sidecar_naming=s.sidecar_naming)
-        journal = self.session.new_journal(f"captions written as made ({len(paths)} photos)") \
+        journal = self.session.new_journal(f"captions written as made ({count_of(len(paths), 'photo')})") \
             if s.write_as_captioned else None
         write = s.write_options() if journal is not None else None
         worker = CaptionWorker(self.captioner, paths, options, write, journal, self.index_path)
@@ -530,7 +533,7 @@ class MainWindow(QMainWindow):
         message = (f"{'Cancelled: ' if cancelled else ''}captioned {counts['captioned']}, skipped {counts['skipped']}, "
                    f"failed {counts['failed']}")
         if journal is not None:
-            message += f"; written into {c.get('written', 0)} photos, not written {c.get('not written', 0)}"
+            message += f"; written into {count_of(c.get('written', 0), 'photo')}, not written {c.get('not written', 0)}"
         elif counts["captioned"]:
             message += " (unsaved: Ctrl+Shift+S writes all)"
         if counts["skipped"] or counts["failed"] or c.get("not written"):
@@ -580,12 +583,24 @@ class MainWindow(QMainWindow):
         self._refresh_current()
 
     def accept_and_next(self) -> None:
-        """Keep this caption and move on, one photo selected: the review loop is Ctrl+Return, photo after photo."""
+        """Keep this caption (a person has reviewed it) and move on, one photo selected: the review loop is
+        Ctrl+Return, photo after photo. The kept photo stays in a needs-review list until it is filtered again."""
+        self.panel.commit_keywords()
+        if self._current is not None:
+            self.session.mark_reviewed([self._current])
         current = self.grid.currentIndex()
         following = self.filter.index(current.row() + 1, 0) if current.isValid() else self.filter.index(0, 0)
         if following.isValid():
             self.grid.selectionModel().setCurrentIndex(following, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self.grid.scrollTo(following)
+
+    def mark_reviewed(self) -> None:
+        """The selected machine captions were checked by a person: they leave the needs-review list at once."""
+        items = self.selected_items() or ([self._current] if self._current else [])
+        marked = self.session.mark_reviewed(items)
+        self.statusBar().showMessage(f"marked {count_of(marked, 'caption')} reviewed"
+                                     if marked else "nothing to mark: no selected caption needs review", 3000)
+        self.filter.refilter()
 
     def revert(self) -> None:
         """Back to what the photo holds; in the editor this is one more edit, so Ctrl+Z there brings it back."""
@@ -624,6 +639,7 @@ class MainWindow(QMainWindow):
 
     def write(self, items: list[PhotoItem]) -> bool:
         """Write these photos' unsaved captions and keyword edits, on the writer thread; undoable."""
+        self.panel.commit_keywords()
         if self.busy:
             self.statusBar().showMessage("wait for the current captioning or writing to finish", 5000)
             return False
@@ -637,12 +653,12 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._write_progress)  # a window method: runs on the UI thread
         worker.finished.connect(self._write_finished)
         self.write_worker = worker
-        self.session.start_run(f"Write {len(jobs)} photos")
+        self.session.start_run(f"Write {count_of(len(jobs), 'photo')}")
         self._run_counts = {}
         self.progress.setRange(0, len(jobs))
         self.progress.setValue(0)
         self.progress.show()
-        self.statusBar().showMessage(f"writing {len(jobs)} captions…")
+        self.statusBar().showMessage(f"writing {count_of(len(jobs), 'caption')}…")
         self._start(worker)
         self._update_actions()
         return True
@@ -660,7 +676,7 @@ class MainWindow(QMainWindow):
         self.session.push_undo(journal)
         c = self._run_counts
         written, skipped, failed = c.get("written", 0), c.get("skipped", 0), c.get("failed", 0)
-        message = f"{'Stopped: ' if cancelled else ''}wrote {written} photos"
+        message = f"{'Stopped: ' if cancelled else ''}wrote {count_of(written, 'photo')}"
         if skipped or failed:
             message += f", skipped {skipped}, failed {failed} (see Problems)"
         if written:
@@ -692,7 +708,7 @@ class MainWindow(QMainWindow):
         self.write_worker = None
         self.session.apply_undo(report, saved)
         self._show_counts()
-        message = f"restored {len(report.restored)} photos as they were before the write"
+        message = f"restored {count_of(len(report.restored), 'photo')} as they were before the write"
         if report.refused:
             message += f"; {len(report.refused)} left as they are (see Problems)"
         self.statusBar().showMessage(message, 10000)
@@ -713,11 +729,11 @@ class MainWindow(QMainWindow):
             self.library_results.show_hits(list(hits.values()))
             self.library_dock.show()
             self.library_dock.raise_()
-            self.statusBar().showMessage(f"{self.filter.rowCount()} photos match here, {len(hits)} in the library", 3000)
+            self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} match here, {len(hits)} in the library", 3000)
         else:
             self.library_results.clear()
             if allowed is not None:
-                self.statusBar().showMessage(f"{self.filter.rowCount()} photos match", 3000)
+                self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} match", 3000)
         self._keep_current_visible()
 
     def export(self, kind: str) -> None:
@@ -731,7 +747,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.statusBar().showMessage(f"could not export to {path}: {exc.strerror or exc}", 10000)
             return
-        self.statusBar().showMessage(f"exported {count} captions to {path}", 5000)
+        self.statusBar().showMessage(f"exported {count_of(count, 'caption')} to {path}", 5000)
 
     # ---- dialogs ---------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -753,9 +769,16 @@ class MainWindow(QMainWindow):
         self.settings.save(self.store)
 
     def show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(self.actions.shortcuts() + [
+        """A window beside the main one, not modal: the keys stay in sight while a person tries them."""
+        if self.shortcuts_window is None:
+            self.shortcuts_window = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "",
+                                                QMessageBox.StandardButton.Close, self)
+            self.shortcuts_window.setWindowModality(Qt.WindowModality.NonModal)
+        self.shortcuts_window.setText("\n".join(self.actions.shortcuts() + [
             "Ctrl+Backspace (in text): delete the word before the cursor", "Ctrl+Z (in the caption): undo typing",
             "Esc (in search): clear the search", "Double-click a photo: edit its caption"]))
+        self.shortcuts_window.show()
+        self.shortcuts_window.raise_()
 
     def ask_about_unsaved(self, doing: str) -> str:
         """WRITE, KEEP, DISCARD or CANCEL (tests may stand in for the person here)."""
@@ -763,6 +786,7 @@ class MainWindow(QMainWindow):
 
     def _settle_unsaved(self, doing: str) -> bool:
         """Ask about unsaved work before leaving it; True when it is fine to go on now."""
+        self.panel.commit_keywords()
         if not self.session.unsaved_items():
             return True
         choice = self.ask_about_unsaved(doing)

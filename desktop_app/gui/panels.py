@@ -200,14 +200,18 @@ class CaptionPanel(QWidget):
             self.caption_edit.moveCursor(self.caption_edit.textCursor().MoveOperation.End)
         self.caption_edit.setEnabled(item is not None)
         self.keywords.setText(", ".join(item.keywords) if item else "")
+        self._loading = False
+        self.show_alternatives(item)
+        self.describe(item)
+        self.fill_words(item)
+
+    def show_alternatives(self, item: PhotoItem | None) -> None:
+        """The model's other captions (and its own, when a person's caption is shown instead)."""
         self.alternatives.clear()
         for text, score in (item.alternatives if item else []):
             entry = QListWidgetItem(text)
             entry.setToolTip(f"model score {score:.2f}")
             self.alternatives.addItem(entry)
-        self._loading = False
-        self.describe(item)
-        self.fill_words(item)
 
     def describe(self, item: PhotoItem | None) -> None:
         if item is None:
@@ -266,6 +270,14 @@ class CaptionPanel(QWidget):
     def _keywords_changed(self) -> None:
         if not self._loading:
             self.keywords_edited.emit([k.strip() for k in self.keywords.text().split(",") if k.strip()])
+
+    def commit_keywords(self) -> None:
+        """Take the keyword field's text as typed so far: a command (Ctrl+Return, Ctrl+S) may run while the
+        field still has focus, before Return or leaving the field would have committed it. Only text a person
+        typed: a keyword holding a comma (from another tool) is not split by merely showing it."""
+        if self.keywords.isModified():
+            self.keywords.setModified(False)
+            self._keywords_changed()
 
     def set_caption_text(self, text: str) -> None:
         """Replace the editor's text as one undoable edit (Ctrl+Z in the editor brings the old text back)."""

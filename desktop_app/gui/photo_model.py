@@ -188,6 +188,7 @@ class PhotoFilter(QSortFilterProxyModel):
         self.setDynamicSortFilter(False)  # re-filtered on request: a photo being edited must not vanish mid-edit
 
     def _change(self, apply) -> None:
+        """Filter again, and sort again by state (states change while the list is shown)."""
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.10
             self.beginFilterChange()
             apply()
@@ -195,6 +196,8 @@ class PhotoFilter(QSortFilterProxyModel):
         else:
             apply()
             self.invalidateFilter()
+        if self.order != SORT_NAME:
+            self.sort(0)
 
     def set_allowed(self, paths: set[Path] | None) -> None:
         self._change(lambda: setattr(self, "_allowed", paths))
@@ -224,7 +227,7 @@ class PhotoFilter(QSortFilterProxyModel):
         a, b = items[left.row()], items[right.row()]
         if self.order == SORT_NAME:
             return (a.path.name.lower(), str(a.path)) < (b.path.name.lower(), str(b.path))
-        return (self.session.state_rank(a), a.path.name.lower()) < (self.session.state_rank(b), b.path.name.lower())
+        return self.session.state_key(a) < self.session.state_key(b)
 
 
 def draw_badges(pixmap: QPixmap, badges: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ import csv
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,20 @@ def plain_words(message: str) -> str:
     return message
 
 
+def count_of(n: int, noun: str) -> str:
+    """"1 photo", "2 photos": a status line says what happened in words a person would write."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def without_name(message: str, photo: Path) -> str:
+    """A Problems line starts with the photo's name: its message need not name the photo again
+    ("locked.jpg: not written: locked.jpg is read-only")."""
+    for quoted in (f": '{photo}'", f': "{photo}"'):
+        message = message.replace(quoted, "")
+    message = message.replace(str(photo), "the photo")
+    return re.sub(rf"(^|: ){re.escape(photo.name)}(?= )", r"\1the photo", message)
+
+
 def follow_caption(keywords: list[str], old_caption: str, new_caption: str) -> list[str]:
     """Keywords after a caption edit: those taken from the old caption's words are replaced by the new one's;
     the rest (concepts seen in the photo, a person's own) stay."""
@@ -157,6 +171,7 @@ class Session(QObject):
         self.run_skipped = 0  # photos this run left alone before the model saw them (see to_caption)
         self.undo_stack: list[WriteJournal] = []
         self.restored_drafts = 0
+        self._asked: dict[Path, str] = {}  # photos sent to the model -> their caption when the run was asked for
 
     # ---- folder ------------------------------------------------------------------------------
     def open(self, folder: Path, paths: list[Path]) -> None:
@@ -164,7 +179,7 @@ class Session(QObject):
         self.folder = Path(folder).resolve()
         self.items = [PhotoItem(Path(p).resolve()) for p in paths]
         self._by_path = {item.path: item for item in self.items}
-        self.problems, self.run_label = [], ""
+        self.problems, self.run_label, self._asked = [], "", {}
         details = self.index.details_under(self.folder)
         for path, d in details.items():
             item = self._by_path.get(path)
@@ -248,6 +263,8 @@ class Session(QObject):
                 self.run_skipped += 1
             else:
                 out.append(Path(path))
+                if item is not None:
+                    self._asked[item.path] = item.caption
         if self.run_skipped:
             self.problems_changed.emit()
         return out
@@ -265,14 +282,19 @@ class Session(QObject):
             changed.append(item.path)
             if outcome.status == CAPTIONED:
                 r = outcome.result
-                item.caption, item.source, item.keywords, item.keywords_edited = r.text, MACHINE, list(r.keywords), False
-                item.words, item.attention, item.alternatives = list(r.words), r.attention, list(r.alternatives)
-                item.score, item.error, item.skipped = r.score, "", ""
+                if self.typed_since_asked(item):  # a person's typing wins: the model's caption becomes an alternative
+                    item.alternatives = [(r.text, r.score)] + [a for a in r.alternatives if a[0] != r.text]
+                    item.words, item.attention, item.needs_review = [], None, False
+                else:
+                    item.caption, item.source, item.keywords = r.text, MACHINE, list(r.keywords)
+                    item.keywords_edited, item.score = False, r.score
+                    item.words, item.attention, item.alternatives = list(r.words), r.attention, list(r.alternatives)
+                    item.needs_review = bool(getattr(r, "needs_review", False))
+                item.error, item.skipped = "", ""
                 item.confidence = getattr(r, "confidence", None)
-                item.needs_review = bool(getattr(r, "needs_review", False))
                 item.model_id, item.details_text = model_id or item.model_id, r.text
-                details[item.path] = Details(r.text, item.model_id, item.words, item.alternatives, r.attention,
-                                             item.confidence, item.needs_review)
+                details[item.path] = Details(r.text, item.model_id, list(r.words), list(r.alternatives), r.attention,
+                                             item.confidence, bool(getattr(r, "needs_review", False)))
                 counts["captioned"] += 1
                 if report is not None:
                     counts["written" if self._apply_report(item, report) == "written" else "not written"] += 1
@@ -291,6 +313,10 @@ class Session(QObject):
             self.index.save_drafts(drafts)
         self.changed.emit(changed)
         return counts
+
+    def typed_since_asked(self, item: PhotoItem) -> bool:
+        """A person wrote this photo's caption after the run that is captioning it was asked for."""
+        return item.source == PERSON and item.unsaved and item.caption != self._asked.get(item.path, item.caption)
 
     # ---- a person's edits ------------------------------------------------------------------------
     def edit_caption(self, item: PhotoItem, text: str) -> None:
@@ -327,6 +353,22 @@ class Session(QObject):
             item.words, item.attention, item.needs_review = list(details.words), details.attention, details.needs_review
         self._match_details(item)
         self._keep(item)
+
+    def mark_reviewed(self, items: list[PhotoItem]) -> int:
+        """A person has checked these machine captions: they need review no more, here and in the index
+        (so `photocaption show` and the next session agree). Returns how many changed."""
+        marked = [i for i in items if i.caption and i.needs_review]
+        details = {}
+        for item in marked:
+            item.needs_review = False
+            saved = self.index.details_of(item.path)
+            if saved is not None and saved.text == item.caption:
+                details[item.path] = replace(saved, needs_review=False)
+        if details:
+            self.index.save_details(details)
+        if marked:
+            self.changed.emit([i.path for i in marked])
+        return len(marked)
 
     def revert(self, item: PhotoItem) -> None:
         """Back to what the photo holds: the draft is dropped."""
@@ -405,7 +447,7 @@ class Session(QObject):
         return "failed"
 
     def _problem(self, item: PhotoItem, kind: str, message: str) -> None:
-        self.problems.append(Problem(item.path, kind, message))
+        self.problems.append(Problem(item.path, kind, without_name(message, item.path)))
         self.problems_changed.emit()
 
     def clear_problems(self) -> None:
@@ -523,6 +565,12 @@ class Session(QObject):
             elif item.path in hits:
                 out.add(item.path)
         return out
+
+    def state_key(self, item: PhotoItem) -> tuple:
+        """The needs-attention order: by state, captions needing review least confident first, then by name."""
+        rank = self.state_rank(item)
+        confidence = item.confidence if rank == 1 and item.confidence is not None else 0.0
+        return rank, confidence, item.path.name.lower(), str(item.path)
 
     def state_rank(self, item: PhotoItem) -> int:
         """Sort by state: what needs a person first."""

@@ -1,0 +1,134 @@
+"""Issue 25's desktop-app items, driven by keys as a person would (offscreen Qt): the shortcuts window, typing
+while the model's caption arrives, keyword text not yet committed, marking captions reviewed."""
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop_app.captioning.pipeline import CAPTIONED, PhotoOutcome
+from desktop_app.gui.session import FILTERS, NEEDS_REVIEW, SORT_STATE
+from desktop_app.metadata.record import PERSON
+from desktop_app.metadata.store import read_caption
+from test_gui import make_window, select, write_and_wait
+from test_gui_session import result
+from test_gui_work import shown_paths
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def opened(qtbot, window, folder):
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    return window
+
+
+def test_f1_and_the_help_menu_show_the_keyboard_shortcuts(qtbot, window):
+    """Issue 25 item 6: F1 raised TypeError (an action named `shortcuts` hid the method `Actions.shortcuts`)."""
+    qtbot.keyClick(window.grid, Qt.Key.Key_F1)
+    shown = window.shortcuts_window
+    assert shown is not None and shown.isVisible()
+    assert "F1: Keyboard Shortcuts" in shown.text() and "Ctrl+M: Mark Reviewed" in shown.text()
+    shown.close()
+    window.actions.show_shortcuts.trigger()  # Help > Keyboard Shortcuts
+    assert window.shortcuts_window.isVisible()
+
+
+def test_typing_wins_over_the_model_caption_arriving(qtbot, window, samples):
+    """Issue 25 item 5: a caption being typed became the model's caption with the rest of the keys appended.
+    The model's outcome can only arrive through the event loop, so it lands after the keys typed here."""
+    opened(qtbot, window, samples)
+    select(window, "coffee.jpg")
+    item = window._current
+    window.caption_all()
+    assert window.caption_worker is not None and not item.caption  # nothing from the model yet
+    window.focus_caption()
+    qtbot.keyClicks(window.caption_edit, "An espresso cup")
+    qtbot.waitUntil(lambda: window.caption_worker is None, timeout=120_000)  # its signals may be queued already
+    qtbot.keyClicks(window.caption_edit, " on a saucer")
+    typed = "An espresso cup on a saucer"
+    assert window.caption_edit.toPlainText() == typed
+    assert (item.caption, item.source, item.needs_review) == (typed, PERSON, False)
+    machine = window.index.details_of(item.path).text  # what the model said, kept as its first alternative
+    assert machine and item.alternatives[0][0] == machine
+    assert window.panel.alternatives.item(0).text() == machine
+    assert window.index.drafts_under(samples.resolve())[item.path].caption == typed
+    others = [i for i in window.session.items if i is not item]
+    assert all(i.caption and i.caption == window.index.details_of(i.path).text for i in others)
+
+
+def test_keywords_typed_without_return_are_kept_by_ctrl_return_and_ctrl_s(qtbot, window, samples):
+    """Issue 25 item 7: Ctrl+Return dropped ", dugout"; Ctrl+S said "nothing to write" with text still in the field."""
+    opened(qtbot, window, samples)
+    select(window, "astronaut.jpg")
+    astronaut = window._current
+    qtbot.keyClicks(window.caption_edit, "An astronaut.")
+    window.panel.keywords.setFocus()
+    window.panel.keywords.selectAll()
+    qtbot.keyClicks(window.panel.keywords, "space, dugout")
+    qtbot.keyClick(window.panel.keywords, Qt.Key.Key_Return, CTRL)  # keep and go on to the next photo
+    assert window._current is not astronaut
+    assert astronaut.keywords == ["space", "dugout"] and astronaut.unsaved
+
+    select(window, "rocket.jpg")
+    qtbot.keyClicks(window.caption_edit, "A rocket on its pad.")
+    window.panel.keywords.setFocus()
+    window.panel.keywords.selectAll()
+    qtbot.keyClicks(window.panel.keywords, "launch, paddleboard")
+    qtbot.keyClick(window.panel.keywords, Qt.Key.Key_S, CTRL)  # write the selected photo
+    qtbot.waitUntil(lambda: window.write_worker is None, timeout=30_000)
+    assert read_caption(samples / "rocket.jpg").keywords == ["launch", "paddleboard"]
+    assert "wrote 1 photo " in window.statusBar().currentMessage()  # item 10: not "1 photos"
+
+
+def test_mark_reviewed_shrinks_the_needs_review_list_ordered_by_confidence(qtbot, window, samples, tmp_path):
+    """Issue 25 item 9: a machine caption could not be marked reviewed, the needs-review list was in name order,
+    and the needs-attention sort went stale after a filter change."""
+    opened(qtbot, window, samples)
+    confidence = {"astronaut.jpg": 0.30, "chelsea-small.png": 0.05, "chelsea.jpg": 0.20, "coffee.jpg": 0.10}
+    window.session.apply_outcomes([
+        (PhotoOutcome(item.path, CAPTIONED, result(f"A photo named {item.path.stem}.", needs_review=True,
+                                                   confidence=confidence[item.path.name])), None)
+        for item in window.session.items if item.path.name in confidence], "m1")
+    window.search_bar.show_only.setCurrentIndex(FILTERS.index(NEEDS_REVIEW))
+    window.search_bar.sort.setCurrentIndex(window.search_bar.sort.findData(SORT_STATE))
+    least_sure_first = sorted(confidence, key=confidence.get)
+    assert [p.name for p in shown_paths(window)] == least_sure_first
+
+    select(window, "chelsea-small.png")
+    qtbot.keyClick(window.grid, Qt.Key.Key_M, CTRL)
+    assert [p.name for p in shown_paths(window)] == least_sure_first[1:]
+    qtbot.waitUntil(lambda: "3 needs review" in window.counts_label.text())  # counts are redrawn every 150 ms
+    reviewed = window.session.item((samples / "chelsea-small.png").resolve())
+    assert "needs review" not in reviewed.badges() and not window.index.details_of(reviewed.path).needs_review
+
+    select(window, "coffee.jpg")
+    qtbot.keyClick(window.grid, Qt.Key.Key_Return, CTRL)  # keeping a caption is reviewing it
+    window.search_bar.show_only.setCurrentIndex(0)
+    window.search_bar.show_only.setCurrentIndex(FILTERS.index(NEEDS_REVIEW))
+    assert [p.name for p in shown_paths(window)] == ["chelsea.jpg", "astronaut.jpg"]
+
+    reopened = make_window(qtbot, tmp_path)  # the marks are in the index: a relaunch keeps them
+    opened(qtbot, reopened, samples)
+    assert sorted(i.path.name for i in reopened.session.items if i.needs_review) == ["astronaut.jpg", "chelsea.jpg"]
+
+
+def test_a_problem_names_its_photo_once(qapp, tmp_path):
+    """Issue 25 item 10: each failure line held the file name twice ("locked.jpg: not written: locked.jpg is ...")."""
+    from desktop_app.gui.session import Session, WriteReport
+    from desktop_app.library.index import LibraryIndex
+
+    photo = tmp_path / "locked.jpg"
+    photo.write_bytes(b"")
+    session = Session(LibraryIndex(tmp_path / "index.sqlite"), tmp_path / "undo")
+    session.open(tmp_path, [photo])
+    session.apply_writes([WriteReport(photo, error="locked.jpg is read-only")])
+    session.apply_outcomes([(PhotoOutcome(photo, "failed", message=f"cannot open: [Errno 13] Permission denied: "
+                                                                   f"'{photo.resolve()}'"), None)])
+    assert [p.message for p in session.problems] == ["not written: the photo is read-only",
+                                                     "cannot open: [Errno 13] Permission denied"]
