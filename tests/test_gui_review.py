@@ -132,3 +132,36 @@ def test_a_problem_names_its_photo_once(qapp, tmp_path):
                                                                    f"'{photo.resolve()}'"), None)])
     assert [p.message for p in session.problems] == ["not written: the photo is read-only",
                                                      "cannot open: [Errno 13] Permission denied"]
+
+
+
+def failed_lines(window) -> int:
+    return sum(window.problems.item(i).text().startswith("Failed") for i in range(window.problems.count()))
+
+
+def test_counts_add_up_to_the_photos_at_every_step(qtbot, window, samples):
+    """Issue 25 item 8: "62 unsaved, 1 uncaptioned, 2 failed" made 65 of 64; a 0-byte photo was uncaptioned until
+    its thumbnail loaded; "1 failed" stood beside a Problems list saying "No problems"."""
+    (samples / "empty.jpg").write_bytes(b"")
+
+    def check(step: str) -> dict:
+        c = window.session.counts()
+        assert sum(c[k] for k in ("captioned", "unsaved", "uncaptioned", "failed")) == c["photos"] == 6, (step, c)
+        qtbot.waitUntil(lambda: failed_lines(window) == c["failed"])  # Problems names every failed photo
+        for kind in ("uncaptioned", "unsaved", "failed"):  # and each filter shows what its count says
+            window.search_bar.show_only.setCurrentText(f"Show: {kind}")
+            assert len(shown_paths(window)) == c[kind], (step, kind)
+        window.search_bar.show_only.setCurrentText("Show: all")
+        return c
+
+    window.open_folder(samples)
+    assert check("opened")["failed"] == 1 and window.photos.thumbnails_loaded() == 0  # before any thumbnail
+    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    check("captions read")
+    window.caption_all()
+    qtbot.waitUntil(lambda: window.caption_worker is None, timeout=120_000)
+    assert check("captioned")["unsaved"] == 5
+    window.session.start_run("another run")  # a new run's list starts empty: the failed photo is still named
+    assert check("new run")["failed"] == 1
+    write_and_wait(qtbot, window)
+    assert check("written")["captioned"] == 5

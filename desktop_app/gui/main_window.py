@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(150)
-        self._counts_timer.timeout.connect(lambda: (self._show_counts(), self._update_actions()))
+        self._counts_timer.timeout.connect(self._show_state)
         self._build_widgets()
         self.actions = Actions(self)
         self.actions.recursive.setChecked(self.settings.recursive)
@@ -187,9 +187,15 @@ class MainWindow(QMainWindow):
 
     def _show_problems(self) -> None:
         """The run's problems, brought to the front when there are some (unless library hits are showing)."""
-        self.problems_panel.show_problems(self.session.problems, self.session.run_label)
+        self.problems_panel.show_problems(self.session.shown_problems(), self.session.run_label)
         if self.session.problems and not self.library_results.count():
             self.problems_dock.raise_()
+
+    def _show_state(self) -> None:
+        """After changes (at most every 150 ms): counts, actions, and Problems, which lists every failed photo."""
+        self._show_counts()
+        self._update_actions()
+        self.problems_panel.show_problems(self.session.shown_problems(), self.session.run_label)
 
     def _restore_memory(self) -> None:
         geometry, state = self.memory.window()
@@ -247,9 +253,9 @@ class MainWindow(QMainWindow):
         if not c["photos"]:
             self.counts_label.setText("")
             return
-        parts = [f"{c['photos']} photos", f"{c['captioned']} captioned"]
-        parts += [f"{c[k]} {k}" for k in ("unsaved", "uncaptioned", "failed", "needs review") if c[k]]
-        self.counts_label.setText(" · ".join(parts))
+        states = ", ".join(f"{c[k]} {k}" for k in ("captioned", "unsaved", "uncaptioned", "failed") if c[k])
+        review = f" · {c['needs review']} needs review" if c["needs review"] else ""
+        self.counts_label.setText(f"{count_of(c['photos'], 'photo')}: {states}{review}")
 
     # ---- model ---------------------------------------------------------------------------------
     def ensure_captioner(self) -> Captioner | None:

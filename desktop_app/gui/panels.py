@@ -320,7 +320,7 @@ class ProblemsList(QWidget):
             self.list.addItem(entry)
         skipped = sum(p.kind == "skipped" for p in problems)
         if problems:
-            self.title.setText(f"{run}: {len(failed)} failed, {skipped} skipped")
+            self.title.setText(f"{run + ': ' if run else ''}{len(failed)} failed, {skipped} skipped")
         else:
             self.title.setText(f"{run}: no problems" if run else "No problems")
         self.clear_button.setEnabled(bool(problems))

@@ -128,6 +128,14 @@ def count_of(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _empty(path: Path) -> bool:
+    """A 0-byte file is no photo: known at once, not when its thumbnail first fails to load."""
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def without_name(message: str, photo: Path) -> str:
     """A Problems line starts with the photo's name: its message need not name the photo again
     ("locked.jpg: not written: locked.jpg is read-only")."""
@@ -177,7 +185,7 @@ class Session(QObject):
     def open(self, folder: Path, paths: list[Path]) -> None:
         """Show these photos; drafts and model details kept from earlier sessions come back at once."""
         self.folder = Path(folder).resolve()
-        self.items = [PhotoItem(Path(p).resolve()) for p in paths]
+        self.items = [PhotoItem(Path(p).resolve(), unreadable=_empty(Path(p))) for p in paths]
         self._by_path = {item.path: item for item in self.items}
         self.problems, self.run_label, self._asked = [], "", {}
         details = self.index.details_under(self.folder)
@@ -450,6 +458,14 @@ class Session(QObject):
         self.problems.append(Problem(item.path, kind, without_name(message, item.path)))
         self.problems_changed.emit()
 
+    def shown_problems(self) -> list[Problem]:
+        """This run's problems, and every photo that is failed now though this run did not say so (an earlier
+        run's failure, a file found unreadable): the Problems list never says "no problems" beside "1 failed"."""
+        named = {p.path for p in self.problems if p.kind == "failed"}
+        earlier = [Problem(i.path, "failed", i.write_error or i.error or "cannot be opened as a photo")
+                   for i in self.items if i.failed and i.path not in named]
+        return self.problems + earlier
+
     def clear_problems(self) -> None:
         self.problems = []
         self.problems_changed.emit()
@@ -518,14 +534,22 @@ class Session(QObject):
         return len(rows)
 
     # ---- counts, filters, search -------------------------------------------------------------
+    @staticmethod
+    def state_of(item: PhotoItem) -> str:
+        """The one state a photo is counted in, most urgent first: failed, unsaved, uncaptioned or captioned."""
+        if item.failed:
+            return "failed"
+        if item.unsaved:
+            return "unsaved"
+        return "captioned" if item.saved_caption else "uncaptioned"
+
     def counts(self) -> dict[str, int]:
+        """Photos per state (failed + unsaved + uncaptioned + captioned = photos), and needs review, person,
+        machine and unreadable, which overlap those."""
         c = {"photos": len(self.items), "captioned": 0, "unsaved": 0, "uncaptioned": 0, "failed": 0,
              "needs review": 0, "person": 0, "machine": 0, "unreadable": 0}
         for item in self.items:
-            c["unsaved"] += item.unsaved
-            c["captioned"] += bool(item.saved_caption) and not item.unsaved
-            c["uncaptioned"] += not item.caption and not item.unreadable
-            c["failed"] += item.failed
+            c[self.state_of(item)] += 1
             c["unreadable"] += item.unreadable
             c["needs review"] += bool(item.caption and item.needs_review)
             c["person"] += bool(item.caption) and item.source == PERSON
@@ -537,10 +561,10 @@ class Session(QObject):
 
     @staticmethod
     def shown_by(item: PhotoItem, kind: str) -> bool:
-        if kind == UNCAPTIONED:
-            return not item.caption
-        if kind == UNSAVED:
-            return item.unsaved
+        """Whether the grid's "show only" filter shows it: the uncaptioned and unsaved filters show what
+        their counts count."""
+        if kind in (UNCAPTIONED, UNSAVED):
+            return Session.state_of(item) == kind
         if kind == FAILED_FILTER:
             return item.failed
         if kind == NEEDS_REVIEW:
