@@ -70,7 +70,7 @@ def _open_index(path: Path | None):
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from desktop_app.captioning.captioner import Captioner
+    from desktop_app.captioning.captioner import Captioner, result_fields
     from desktop_app.captioning.decode import DecodeOptions
     from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
     from desktop_app.library.index import Details
@@ -144,14 +144,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
                 progress.above(f"{outcome.path}\t{outcome.result.text}"
                                + ("\tneeds review" if outcome.result.needs_review else ""))
         if jsonl:
-            r = outcome.result
-            jsonl.write(json.dumps({
-                "path": str(outcome.path), "status": status, "message": message, "written_to": places,
-                "caption": r.text if r else None, "score": round(r.score, 4) if r else None,
-                "alternatives": [[t, round(s, 4)] for t, s in r.alternatives] if r else [],
-                "keywords": r.keywords if r else [],
-                "confidence": None if r is None or r.confidence is None else round(r.confidence, 3),
-                "needs_review": bool(r and r.needs_review)}) + "\n")
+            jsonl.write(json.dumps({"path": str(outcome.path), "status": status, "message": message,
+                                    "written_to": places, **result_fields(outcome.result)}) + "\n")
 
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())

@@ -34,6 +34,17 @@ class CaptionResult:
     needs_review: bool = False  # confidence below the bundle's calibrated threshold: a person should check it
 
 
+def result_fields(result: CaptionResult | None) -> dict:
+    """A result as every batch output gives it (the CLI's ``--jsonl`` lines, the cluster's Parquet rows), so
+    the two stay comparable field by field; ``None`` (a photo skipped or failed) gives empty fields."""
+    r = result
+    return {"caption": r.text if r else None, "score": round(r.score, 4) if r else None,
+            "alternatives": [[t, round(s, 4)] for t, s in r.alternatives] if r else [],
+            "keywords": r.keywords if r else [],
+            "confidence": None if r is None or r.confidence is None else round(r.confidence, 3),
+            "needs_review": bool(r and r.needs_review)}
+
+
 @dataclass
 class EncodedBatch:
     """Photos through the encoder, ready for the decode loop."""
