@@ -165,3 +165,36 @@ def test_counts_add_up_to_the_photos_at_every_step(qtbot, window, samples):
     assert check("new run")["failed"] == 1
     write_and_wait(qtbot, window)
     assert check("written")["captioned"] == 5
+
+
+def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
+    """Issue 25 item 10: the first window was taller than a 768-pixel screen; a re-run listed one "already captioned"
+    line per photo and counted those photos in its speed; library results did not follow arriving captions."""
+    from desktop_app.gui import main_window
+
+    available = window.screen().availableGeometry()
+    assert window.width() <= available.width() and window.height() <= available.height()
+
+    opened(qtbot, window, samples)
+    window.session.start_run("Caption all")
+    window.session.apply_outcomes([(PhotoOutcome(i.path, "skipped", message="already captioned by this model"), None)
+                                   for i in window.session.items[:3]])
+    lines = [window.problems.item(i).text() for i in range(window.problems.count())]
+    assert lines == ["Skipped 3 photos: already captioned by this model"]
+    assert window.problems_panel.title.text().endswith("0 failed, 3 skipped")
+
+    window._run_counts, window._rate_start = {"captioned": 0}, None
+    with monkeypatch.context() as patch:
+        clock = iter([100.0, 102.0])
+        patch.setattr(main_window.time, "perf_counter", lambda: next(clock))
+        window._caption_progress(500, 1000, 0.0, 0.0)  # 500 skipped photos: no model time
+        window._run_counts["captioned"] = 10
+        window._caption_progress(510, 1000, 0.0, 0.0)
+    assert window.rate_label.text().startswith("5.0 photos/s")  # 10 captioned in 2 s, not 510
+
+    window.search_bar.whole_library.setChecked(True)
+    qtbot.keyClicks(window.search, "zebra")
+    assert window.library_results.count() == 0
+    rocket = window.session.item((samples / "rocket.jpg").resolve())
+    window.session.apply_outcomes([(PhotoOutcome(rocket.path, CAPTIONED, result("A zebra on a pad.")), None)], "m1")
+    qtbot.waitUntil(lambda: window.library_results.count() == 1)

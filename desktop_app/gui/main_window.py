@@ -35,7 +35,8 @@ class MainWindow(QMainWindow):
     def __init__(self, settings_store: QSettings | None = None, index_path: Path | None = None):
         super().__init__()
         self.setWindowTitle("photocaption")
-        self.resize(1280, 800)
+        available = self.screen().availableGeometry()  # a 1366x768 laptop: the status bar stays on the screen
+        self.resize(min(1280, available.width() * 95 // 100), min(800, available.height() * 9 // 10))
         self.store = settings_store or QSettings("photocaption", "photocaption")
         self.settings = AppSettings.load(self.store)
         self.memory = Memory(self.store)
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
         self._show_counts()
         self._update_actions()
         self.problems_panel.show_problems(self.session.shown_problems(), self.session.run_label)
+        if self.search_bar.whole_library.isChecked() and self.library_dock.isVisible() and self.search.text():
+            self._show_library_hits(self.search.text())  # captions arriving now are found too
 
     def _restore_memory(self) -> None:
         geometry, state = self.memory.window()
@@ -515,16 +518,17 @@ class MainWindow(QMainWindow):
             self._run_counts[key] = self._run_counts.get(key, 0) + value
 
     def _caption_progress(self, done: int, total: int, rate: float, eta: float) -> None:
-        """The rate counts from the first delivered photo: the first batch pays for warming the model up."""
+        """The rate counts photos the model captioned (a skipped one costs it nothing), from the first delivered
+        photo: the first batch pays for warming the model up."""
         self.progress.setValue(done)
-        now = time.perf_counter()
+        now, made = time.perf_counter(), self._run_counts.get("captioned", 0)
         if self._rate_start is None:
-            self._rate_start = (now, done)
+            self._rate_start = (now, made)
             return
-        start, done0 = self._rate_start
-        if now - start < 1.0 or done - done0 < 2:
+        start, made0 = self._rate_start
+        if now - start < 1.0 or made - made0 < 2:
             return
-        rate = (done - done0) / (now - start)
+        rate = (made - made0) / (now - start)
         left = (total - done) / rate
         self.rate_label.setText(f"{rate:.1f} photos/s, {int(left) // 60}:{int(left) % 60:02d} left")
 
@@ -730,17 +734,22 @@ class MainWindow(QMainWindow):
         allowed = self.session.matching(text)
         self.filter.set_allowed(allowed)
         if self.search_bar.whole_library.isChecked() and allowed is not None:
-            hits = {h.path: h for h in self.index.search(text, limit=500)}
-            hits.update({h.path: h for h in self.index.search_drafts(text)})
-            self.library_results.show_hits(list(hits.values()))
+            hits = self._show_library_hits(text)
             self.library_dock.show()
             self.library_dock.raise_()
-            self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} match here, {len(hits)} in the library", 3000)
+            self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} match here, {hits} in the library", 3000)
         else:
             self.library_results.clear()
             if allowed is not None:
                 self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} match", 3000)
         self._keep_current_visible()
+
+    def _show_library_hits(self, text: str) -> int:
+        """Photos of every indexed folder matching ``text`` (drafts on their draft); returns how many."""
+        hits = {h.path: h for h in self.index.search(text, limit=500)}
+        hits.update({h.path: h for h in self.index.search_drafts(text)})
+        self.library_results.show_hits(list(hits.values()))
+        return len(hits)
 
     def export(self, kind: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export captions", f"captions.{kind}", f"*.{kind}")

@@ -311,19 +311,31 @@ class ProblemsList(QWidget):
     def show_problems(self, problems: list[Problem], run: str) -> None:
         self.list.clear()
         failed = [p for p in problems if p.kind == "failed"]
-        others = [p for p in problems if p.kind != "failed"]
-        for problem in failed + others:
+        skips: dict[str, list[Problem]] = {}
+        for problem in problems:
+            if problem.kind == "skipped":
+                skips.setdefault(problem.message, []).append(problem)
+        notes = [p for p in problems if p.kind not in ("failed", "skipped")]
+        for problem in failed + [same[0] for same in skips.values() if len(same) == 1] + notes:
             label = {"failed": "Failed", "skipped": "Skipped", "warning": "Note"}.get(problem.kind, problem.kind)
-            entry = QListWidgetItem(f"{label}: {problem.path.name}: {problem.message}")
-            entry.setData(Qt.ItemDataRole.UserRole, str(problem.path))
-            entry.setToolTip(str(problem.path))
-            self.list.addItem(entry)
-        skipped = sum(p.kind == "skipped" for p in problems)
+            self._add(f"{label}: {problem.path.name}: {problem.message}", [problem])
+        for message, same in skips.items():  # a re-run's hundreds of "already captioned": one line
+            if len(same) > 1:
+                self._add(f"Skipped {len(same)} photos: {message}", same)
+        skipped = sum(len(same) for same in skips.values())
         if problems:
             self.title.setText(f"{run + ': ' if run else ''}{len(failed)} failed, {skipped} skipped")
         else:
             self.title.setText(f"{run}: no problems" if run else "No problems")
         self.clear_button.setEnabled(bool(problems))
+
+    def _add(self, text: str, problems: list[Problem]) -> None:
+        """One line; choosing it selects its (first) photo; the tooltip names its photos."""
+        entry = QListWidgetItem(text)
+        entry.setData(Qt.ItemDataRole.UserRole, str(problems[0].path))
+        names = [str(p.path) for p in problems[:20]]
+        entry.setToolTip("\n".join(names + ([f"and {len(problems) - 20} more"] if len(problems) > 20 else [])))
+        self.list.addItem(entry)
 
     def _chosen(self, entry: QListWidgetItem) -> None:
         self.photo_chosen.emit(Path(entry.data(Qt.ItemDataRole.UserRole)))
