@@ -50,7 +50,7 @@ def test_chair_counts_captions_and_mentions_of_absent_objects():
 
 def _scorer(**penalties) -> tuple[ConceptScorer, Vocabulary]:
     vocabulary = Vocabulary([*SPECIAL_TOKENS, "a", "dog", "dogs", "puppy", "man", "grass", "sitting"])
-    concepts = Concepts(words=["dog", "puppy", "man", "grass"], object_groups=[["dog", "puppy"], ["man"]],
+    concepts = Concepts(words=["dog", "puppy", "man", "grass"], object_groups=[["dog", "puppy"], ["person", "man"]],
                         **penalties)
     return ConceptScorer(concepts, vocabulary), vocabulary
 
@@ -84,3 +84,12 @@ def test_a_caption_naming_a_doubted_object_is_flagged():
     assert scorer.doubted([ids["a"], ids["man"], ids["sitting"]], photo) == [ids["man"]]
     assert scorer.doubted([ids["a"], ids["dogs"]], photo) == []  # seen as a puppy
     assert scorer.doubted([ids["grass"]], photo) == []  # not an object word: penalised, never flagged
+
+
+def test_a_kind_can_have_its_own_floor():
+    scorer, vocab = _scorer(object_penalty=3.0, object_floor=0.5, kind_floors={"person": 0.2},
+                            penalty_region_weight=0.0)
+    whole = np.array([[0.3, 0.3, 0.15, 0.6]], np.float32)
+    bias = scorer.caption_bias(whole, np.zeros_like(whole))[0]
+    assert bias[vocab.index["dog"]] == pytest.approx(3.0 * np.log(0.3 / 0.5))
+    assert bias[vocab.index["man"]] == pytest.approx(3.0 * np.log(0.15 / 0.2))

@@ -107,6 +107,7 @@ class Concepts:
     object_groups: list[list[str]] = field(default_factory=list)
     object_penalty: float = 0.0
     object_floor: float = 0.5
+    kind_floors: dict[str, float] = field(default_factory=dict)  # a kind's own floor, by its first word ("person")
     word_penalty: float = 0.0
     word_floor: float = 0.3
     penalty_region_weight: float = 0.2

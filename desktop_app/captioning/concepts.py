@@ -62,16 +62,18 @@ class ConceptScorer:
             return None
         index = {w: i for i, w in enumerate(concepts.words)}
         group_of: dict[int, list[int]] = {}
+        kind_floor: dict[int, float] = {}
         for group in concepts.object_groups:
             members = sorted({index[w] for w in group if w in index})
             for m in members:
                 group_of[m] = members
+                kind_floor[m] = concepts.kind_floors.get(group[0], concepts.object_floor)
         evidence = [group_of.get(w, [w]) for w in words]  # concept columns whose best p is the token's
         width = max(len(e) for e in evidence)
         columns = np.array([e + [e[0]] * (width - len(e)) for e in evidence], dtype=np.int64)  # [T, width]
         grouped = np.array([w in group_of for w in words])
         penalty = np.where(grouped, concepts.object_penalty, concepts.word_penalty).astype(np.float32)
-        floor = np.where(grouped, concepts.object_floor, concepts.word_floor).astype(np.float32)
+        floor = np.array([kind_floor.get(w, concepts.word_floor) for w in words], np.float32)
         keep = penalty > 0
         return _PenaltyPlan(np.array(tokens)[keep], columns[keep], penalty[keep], floor[keep], grouped[keep])
 
