@@ -16,6 +16,7 @@ from pathlib import Path
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
 from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
+from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.serve.cli import add_serve_parser
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(run=cmd_gui)
 
     add_serve_parser(sub)  # photocaption serve: desktop_app/serve/
+    add_cluster_parser(sub)  # photocaption cluster: desktop_app/cluster/ (the cluster extra)
     return parser
 
 

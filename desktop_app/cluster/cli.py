@@ -1,0 +1,83 @@
+"""``photocaption cluster caption``: its arguments, and the run with its summary in words."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from desktop_app.arguments import HelpFormatter, UsageError, existing, whole_number
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2  # as desktop_app.cli's
+INSTALL_HINT = 'install the cluster extra: pip install -e ".[cluster]"'
+
+
+def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``cluster caption`` on photocaption's subcommands."""
+    cluster = sub.add_parser("cluster", help="caption many photos on a Ray cluster (or a local Ray) into Parquet",
+                             formatter_class=HelpFormatter)
+    jobs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
+    c = jobs.add_parser("caption", help="caption photos into Parquet parts under --out; a rerun resumes",
+                        formatter_class=HelpFormatter)
+    c.add_argument("paths", nargs="+", type=Path, metavar="SOURCE", help="photos or folders, on storage every node reads")
+    c.add_argument("--out", type=Path, required=True, help="results folder (Parquet parts); the same folder resumes")
+    c.add_argument("--address", help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto); "
+                   "default: start a local Ray for this run")
+    c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
+    c.add_argument("--retry-failed", action="store_true", help="caption again the photos that failed before")
+    c.add_argument("--beam", type=whole_number(1), default=3, help="beam width (1 = greedy)")
+    c.add_argument("--max-length", type=whole_number(1), default=20, help="longest caption in words")
+    c.add_argument("--no-repeat-ngram", type=whole_number(0), default=3,
+                   help="forbid repeating n-grams of this size (0 = off)")
+    c.add_argument("--batch-size", type=whole_number(1), default=32, help="photos per model batch")
+    c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="where the model runs: auto = the GPU (CUDA) when it really works, else the CPU")
+    c.add_argument("--threads", type=whole_number(0), default=0, help="model threads per actor (0 = its CPUs)")
+    c.add_argument("--actors", type=whole_number(0), default=0,
+                   help="caption actors (0 = one per GPU, else from the CPUs left after reading)")
+    c.add_argument("--read-cpus", type=whole_number(0), default=0,
+                   help="CPUs kept for reading and decoding photos (0 = a quarter of the cluster's, at least 1)")
+    c.add_argument("--model", type=Path, help="model bundle folder, at this path on every node (default: the bundled model)")
+    c.set_defaults(run=cmd_cluster_caption)
+
+
+def cmd_cluster_caption(args: argparse.Namespace) -> int:
+    try:
+        import pyarrow  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"photocaption cluster needs {(exc.name or 'ray').split('.')[0]}: {INSTALL_HINT}") from None
+    from desktop_app.captioning.decode import DecodeOptions
+    from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray
+    from desktop_app.photos.discover import find_photos
+
+    existing(args.paths)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is not a folder")
+    photos = list(find_photos(args.paths, args.recursive))
+    if not photos:
+        raise UsageError("no photos in " + ", ".join(map(str, args.paths)))
+    options = JobOptions(model=args.model, provider=args.provider, threads=args.threads,
+                         decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length,
+                                              no_repeat_ngram=args.no_repeat_ngram),
+                         batch_size=args.batch_size, read_cpus=args.read_cpus, actors=args.actors,
+                         retry_failed=args.retry_failed)
+
+    def progress(summary) -> None:
+        done = summary.captioned + summary.failed
+        print(f"{done}/{summary.photos - summary.already_done} photos, "
+              f"{done / max(summary.seconds, 1e-9):.1f} photos/s", file=sys.stderr, flush=True)
+
+    try:
+        summary = caption_on_ray(photos, args.out, options, args.address, progress)
+    except PoolError as exc:
+        raise UsageError(str(exc)) from None
+    plan = summary.plan
+    if plan:
+        print(f"{plan.actors} caption actors ({plan.actor_cpus:g} CPU, {plan.actor_gpus:g} GPU each), "
+              f"decode tasks {plan.decode_cpus:g} CPU each", file=sys.stderr)
+    ran = summary.captioned + summary.failed
+    rate = f" in {summary.seconds:.1f} s, {ran / summary.seconds:.1f} photos/s" if ran and summary.seconds else ""
+    print(f"captioned {summary.captioned}, failed {summary.failed}, already done {summary.already_done} "
+          f"of {summary.photos} photos{rate}; results in {args.out}", file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
