@@ -1,9 +1,11 @@
-"""``python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png]``: the main window at work.
+"""``python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png] [SHORTCUTS.png]``: the app at work.
 
-Renders offscreen (no display needed) on a temporary copy of the sample photos
-plus a damaged file and a read-only photo, so every state shows: the grid with
-its state badges and a filter, the attention view, and the Problems list after
-a write that partly failed. Nothing outside the temporary folder is touched.
+Renders offscreen (no display needed), at 1366x768 (a common laptop screen), on a
+temporary copy of the sample photos plus a damaged file and a read-only photo, so
+every state shows: the grid with its state badges (one machine caption marked
+reviewed, the others still needing review), the attention view, the Problems list
+after a write that partly failed, and the keyboard shortcuts window (F1). Nothing
+outside the temporary folder is touched.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png]", file=sys.stderr)
+        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png] [SHORTCUTS.png]",
+              file=sys.stderr)
         return 2
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     (samples / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat), work / "index.sqlite")
     window.ask_about_unsaved = lambda doing: "discard"  # a throwaway copy
-    window.resize(1280, 800)
+    window.resize(1366, 768)
     window.show()
     window.open_folder(samples)
 
@@ -44,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             if window.photos.items[window.filter.mapToSource(index).row()].path.name == name:
                 window.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
-    def save(path: str, what: str) -> None:
+    def save(path: str, what: str, widget=None) -> None:
         app.processEvents()
-        window.grab().save(path)
+        (widget or window).grab().save(path)
         print(f"{what}: {path}")
 
     def after_captions() -> None:
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     def after_write() -> None:
         window.search_bar.sort.setCurrentIndex(1)  # needs attention first
         select("chelsea.jpg")
+        window.mark_reviewed()  # a person checked this one: it needs review no more
         save(args[0], "grid with state badges")
         if len(args) > 1:
             words = window._current.words
@@ -71,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             window.resizeDocks([window.problems_dock], [190], Qt.Orientation.Vertical)
             select("rocket.jpg")
             save(args[2], "problems and the failed filter")
+        if len(args) > 3:
+            window.show_shortcuts()
+            save(args[3], "keyboard shortcuts (F1)", window.shortcuts_window)
         QTimer.singleShot(0, app.quit)
 
     def wait(condition, then) -> None:

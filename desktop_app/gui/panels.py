@@ -318,6 +318,7 @@ class ProblemsList(QWidget):
         notes = [p for p in problems if p.kind not in ("failed", "skipped")]
         for problem in failed + [same[0] for same in skips.values() if len(same) == 1] + notes:
             label = {"failed": "Failed", "skipped": "Skipped", "warning": "Note"}.get(problem.kind, problem.kind)
+            label += " earlier" if problem.earlier else ""
             self._add(f"{label}: {problem.path.name}: {problem.message}", [problem])
         for message, same in skips.items():  # a re-run's hundreds of "already captioned": one line
             if len(same) > 1:

@@ -91,8 +91,9 @@ class PhotoItem:
 @dataclass
 class Problem:
     path: Path
-    kind: str  # "failed" or "skipped"
+    kind: str  # "failed", "skipped" or "warning"
     message: str  # in plain words
+    earlier: bool = False  # a failure from before this run, still standing
 
 
 @dataclass
@@ -308,11 +309,11 @@ class Session(QObject):
                     counts["written" if self._apply_report(item, report) == "written" else "not written"] += 1
                 drafts[item.path] = item.draft()
             elif outcome.status == SKIPPED:
-                item.skipped = plain_words(outcome.message)
+                item.skipped = without_name(plain_words(outcome.message), item.path)
                 counts["skipped"] += 1
                 self._problem(item, "skipped", item.skipped)
             elif outcome.status == FAILED:
-                item.error = plain_words(outcome.message)
+                item.error = without_name(plain_words(outcome.message), item.path)
                 counts["failed"] += 1
                 self._problem(item, "failed", item.error)
         if details:
@@ -447,10 +448,10 @@ class Session(QObject):
                 self._problem(item, "warning", plain_words(warning))
             return "written"
         if report.skipped:
-            item.skipped = plain_words(report.skipped)
+            item.skipped = without_name(plain_words(report.skipped), item.path)
             self._problem(item, "skipped", f"not written: {item.skipped}")
             return "skipped"
-        item.write_error = plain_words(report.error or "not written")
+        item.write_error = without_name(plain_words(report.error or "not written"), item.path)
         self._problem(item, "failed", f"not written: {item.write_error}")
         return "failed"
 
@@ -462,7 +463,7 @@ class Session(QObject):
         """This run's problems, and every photo that is failed now though this run did not say so (an earlier
         run's failure, a file found unreadable): the Problems list never says "no problems" beside "1 failed"."""
         named = {p.path for p in self.problems if p.kind == "failed"}
-        earlier = [Problem(i.path, "failed", i.write_error or i.error or "cannot be opened as a photo")
+        earlier = [Problem(i.path, "failed", i.write_error or i.error or "cannot be opened as a photo", earlier=True)
                    for i in self.items if i.failed and i.path not in named]
         return self.problems + earlier
 
