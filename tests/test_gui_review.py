@@ -198,3 +198,11 @@ def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
     rocket = window.session.item((samples / "rocket.jpg").resolve())
     window.session.apply_outcomes([(PhotoOutcome(rocket.path, CAPTIONED, result("A zebra on a pad.")), None)], "m1")
     qtbot.waitUntil(lambda: window.library_results.count() == 1)
+
+
+def test_a_bad_raw_file_is_named_in_plain_words(qapp):
+    """Issue 25 item 3 (the app's side): LibRaw's "(b'Input/output error')" is no sentence for a person."""
+    from desktop_app.gui.session import plain_words
+
+    assert plain_words("not a camera RAW file LibRaw can read (b'Input/output error')") == \
+        "not a camera RAW file this app can read (damaged, or from a camera it does not know)"
