@@ -1,8 +1,10 @@
 """Write a caption into every file of the real-camera metadata corpus and check, with exiftool, that nothing else changed.
 
 For each file (copied to a scratch folder): ``write_caption`` with a machine caption, then
-- JPEG entropy data and everything after it (trailers, MPF images) byte-identical; other
-  formats: the photo itself byte-identical (the caption goes to a sidecar);
+- JPEG entropy data and everything after it (trailers, MPF images) byte-identical; PNG and
+  WebP with embedded XMP: every other chunk byte-identical and the pixels (decoded by Pillow,
+  every frame) identical; other formats: the photo itself byte-identical (the caption goes to
+  a sidecar);
 - every tag ``exiftool -j -G1 -a -s -n`` reported before is there with the same value,
   except the caption tags we mean to write; no new tags inside EXIF or maker notes;
 - ``exiftool -validate -warning -a``: no warning that was not there before;
@@ -22,6 +24,7 @@ Prints the counts that go in the closing note of issue 9:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import shutil
@@ -35,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from PIL import Image, ImageSequence  # noqa: E402
 
 from desktop_app.metadata.record import CaptionRecord  # noqa: E402
 from desktop_app.metadata.store import MetadataError, write_caption  # noqa: E402
@@ -50,7 +55,11 @@ WRITTEN = {"EXIF": ("IFD0:ImageDescription", "IFD0:XPComment"),
            "IPTC": ("IPTC:Caption-Abstract", "IPTC:Keywords", "IPTC:CodedCharacterSet",
                     "IPTC:ApplicationRecordVersion", "Photoshop:IPTCDigest", "File:CurrentIPTCDigest"),
            "XMP": ("XMP-dc:Description", "XMP-dc:Subject", "XMP-iptcCore:AltTextAccessibility", "XMP-x:XMPToolkit",
-                   "XMP-pcap:")}
+                   "XMP-pcap:", "RIFF:WebP_Flags")}  # a WebP's VP8X flags say it holds XMP
+# A simple WebP that gets XMP becomes an extended one: exiftool then names its type so and reports the
+# canvas size (VP8X) beside the bitstream's; vp8x_kept checks that the two agree.
+EXTENDED_WEBP = {"File:FileType": (["WEBP"], ["Extended WEBP"])}
+CANVAS = ("RIFF:ImageWidth", "RIFF:ImageHeight")
 # Embedded images exiftool reports by file offset: when metadata before them grows the offset
 # changes, and what must stay is the data it points at.
 OFFSET_PAIRS = {"ThumbnailOffset": "ThumbnailLength", "PreviewImageStart": "PreviewImageLength",
@@ -146,6 +155,49 @@ def entropy_and_trailer(data: bytes) -> bytes:
     return bytes(tail)
 
 
+def other_chunks(data: bytes) -> list[bytes] | None:
+    """A PNG's or WebP's chunks but its XMP (and WebP's VP8X), walked here rather than by our parser.
+
+    VP8X is compared apart (``vp8x_kept``): adding XMP sets its flag, or adds it to a simple file.
+    None for other formats.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos, chunks = 8, []
+        while pos + 12 <= len(data):
+            end = pos + 12 + int.from_bytes(data[pos:pos + 4], "big")
+            if not data[pos + 8:end].startswith(b"XML:com.adobe.xmp\x00"):
+                chunks.append(data[pos:end])
+            pos = end
+        return chunks + [data[pos:]]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos, chunks = 12, []
+        while pos + 8 <= len(data):
+            size = int.from_bytes(data[pos + 4:pos + 8], "little")
+            end = pos + 8 + size + (size & 1)
+            if data[pos:pos + 4] not in (b"XMP ", b"VP8X"):
+                chunks.append(data[pos:end])
+            pos = end
+        return chunks
+    return None
+
+
+def vp8x_kept(old: bytes, new: bytes) -> bool:
+    """A WebP's VP8X flags (but XMP's) and canvas size unchanged, or a new VP8X only saying XMP (and alpha/EXIF)."""
+    def vp8x(data: bytes) -> bytes | None:
+        return data[20:30] if data[12:16] == b"VP8X" else None
+
+    was, now = vp8x(old), vp8x(new)
+    if now is None or not now[0] & 0x04:
+        return False
+    return bytes([was[0] | 0x04]) + was[1:] == now if was is not None else now[0] & ~0x1C == 0
+
+
+def pixels(data: bytes) -> list[bytes]:
+    """Every frame decoded by Pillow, with its mode and size."""
+    with Image.open(io.BytesIO(data)) as image:
+        return [f"{frame.mode} {frame.size}".encode() + frame.tobytes() for frame in ImageSequence.Iterator(image)]
+
+
 def sidecars(photo: Path) -> list[Path]:
     return [path for path in (photo.with_name(photo.name + ".xmp"), photo.with_suffix(".xmp")) if path.is_file()]
 
@@ -180,12 +232,18 @@ def compare_tags(before: dict[str, list], after: dict[str, list], old: bytes, ne
             continue
         if key not in after:
             check.damage.append(f"{key} lost (was {_short(values)})")
-        elif after[key] != values and not _same_data_moved(key, before, after, old, new):
+        elif after[key] != values and not _same_data_moved(key, before, after, old, new) \
+                and not _webp_made_extended(key, values, after[key]):
             check.damage.append(f"{key} changed: {_short(values)} -> {_short(after[key])}")
     for key, values in after.items():
         if key in before or key.startswith(written + FREE_GROUPS) or key in NEW_EXIF:
             continue
         check.damage.append(f"{key} appeared: {_short(values)}")
+
+
+def _webp_made_extended(key: str, was: list, now: list) -> bool:
+    """A tag that changes only because a simple WebP got a VP8X chunk (see EXTENDED_WEBP)."""
+    return EXTENDED_WEBP.get(key) == (was, now) or (key in CANVAS and len(was) == 1 and now == was * 2)
 
 
 def _same_data_moved(key: str, before: dict[str, list], after: dict[str, list], old: bytes, new: bytes) -> bool:
@@ -245,9 +303,17 @@ def sweep(corpus: Path, work: Path, extra: list[Path] | None = None) -> list[Fil
             if not check.reason or PYTHON_INTERNALS.search(check.reason):
                 check.damage.append(f"reason not in plain words: {check.reason!r}")
             continue
-        if originals[photo.name][:3] == b"\xff\xd8\xff" and not any(p.startswith("sidecar") for p in check.places):
+        embedded = not any(p.startswith("sidecar") for p in check.places)
+        if originals[photo.name][:3] == b"\xff\xd8\xff" and embedded:
             if entropy_and_trailer(data) != entropy_and_trailer(originals[photo.name]):
                 check.damage.append("JPEG image data or trailer changed")
+        elif other_chunks(data) is not None and embedded:
+            if other_chunks(data) != other_chunks(originals[photo.name]):
+                check.damage.append("a chunk other than the XMP changed, moved or was lost")
+            if data[:4] == b"RIFF" and not vp8x_kept(originals[photo.name], data):
+                check.damage.append("WebP VP8X chunk changed beyond its XMP flag")
+            if pixels(data) != pixels(originals[photo.name]):
+                check.damage.append("pixels changed")
         elif data != originals[photo.name]:
             check.damage.append("photo changed although the caption went to a sidecar")
         compare_tags(before.get(photo.name, {}), after.get(photo.name, {}), originals[photo.name], data, check)
@@ -272,13 +338,16 @@ def summary(checks: list[FileCheck]) -> str:
     written = [check for check in checks if check.outcome == "written"]
     exif_left = [check for check in written if any("EXIF" in warning for warning in check.write_warnings)]
     mwg_ok = sum(check.mwg_ok for check in written)
+    embedded = [check for check in written if check.name.lower().endswith((".png", ".webp")) and "XMP" in check.places]
+    in_sidecar = [check for check in written if any(place.startswith("sidecar") for place in check.places)]
     lines = [f"files: {len(checks)}",
              f"written: {outcomes['written']} (EXIF left unchanged, XMP/IPTC written: {len(exif_left)})",
              f"kept a person's caption: {outcomes['kept']}",
              f"refused: {outcomes['refused']}",
              f"damaged (any check failing): {len(damaged)}",
              f"files with new validate warnings: {len(warned)}",
-             f"MWG Description shows our caption: {mwg_ok} of {len(written)} written"]
+             f"MWG Description shows our caption: {mwg_ok} of {len(written)} written",
+             f"PNG/WebP with the caption embedded: {len(embedded)}; captions in a sidecar: {len(in_sidecar)}"]
     reasons = Counter(_reason_kind(check.reason) for check in checks if check.outcome == "refused")
     reasons += Counter("EXIF left unchanged: " + _reason_kind(warning.split("EXIF left unchanged: ")[-1])
                        for check in exif_left for warning in check.write_warnings if "EXIF" in warning)

@@ -45,10 +45,11 @@ def test_readme_run_command_captions_copies_and_leaves_the_clone_alone(pristine_
     assert "captioned 5, skipped 0, failed 0 of 5 photos" in run.stderr
     assert {p.name: p.read_bytes() for p in (checkout / "resources" / "samples").iterdir()} == before
     copies = home / "photocaption-samples"
-    assert sorted(p.name for p in copies.iterdir()) == sorted([*before, "chelsea-small.png.xmp"])
+    assert sorted(p.name for p in copies.iterdir()) == sorted(before)  # the PNG's caption is inside it too
     for photo in copies.glob("*.jpg"):
         assert exiftool(photo)["XMP-dc:Description"]
         assert image_data(photo) == image_data(pristine_samples / photo.name)
+    assert exiftool(copies / "chelsea-small.png")["XMP-dc:Description"]
 
 
 def test_default_bundle_captions_the_samples(samples, tmp_path):
@@ -65,7 +66,7 @@ def test_default_bundle_captions_the_samples(samples, tmp_path):
         assert tags["XMP-dc:Description"] == tags["XMP-iptcCore:AltTextAccessibility"] == tags["IFD0:ImageDescription"]
         assert tags["XMP-pcap:Source"] == "machine"
         assert image_data(photo) == before[photo.name]
-    assert exiftool(samples / "chelsea-small.png.xmp")["XMP-dc:Description"]
+    assert exiftool(samples / "chelsea-small.png")["XMP-dc:Description"]
     again = run_cli("caption", samples, index=tmp_path / "index.sqlite")
     assert "captioned 0, skipped 5" in again.stderr  # resume: already captioned by this model
     word = lines[0]["caption"].split()[1].strip(".").lower()

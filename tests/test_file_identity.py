@@ -84,10 +84,10 @@ def test_hard_links_are_not_split(photo):
 
 
 def test_new_sidecars_get_the_usual_permissions(tmp_path):
-    png = tmp_path / "scan.png"
-    Image.new("RGB", (8, 8)).save(png)
-    write_caption(png, CAPTION)
-    mode = sidecar_path(png).stat().st_mode & 0o777
+    tiff = tmp_path / "scan.tif"
+    Image.new("RGB", (8, 8)).save(tiff)
+    write_caption(tiff, CAPTION)
+    mode = sidecar_path(tiff).stat().st_mode & 0o777
     assert mode == 0o666 & ~current_umask()
     assert mode & 0o044  # readable by others under the usual umask (not a temp file's 0600)
 

@@ -111,7 +111,7 @@ def test_read_only_photos_are_reported_failed(qtbot, window, samples):
         photo.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     write_and_wait(qtbot, window)
     message = window.statusBar().currentMessage()
-    assert "wrote 1 photo," in message and "failed 4" in message  # the PNG's sidecar is writable
+    assert "wrote 1 photo," in message and "failed 4" in message  # the PNG is writable
     assert window.counts_label.text().startswith("5 photos: 1 captioned, 4 failed")  # a failed write counts once
     failed = [i for i in window.photos.items if "failed" in i.badges()]
     assert len(failed) == 4 and all("read-only" in i.write_error for i in failed)

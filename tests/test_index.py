@@ -102,7 +102,7 @@ def test_multi_word_keywords_stay_whole(samples, tmp_path):
 
 
 def test_undo_keeps_only_metadata_and_restores_exactly(samples, tmp_path):
-    """Undo keeps a JPEG's header (not the photo) and a sidecar's bytes, and puts both back byte for byte."""
+    """Undo keeps a JPEG's header and a PNG's XMP chunk (not the photos), and puts both back byte for byte."""
     import os
 
     from desktop_app.library.undo import WriteJournal
@@ -116,7 +116,7 @@ def test_undo_keeps_only_metadata_and_restores_exactly(samples, tmp_path):
         journal.remember(photo)
         write_caption(photo, CaptionRecord("A cat on a rug.", keywords=["cat"]))
         journal.written(photo)
-    assert jpeg.read_bytes() != before[jpeg] and (samples / "chelsea-small.png.xmp").exists()
+    assert all(p.read_bytes() != before[p] for p in (jpeg, png)) and not (samples / "chelsea-small.png.xmp").exists()
     assert journal.stored_bytes() < 70_000 < len(before[jpeg]) + len(before[png])
     report = journal.undo()
     assert sorted(report.restored) == sorted([jpeg, png]) and report.refused == []
@@ -250,7 +250,7 @@ def test_undo_keeps_a_sidecar_another_program_rewrote_or_made(tmp_path, monkeypa
     from desktop_app.metadata.store import sidecar_path
 
     monkeypatch.setattr(undo, "_identity", lambda p: (p.stat().st_ino, p.stat().st_size, 0) if p.exists() else None)
-    darktable, lightroom = tmp_path / "darktable.png", tmp_path / "lightroom.png"
+    darktable, lightroom = tmp_path / "darktable.tif", tmp_path / "lightroom.tif"
     for photo in (darktable, lightroom):
         Image.new("RGB", (16, 16), "red").save(photo)
     journal = undo.WriteJournal("test", tmp_path / "undo")
@@ -265,7 +265,7 @@ def test_undo_keeps_a_sidecar_another_program_rewrote_or_made(tmp_path, monkeypa
     theirs = sidecar_path(lightroom, "stem")
     theirs.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     report = journal.undo()
-    assert report.refused == [(darktable, "darktable.png.xmp, made by this write, was changed by another program "
+    assert report.refused == [(darktable, "darktable.tif.xmp, made by this write, was changed by another program "
                                           "since; kept, not deleted")]
     assert ours.read_bytes() == rewritten
     assert report.restored == [lightroom] and not sidecar_path(lightroom).exists() and theirs.exists()

@@ -98,19 +98,19 @@ def test_person_edit_replaces_a_machine_caption_and_is_marked(camera_jpeg):
 
 
 def test_other_formats_get_a_merged_sidecar(tmp_path):
-    png = tmp_path / "scan.png"
-    Image.new("RGB", (50, 50), "red").save(png)
-    png_bytes = png.read_bytes()
-    sidecar = sidecar_path(png)
-    assert sidecar.name == "scan.png.xmp"
+    tiff = tmp_path / "scan.tif"
+    Image.new("RGB", (50, 50), "red").save(tiff)
+    tiff_bytes = tiff.read_bytes()
+    sidecar = sidecar_path(tiff)
+    assert sidecar.name == "scan.tif.xmp"
     sidecar.write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
                        '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/>'
                        '</rdf:RDF></x:xmpmeta>')
-    result = write_caption(png, CAPTION)
-    assert result.places == ["sidecar scan.png.xmp"] and png.read_bytes() == png_bytes
+    result = write_caption(tiff, CAPTION)
+    assert result.places == ["sidecar scan.tif.xmp"] and tiff.read_bytes() == tiff_bytes
     tags = exiftool(sidecar)
     assert tags["XMP-dc:Description"] == CAPTION.text and tags["XMP-xmp:Rating"] == 5
-    write_caption(png, CAPTION, WriteOptions(sidecar_naming="stem"))
+    write_caption(tiff, CAPTION, WriteOptions(sidecar_naming="stem"))
     assert (tmp_path / "scan.xmp").is_file()
 
 
@@ -200,7 +200,7 @@ def test_killed_mid_write_leaves_the_photo_intact(camera_jpeg):
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
 def test_a_new_sidecar_gets_the_photos_permissions(tmp_path, mode):
     """Issue 24 item 8: a sidecar beside a private (0600) photo was created 0644, readable by everyone."""
-    photo = tmp_path / "private.png"
+    photo = tmp_path / "private.tif"
     Image.new("RGB", (16, 16), "red").save(photo)
     photo.chmod(mode)
     write_caption(photo, CAPTION)

@@ -52,3 +52,11 @@ def test_most_of_the_corpus_gets_a_caption(checks):
     written = sum(check.outcome == "written" for check in checks.values())
     exif = sum("EXIF" in check.places for check in checks.values())
     assert written >= 0.9 * len(checks) and exif >= 100, (written, exif)
+
+
+def test_corpus_png_and_webp_get_the_caption_embedded(checks):
+    """Issue 28: every PNG and WebP that is not damaged gets XMP inside it (the sweep checks its chunks and pixels)."""
+    checked = [check for check in checks.values() if check.name.lower().endswith((".png", ".webp"))]
+    embedded = [check.name for check in checked if check.places == ["XMP"]]
+    sidecar = sorted(check.name for check in checked if check.name not in embedded)
+    assert len(embedded) >= 20 and all("damaged PNG" in " ".join(checks[name].write_warnings) for name in sidecar), sidecar

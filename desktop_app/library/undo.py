@@ -3,9 +3,11 @@
 A caption write changes a JPEG's metadata segments (everything before the image
 data) or an XMP sidecar; the image data itself is copied byte for byte. So a
 journal entry keeps a JPEG's header bytes (tens of KB), not the whole photo,
-plus a hash of the whole original to prove the restore exact. Other formats get
-sidecars (``store.write_caption``), so of their photo file only a hash is kept: if
-it ever changed, undo says so rather than guess.
+plus a hash of the whole original to prove the restore exact. A PNG or WebP
+changes only in its XMP chunk (and WebP's VP8X), so only those are kept, with
+the order of the others. Other formats get sidecars (``store.write_caption``), so
+of their photo file only a hash is kept: if it ever changed, undo says so rather
+than guess.
 Everything kept lives in a folder beside the library index (not /tmp, which is
 often RAM-backed) and is deleted when the entry is dropped.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,13 +31,16 @@ from pathlib import Path
 
 from desktop_app.metadata.atomic import replace_atomically
 from desktop_app.metadata.jpeg import JpegError, JpegFile
-from desktop_app.metadata.store import SIDECAR_NAMINGS, sidecar_path
+from desktop_app.metadata.png import PngFile
+from desktop_app.metadata.store import CONTAINERS, SIDECAR_NAMINGS, sidecar_path
+from desktop_app.metadata.webp import WebpFile
 
 
 @dataclass
 class _Kept:
     path: Path
-    kind: str  # "absent", "jpeg-head" (header bytes kept), "copy" (a sidecar, kept whole) or "hash" (only checked)
+    kind: str  # "absent", "jpeg-head" (header bytes kept), "chunks" (a PNG's/WebP's caption chunks kept),
+    # "copy" (a sidecar, kept whole) or "hash" (only checked)
     blob: Path | None = None
     sha256: str = ""
     times: tuple[int, int] = (0, 0)  # atime_ns, mtime_ns before the write
@@ -66,6 +72,47 @@ def _sha256(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return ""
+
+
+def _chunked(data: bytes) -> PngFile | WebpFile | None:
+    """A PNG or WebP whose caption chunks can be kept apart from its image chunks; None for anything else."""
+    for matches, kind, error, _ in CONTAINERS:
+        if matches(data[:16]):
+            try:
+                return kind.parse(data)
+            except error:
+                return None
+    return None
+
+
+def _caption_layout(container: PngFile | WebpFile) -> bytes:
+    """The chunk order, with the chunks a caption write may change kept whole and every other one as a mark."""
+    out = bytearray()
+    for chunk in container.chunks:
+        if container.written_by_caption(chunk):
+            out += b"\x01" + chunk.kind + struct.pack(">I", len(chunk.raw)) + chunk.raw
+        else:
+            out += b"\x00"
+    return bytes(out)
+
+
+def _with_layout(container: PngFile | WebpFile, layout: bytes) -> bytes | None:
+    """Today's file with the kept caption chunks back in their old places; None if its other chunks do not fit."""
+    others = iter([chunk for chunk in container.chunks if not container.written_by_caption(chunk)])
+    chunk_type = type(container.chunks[0])
+    chunks, pos = [], 0
+    while pos < len(layout):
+        if layout[pos]:
+            (size,) = struct.unpack(">I", layout[pos + 5:pos + 9])
+            chunks.append(chunk_type(layout[pos + 1:pos + 5], layout[pos + 9:pos + 9 + size]))
+            pos += 9 + size
+        else:
+            chunks.append(next(others, None))
+            pos += 1
+    if None in chunks or next(others, None) is not None:
+        return None
+    container.chunks = chunks
+    return container.to_bytes()
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -143,7 +190,11 @@ class WriteJournal:
                 image = JpegFile.parse(data).image_data
                 kind, kept = "jpeg-head", data[: len(data) - len(image)]
             except JpegError:
-                kind, kept = "hash", None  # not a JPEG: captions go to its sidecar, the photo is only checked
+                container = _chunked(data)
+                if container is not None:
+                    kind, kept = "chunks", _caption_layout(container)
+                else:  # captions go to its sidecar, the photo is only checked
+                    kind, kept = "hash", None
         if kept is not None:
             blob.write_bytes(kept)
         self._kept[path] = _Kept(path, kind, blob if kept is not None else None, hashlib.sha256(data).hexdigest(),
@@ -193,6 +244,11 @@ class WriteJournal:
                 data = now.to_bytes()
             except (JpegError, OSError) as exc:
                 return f"{path.name} cannot be read back ({exc}); left as it is"
+        elif kept.kind == "chunks":
+            container = _chunked(path.read_bytes()) if path.exists() else None
+            data = _with_layout(container, kept.blob.read_bytes()) if container is not None else None
+            if data is None:
+                return f"{path.name} cannot be read back; left as it is"
         elif kept.kind == "hash":
             same = path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == kept.sha256
             return "" if same else f"{path.name} itself was changed by the write and cannot be put back"

@@ -1,21 +1,24 @@
 """Where a photo's caption lives: read every place, merge ours in, replace the file.
 
-JPEG: embedded XMP + EXIF, and IPTC-IIM where the photo already has it (unless
-sidecars are chosen). Every other format (PNG, TIFF, WebP, HEIC, camera RAW):
-an XMP sidecar beside the photo, merged with one that exists. Who wrote what,
-and so whether we may replace it, is decided by ``policy``.
+JPEG: embedded XMP + EXIF, and IPTC-IIM where the photo already has it; PNG and
+WebP: embedded XMP (``png``, ``webp``: chunk surgery, pixels never decoded), unless
+sidecars are chosen. Every other format (TIFF, HEIC, camera RAW) and a PNG/WebP
+too damaged to edit safely: an XMP sidecar beside the photo, merged with one that
+exists. Who wrote what, and so whether we may replace it, is decided by ``policy``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from desktop_app.metadata import iptc
 from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
 from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
 from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFile
+from desktop_app.metadata.png import PngError, PngFile, is_png
+from desktop_app.metadata.webp import WebpError, WebpFile, is_webp
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE,
                                          iptc_keywords_current, meaningful, normalise, our_texts, persons_places,
                                          place_rank)
@@ -34,7 +37,7 @@ class MetadataError(Exception):
 
 @dataclass(frozen=True)
 class WriteOptions:
-    mode: str = EMBED  # EMBED (JPEG only; others fall back to a sidecar) or SIDECAR
+    mode: str = EMBED  # EMBED (JPEG, PNG, WebP; others fall back to a sidecar) or SIDECAR
     sidecar_naming: str = "ext"
     overwrite: bool = False  # replace a caption a person wrote
     keep_mtime: bool = True
@@ -85,6 +88,8 @@ class _Found:
     jpeg: JpegFile | None = None
     data: bytes = b""
     extended_xmp: bytes | None = None  # XMP part 3: the rest of a main packet too large for one segment
+    container: PngFile | WebpFile | None = None  # a PNG or WebP we can embed XMP in
+    container_error: str = ""  # why a PNG or WebP cannot be edited (it gets a sidecar then)
 
 
 def _inspect(photo: Path, sidecar_naming: str, embedded: bool = True) -> _Found:
@@ -150,17 +155,40 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
             found.keywords += [k for k in caption.keywords if k not in found.keywords]
 
 
+CONTAINERS = ((is_png, PngFile, PngError, "PNG"), (is_webp, WebpFile, WebpError, "WebP"))
+
+
+def _inspect_container(photo: Path, found: _Found) -> bytes | None:
+    """A PNG's or WebP's own chunks, parsed for embedding; its XMP packet (None if none or another format)."""
+    with open(photo, "rb") as handle:
+        head = handle.read(16)
+    for matches, kind, error, name in CONTAINERS:
+        if matches(head):
+            found.data = _read_bytes(photo)
+            try:
+                container = kind.parse(found.data)
+                packet = container.xmp()
+            except error as exc:
+                found.container_error = f"{name}: {exc}"
+                return None
+            found.container = container
+            return packet
+    return None
+
+
 def _inspect_other(photo: Path, found: _Found) -> None:
-    """Captions already inside a PNG, TIFF, WebP, HEIC...: read for protection, never written there."""
+    """Captions already inside a PNG, WebP, TIFF, HEIC...: read for protection (PNG and WebP XMP from its chunk)."""
+    xmp = _inspect_container(photo, found)
+    description, comment, has_iptc = "", b"", False
     try:
         with open_image(photo) as image:  # Pillow's notes on odd tags are kept quiet by photos.formats
-            xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+            xmp = xmp if found.container else image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
             exif = image.getexif()
             description, comment = exif.get(0x010E, ""), exif.get(0x9C9C, b"")
             tiff_tags = getattr(image, "tag_v2", {})
             has_iptc = any(tag in tiff_tags for tag in (iptc.TIFF_IPTC_NAA, iptc.TIFF_PHOTOSHOP))
-    except Exception:  # not an image Pillow reads (camera RAW): its sidecar is all we read
-        return
+    except Exception:  # not an image Pillow reads (camera RAW): its sidecar (or our own chunk parse) is all we read
+        pass
     if has_iptc:
         _inspect_tiff_iptc(photo, found)
     if xmp:
@@ -258,7 +286,12 @@ def write_caption(photo: Path, record: CaptionRecord, options: WriteOptions = Wr
                                               "use overwrite to replace it")
     if embed:
         return _write_jpeg(photo, record, options, found)
-    return _write_sidecar(photo, record, options)
+    if options.mode == EMBED and found.container is not None:
+        return _write_container(photo, record, options, found)
+    result = _write_sidecar(photo, record, options)
+    if options.mode == EMBED and found.container_error:
+        result.warnings.append(f"XMP not embedded: {found.container_error}; caption written to the sidecar")
+    return result
 
 
 def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found: _Found) -> WriteResult:
@@ -306,14 +339,44 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     data = jpeg.to_bytes()
     if data == found.data:
         return result  # already holds exactly this caption: a second run changes nothing
+    _replace(photo, data, options.keep_mtime)
+    result.changed = True
+    return result
+
+
+def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, found: _Found) -> WriteResult:
+    """XMP into a PNG's iTXt or a WebP's XMP chunk; a sidecar of ours already beside it is kept in step."""
+    _check_writable(photo)
+    for place, reason in found.unreadable.items():  # a caption there could be a person's: we cannot tell
+        where = photo.name if place == XMP_PLACE else place.split(" ", 1)[-1]
+        raise MetadataError(f"{where}: {reason}, so it was left unchanged; nothing written")
+    container, result = found.container, WriteResult(photo, places=[XMP_PLACE])
     try:
-        replace_atomically(photo, data, options.keep_mtime)
+        container.set_xmp(merge_caption(container.xmp(), record, options.write_keywords))
+        data = container.to_bytes()
+    except XmpError as exc:
+        raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
+    except (PngError, WebpError) as exc:
+        raise MetadataError(f"{photo.name}: {exc}; nothing written") from None
+    if data != found.data:
+        _replace(photo, data, options.keep_mtime)
+        result.changed = True
+    for naming in SIDECAR_NAMINGS:  # captions written before PNG/WebP were embedded: a stale sidecar would win
+        place = f"sidecar {sidecar_path(photo, naming).name}"
+        if place in found.texts:
+            written = _write_sidecar(photo, record, replace(options, sidecar_naming=naming))
+            result.places += written.places
+            result.changed |= written.changed
+    return result
+
+
+def _replace(photo: Path, data: bytes, keep_mtime: bool) -> None:
+    try:
+        replace_atomically(photo, data, keep_mtime)
     except AtomicWriteError as exc:  # its words only, not "[Errno 31]"
         raise MetadataError(f"{photo.name}: {exc.strerror or exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{photo.name}: could not write ({exc.strerror or exc})") from None
-    result.changed = True
-    return result
 
 
 def _iptc_keywords(irb: bytes, packet: bytes | None, in_sync: bool | None) -> list[str] | None:
