@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
     c.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
-                   help="embed: EXIF+XMP inside JPEGs (other formats get a sidecar); sidecar: .xmp files only")
+                   help="embed: XMP inside JPEG, PNG and WebP, plus EXIF in JPEGs (TIFF, HEIC, RAW get a "
+                        "sidecar); sidecar: .xmp files only")
     c.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
     c.add_argument("--overwrite", action="store_true", help="replace captions a person wrote")
     c.add_argument("--recaption", action="store_true", help="caption again photos this model already captioned")
