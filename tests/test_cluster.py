@@ -1,0 +1,134 @@
+"""photocaption cluster caption (issue 31): tiny local Ray jobs on copies of the sample photos.
+
+The same photos give the same results as ``photocaption caption`` (the CLI's --jsonl fields), and a rerun
+with the same results folder captions only what is not done yet: no photo twice, none lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.data", reason='the cluster extra is not installed (pip install -e ".[cluster]")')
+
+from desktop_app.bundle.format import load_bundle  # noqa: E402
+from desktop_app.cluster import results  # noqa: E402
+from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray, plan_pool  # noqa: E402
+from desktop_app.photos.discover import find_photos  # noqa: E402
+from desktop_app.resources import DEFAULT_BUNDLE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELDS = ("caption", "keywords", "confidence", "score", "alternatives", "needs_review")
+
+
+@pytest.fixture
+def photos(samples) -> Path:
+    """The samples twice over (two folders of copies) and a file that is no photo."""
+    shutil.copytree(samples, samples.parent / "copies")
+    (samples / "broken.jpg").write_bytes(b"not a photo at all")
+    return samples.parent
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def run(*args: object, index: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PHOTOCAPTION_INDEX": str(index)}
+    return subprocess.run([sys.executable, "-m", "desktop_app", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+
+
+def rows_by_path(out: Path) -> dict[str, dict]:
+    rows = results.read_results(out).to_pylist()
+    assert len({r["path"] for r in rows}) == len(rows), "a photo has more than one row"
+    for r in rows:
+        r["alternatives"] = [[a["caption"], a["score"]] for a in r["alternatives"]]
+    return {r["path"]: r for r in rows}
+
+
+def test_the_cluster_command_gives_the_clis_results(photos, tmp_path):
+    """The command with no --address starts a local Ray; each photo's fields equal the CLI's --jsonl line,
+    and the photo that cannot be read fails with the CLI's words."""
+    sources = [photos / "samples", photos / "copies"]
+    cli = run("caption", "--dry-run", "-q", "--jsonl", tmp_path / "cli.jsonl", *sources, index=tmp_path / "i.sqlite")
+    assert cli.returncode == 1, cli.stderr  # the broken photo failed
+    expected = {str(Path(r["path"]).resolve()): r for r in map(json.loads, (tmp_path / "cli.jsonl").read_text().splitlines())}
+
+    ray_run = run("cluster", "caption", "--out", tmp_path / "out", "--batch-size", "4", *sources,
+                  index=tmp_path / "i.sqlite")
+    assert ray_run.returncode == 1, ray_run.stderr
+    assert "captioned 10, failed 1, already done 0 of 11 photos" in ray_run.stderr
+    got = rows_by_path(tmp_path / "out")
+    assert set(got) == set(expected)
+    for path, line in expected.items():
+        assert {f: got[path][f] for f in FIELDS} == {f: line[f] for f in FIELDS}, path
+        assert (got[path]["status"], got[path]["message"]) == (line["status"], line["message"]), path
+    assert {r["model_id"] for r in got.values()} == {load_bundle(DEFAULT_BUNDLE).model_id}
+    broken = got[str((photos / "samples" / "broken.jpg").resolve())]
+    assert broken["status"] == "failed" and broken["message"] and broken["caption"] is None
+
+
+def test_a_rerun_skips_done_photos_and_retries_failed_ones_only_when_asked(photos, tmp_path, local_ray):
+    paths = list(find_photos([photos / "samples", photos / "copies"]))
+    out = tmp_path / "out"
+    first = caption_on_ray(paths, out, JobOptions(batch_size=4))
+    assert (first.captioned, first.failed, first.already_done) == (10, 1, 0)
+    before = rows_by_path(out)
+
+    again = caption_on_ray(paths, out, JobOptions(batch_size=4))
+    assert (again.captioned, again.failed, again.already_done) == (0, 0, 11)
+    assert rows_by_path(out) == before
+
+    changed = photos / "copies" / "rocket.jpg"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    retried = caption_on_ray(paths, out, JobOptions(batch_size=4, retry_failed=True))
+    assert (retried.captioned, retried.failed, retried.already_done) == (1, 1, 9)
+    after = rows_by_path(out)  # one row per photo: the retried and the changed photo's old rows are gone
+    assert set(after) == set(before)
+    assert after[str(changed.resolve())]["mtime_ns"] == changed.stat().st_mtime_ns
+    assert {p: r for p, r in after.items() if p != str(changed.resolve())} == \
+        {p: r for p, r in before.items() if p != str(changed.resolve())}
+
+
+def test_a_run_stopped_midway_keeps_what_it_finished_and_the_rerun_does_the_rest(photos, tmp_path, local_ray):
+    """The driver stops after its first part (as on Ctrl-C); a killed run's unfinished part is left too."""
+    paths = list(find_photos([photos / "samples", photos / "copies"]))
+    out = tmp_path / "out"
+
+    def stop(summary) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        caption_on_ray(paths, out, JobOptions(batch_size=2, rows_per_part=2), on_part=stop)
+    kept = rows_by_path(out)
+    assert 2 <= len(kept) < len(paths)
+    (out / f"{results.TEMP_PREFIX}1-part-0-000001.parquet").write_bytes(b"PAR1 cut short")
+
+    rest = caption_on_ray(paths, out, JobOptions(batch_size=2))
+    assert rest.already_done == len(kept) and rest.captioned + rest.failed == len(paths) - len(kept)
+    assert set(rows_by_path(out)) == {str(p.resolve()) for p in paths}
+    assert not list(out.glob(results.TEMP_PREFIX + "*"))
+
+
+def test_the_pool_leaves_cpus_for_reading():
+    """Issue 31: a pool that takes every CPU leaves the decode tasks none, and Ray Data waits forever."""
+    two = plan_pool(2, 0, JobOptions())
+    assert (two.actors, two.actor_cpus, two.decode_cpus) == (1, 1, 1)
+    sixteen = plan_pool(16, 0, JobOptions())
+    assert sixteen.actors * sixteen.actor_cpus <= 16 - 4 and sixteen.actors == 6
+    gpus = plan_pool(16, 4, JobOptions())
+    assert (gpus.actors, gpus.actor_gpus) == (4, 1) and gpus.actors * gpus.actor_cpus <= 12
+    with pytest.raises(PoolError):
+        plan_pool(1, 0, JobOptions())
