@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from desktop_app.captioning.captioner import Captioner, CaptionResult  # noqa: E
 from desktop_app.captioning.decode import DecodeOptions  # noqa: E402
 from desktop_app.captioning.pipeline import CAPTIONED, PipelineOptions, caption_photos  # noqa: E402
 from model_export.chair import SHARED, ObjectTable, chair, ground_truth  # noqa: E402
-from model_export.everyday import load_references, noun_search, per_photo_cider  # noqa: E402
+from desktop_app.bundle.vocabulary import tokenize  # noqa: E402
+from model_export.everyday import NOUNS, NounScore, load_references, noun_forms, per_photo_cider  # noqa: E402
 
 COCO = SHARED / "coco-val2017-public"
 FLICKR8K = SHARED / "flickr8k"
@@ -70,6 +72,48 @@ def report_chair(refs: dict[str, list[str]], hyps: dict[str, str], annotated: di
             "absent": dict(score.absent.most_common())}
 
 
+# Broad words people search for, and the COCO objects each covers (COCO's supercategories; furniture without the
+# plant and the toilet, which no one calls furniture). A photo is relevant when its ground truth holds one.
+BROAD = {"person": {"person"},
+         "animal": {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"},
+         "vehicle": {"bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat"},
+         "food": {"banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake"},
+         "furniture": {"chair", "couch", "bed", "dining table"}}
+
+
+def report_search(images: Path, refs: dict[str, list[str]], results: dict[str, CaptionResult],
+                  annotated: dict | None, per_word: bool) -> dict:
+    """What ``photocaption search WORD`` returns: every photo recorded in a real library index with its caption and
+    keywords, then searched for each everyday noun (relevant: >= 2 references name it) and each broad word."""
+    from desktop_app.library.index import LibraryIndex
+    from desktop_app.metadata.record import CaptionRecord
+
+    table = ObjectTable.load()
+    truth = ground_truth(table, refs, annotated)
+    with tempfile.TemporaryDirectory() as work:
+        index = LibraryIndex(Path(work) / "library.sqlite")
+        for name in refs:
+            index.record(images / name, CaptionRecord(results[name].text, keywords=results[name].keywords))
+        found = {word: {h.path.name for h in index.search(word, limit=10**6)} for word in (*NOUNS, *BROAD)}
+    ref_tokens = {n: [set(tokenize(c)) for c in caps] for n, caps in refs.items()}
+    rows = []
+    for word, forms in noun_forms().items():
+        relevant = {n for n, caps in ref_tokens.items() if sum(bool(forms & c) for c in caps) >= 2}
+        if relevant:
+            rows.append(NounScore(word, len(relevant), len(found[word]), len(relevant & found[word])))
+    broad = [NounScore(word, len(rel), len(found[word]), len(rel & found[word]))
+             for word, kinds in BROAD.items() for rel in [{n for n in refs if truth[n] & kinds}]]
+    mean = {k: float(np.mean([getattr(s, k) for s in rows])) for k in ("precision", "recall", "f1")}
+    print(f"search ({len(rows)} nouns with a relevant photo): mean precision {mean['precision']:.3f}, "
+          f"mean recall {mean['recall']:.3f}, mean F1 {mean['f1']:.3f}")
+    print("broad words: " + ", ".join(f"{s.noun} P {s.precision:.2f} R {s.recall:.2f}" for s in broad))
+    if per_word:
+        print(f"{'word':<14}{'relevant':>9}{'found':>7}{'hits':>6}{'P':>7}{'R':>7}{'F1':>7}")
+        for s in sorted(rows, key=lambda s: -s.relevant) + broad:
+            print(f"{s.noun:<14}{s.relevant:>9}{s.found:>7}{s.hits:>6}{s.precision:>7.2f}{s.recall:>7.2f}{s.f1:>7.2f}")
+    return {"mean": mean, "nouns": [vars(s) for s in rows], "broad": [vars(s) for s in broad]}
+
+
 def report_keywords(refs: dict[str, list[str]], results: dict[str, CaptionResult], annotated: dict | None) -> dict:
     """Print how many keywords a photo gets and the share of those naming a COCO object that name an absent one."""
     table = ObjectTable.load()
@@ -97,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-repeat-ngram", type=int, default=3, help="the app's default")
     parser.add_argument("--object-penalty", type=float, help="override the bundle's penalty on doubtful object words")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--per-noun", action="store_true", help="print every noun's precision and recall")
+    parser.add_argument("--per-noun", action="store_true", help="print every search word's precision and recall")
     parser.add_argument("--out", type=Path, help="write captions, keywords and scores as JSON here")
     args = parser.parse_args(argv)
 
@@ -126,22 +170,11 @@ def main(argv: list[str] | None = None) -> dict:
     refs = {n: references[n] for n in names if n in results}
     hyps = {n: results[n].text for n in refs}
     scores = score_captions(refs, hyps)
-    nouns = noun_search(refs, results)
-    mean_p = float(np.mean([s.precision for s in nouns]))
-    mean_r = float(np.mean([s.recall for s in nouns]))
-    mean_f1 = float(np.mean([s.f1 for s in nouns]))
     print(f"captioned {len(results)} photos in {seconds:.1f}s")
     print("  ".join(f"{k} {v:.1f}" for k, v in scores.items()))
     report = {"scores": scores, "chair": report_chair(refs, hyps, annotated),
-              "keywords": report_keywords(refs, results, annotated)}
-    print(f"noun search ({len(nouns)} nouns with a relevant photo): mean precision {mean_p:.3f}, "
-          f"mean recall {mean_r:.3f}, mean F1 {mean_f1:.3f}")
-    if args.per_noun:
-        print(f"{'noun':<14}{'relevant':>9}{'found':>7}{'hits':>6}{'P':>7}{'R':>7}{'F1':>7}")
-        for s in sorted(nouns, key=lambda s: -s.relevant):
-            print(f"{s.noun:<14}{s.relevant:>9}{s.found:>7}{s.hits:>6}{s.precision:>7.2f}{s.recall:>7.2f}{s.f1:>7.2f}")
-    report["noun_search"] = {"mean_precision": mean_p, "mean_recall": mean_r, "mean_f1": mean_f1,
-                             "nouns": [vars(s) for s in nouns]}
+              "keywords": report_keywords(refs, results, annotated),
+              "search": report_search(images, refs, results, annotated, args.per_noun)}
     if any(r.confidence is not None for r in results.values()):
         cider = per_photo_cider(refs, hyps)
         table = ObjectTable.load()

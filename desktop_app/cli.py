@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
 from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
 from desktop_app.cluster.cli import add_cluster_parser
+from desktop_app.library import terms
 from desktop_app.serve.cli import add_serve_parser
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -188,32 +187,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         index.scan(args.scan, recursive=True)
     query = " ".join(args.query)
     hits = index.search(query, limit=args.limit)
+    asked = terms.parse(query)
     for hit in hits:
-        why = matched_by(query, hit.caption, hit.keywords)
-        print(json.dumps({"path": str(hit.path), "caption": hit.caption, "source": hit.source, "matched": why})
-              if args.json else f"{hit.path}\t{hit.caption}\tmatched: " + "; ".join(
-                  f"{'caption' if place == 'caption' else 'keyword'} {', '.join(words)}"
-                  for place, words in why.items() if words))
+        why = terms.matches(asked, hit.caption, hit.keywords)
+        print(json.dumps({"path": str(hit.path), "caption": hit.caption, "source": hit.source,
+                          "matched": [vars(m) for m in why]})
+              if args.json else f"{hit.path}\t{hit.caption}\tmatched: " + "; ".join(map(str, why)))
     if not hits:
         print("no matches", file=sys.stderr)
     return EXIT_OK if hits else EXIT_SOME_FAILED
-
-
-def matched_by(query: str, caption: str, keywords: list[str]) -> dict[str, list[str]]:
-    """Which query words a hit's caption matched and which its keywords did, judged by the index's own FTS5
-    rules (stemming, the last word a prefix), on a one-row table, so the answer is the search's answer."""
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE hit USING fts5(caption, keywords, tokenize='porter unicode61')")
-    db.execute("INSERT INTO hit VALUES (?, ?)", (caption or "", " ".join(keywords)))
-    words = re.findall(r"\w+", query.lower())
-    why: dict[str, list[str]] = {"caption": [], "keywords": []}
-    for place in why:
-        for i, word in enumerate(words):
-            term = f'"{word}"' + ("*" if i == len(words) - 1 else "")  # as fts_query: the last word a prefix
-            if db.execute("SELECT 1 FROM hit WHERE hit MATCH ?", (f"{place} : {term}",)).fetchone():
-                why[place].append(word)
-    db.close()
-    return why
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -10,3 +10,4 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 DEFAULT_BUNDLE = RESOURCES / "models" / "default"
 APP_ICON = RESOURCES / "icons" / "photocaption.svg"
 SAMPLE_PHOTOS = RESOURCES / "samples"
+SEARCH_TERMS = RESOURCES / "search_terms.json"  # everyday search words and what they cover (model_export/terms.py)

@@ -325,9 +325,14 @@ def test_show_says_needs_review_and_search_says_why_it_matched(samples, tmp_path
     name, word = next((name, k) for name, r in results.items() for k in r["keywords"] if " " not in k
                       and k not in r["caption"].lower() and all(k not in o["caption"].lower() for o in results.values()))
     found = run_cli("search", word, index=index)
-    assert f"{samples / name}\t{results[name]['caption']}\tmatched: keyword {word}" in found.stdout.splitlines()
+    assert f"{samples / name}\t{results[name]['caption']}\tmatched: keyword '{word}'" in found.stdout.splitlines()
     caption_word = results[name]["caption"].split()[-1].strip(".").lower()
     hits = [json.loads(line) for line in run_cli("search", caption_word, word, "--json", index=index).stdout.splitlines()]
     assert str(samples / name) in [hit["path"] for hit in hits]
     for hit in hits:
-        assert caption_word in hit["matched"]["caption"] and word in hit["matched"]["keywords"], hit
+        places = {m["typed"]: m["place"] for m in hit["matched"]}
+        assert places[caption_word] == "caption" and places[word] == "keywords", hit
+    # a broader word: the cat is found by "animal" and the hit says through which word
+    broad = [json.loads(line) for line in run_cli("search", "animal", "--json", index=index).stdout.splitlines()]
+    cat = next(hit for hit in broad if hit["path"] == str(samples / "chelsea.jpg"))
+    assert {"typed": "animal", "word": "cat", "place": "caption", "narrower": True} in cat["matched"], cat

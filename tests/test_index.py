@@ -12,8 +12,34 @@ from desktop_app.metadata.store import write_caption
 
 
 def test_fts_query_is_safe_and_prefix_matches_last_word():
-    assert fts_query('dog "OR" -') == '"dog" AND "or"*'
+    assert fts_query('zzyzx "OR" -') == '("zzyzx") AND ("or" OR "or"*)'
     assert fts_query("  ") == ""
+
+
+def test_broad_words_synonyms_and_two_word_names_find_photos(tmp_path):
+    """person finds the woman, animal the cat, vehicle the bus, food the hot dog, bike the bicycle; each hit says why,
+    and a caption's match ranks above a keyword's."""
+    from desktop_app.library.terms import matches, parse
+
+    photos = {"woman.jpg": ("A woman sitting on a bench.", []), "cat.jpg": ("A cat on a sofa.", ["tabby"]),
+              "bus.jpg": ("A red bus on a street.", []), "lunch.jpg": ("A plate with two hot dogs.", []),
+              "bike.jpg": ("A bicycle leaning on a wall.", []), "room.jpg": ("An empty room.", ["cat"]),
+              "hot.jpg": ("A dog on a hot day.", [])}
+    index = LibraryIndex(tmp_path / "library.sqlite")
+    for name, (caption, keywords) in photos.items():
+        (tmp_path / name).write_bytes(b"x")
+        index.record(tmp_path / name, CaptionRecord(caption, keywords=keywords))
+    found = {q: [h.path.name for h in index.search(q)] for q in ("person", "animal", "vehicle", "food", "bike",
+                                                                   "hot dog", "sofas", "cat")}
+    assert found["person"] == ["woman.jpg"]
+    assert sorted(found["animal"]) == ["cat.jpg", "hot.jpg", "room.jpg"]  # not the hot dogs
+    assert sorted(found["vehicle"]) == ["bike.jpg", "bus.jpg"] and found["bike"] == ["bike.jpg"]
+    assert found["food"] == ["lunch.jpg"] and found["hot dog"] == ["lunch.jpg"]  # one term, not "hot" and "dog"
+    assert found["sofas"] == ["cat.jpg"]
+    assert found["cat"] == ["cat.jpg", "room.jpg"]  # the caption's cat above the keyword's
+    why = [str(m) for m in matches(parse("animal"), *photos["cat.jpg"])]
+    assert why == ["caption 'cat' (a kind of animal)"]
+    assert [str(m) for m in matches(parse("cat"), *photos["room.jpg"])] == ["keyword 'cat'"]
 
 
 def test_scan_reads_existing_captions_and_search_ranks(samples, tmp_path):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import sys
 import threading
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop_app.library import terms
 from desktop_app.metadata.record import PERSON, CaptionRecord
 from desktop_app.metadata.store import read_caption
 from desktop_app.photos.discover import find_photos
@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS details (
 );
 """
 SCHEMA_VERSION = 2
+CAPTION_WEIGHT = 4.0  # BM25 weight of a caption's words against a keyword's: caption matches rank first
 KEYWORD_SEPARATOR = "\n"  # in photos.keywords: one keyword a line, so "red rug" stays one keyword
 
 
@@ -146,12 +147,9 @@ def _source_of(caption: CaptionRecord | None) -> str:
 
 
 def fts_query(text: str) -> str:
-    """User words -> an FTS5 query: every word must match, the last one as a prefix (search as you type)."""
-    words = re.findall(r"\w+", text.lower())
-    if not words:
-        return ""
-    parts = [f'"{w}"' for w in words[:-1]] + [f'"{words[-1]}"*']
-    return " AND ".join(parts)
+    """User words -> an FTS5 query: every term must match by any word that counts as it (``terms.parse``: "animal"
+    finds "cat"), the last one also as a prefix (search as you type)."""
+    return terms.fts_query(terms.parse(text))
 
 
 def _keywords(stored: str) -> list[str]:
@@ -341,14 +339,15 @@ class LibraryIndex:
             return db.execute(sql, values).fetchall()
 
     def search(self, text: str, limit: int = 200) -> list[IndexedPhoto]:
-        """Photos whose caption or keywords match all words, best match first (BM25)."""
+        """Photos whose caption or keywords match every term, best match first (BM25, a caption's words counting
+        ``CAPTION_WEIGHT`` times a keyword's); ``terms.matches`` says why each matched."""
         query = fts_query(text)
         if not query:
             return []
         rows = self._rows(
             "SELECT p.path, p.caption, p.source, p.model_id, p.keywords FROM photos_fts f "
-            "JOIN photos p ON p.id = f.rowid WHERE photos_fts MATCH ? ORDER BY bm25(photos_fts) LIMIT ?",
-            (query, limit))
+            "JOIN photos p ON p.id = f.rowid WHERE photos_fts MATCH ? ORDER BY bm25(photos_fts, ?, 1.0) LIMIT ?",
+            (query, CAPTION_WEIGHT, limit))
         return [IndexedPhoto(Path(r[0]), r[1], r[2], r[3], _keywords(r[4])) for r in rows]
 
     def get(self, photo: Path) -> IndexedPhoto | None:
@@ -385,15 +384,12 @@ class LibraryIndex:
 
     def search_drafts(self, text: str) -> list[IndexedPhoto]:
         """Drafts whose caption or keywords hold every word (few: a plain scan is enough)."""
-        words = re.findall(r"\w+", text.lower())
-        if not words:
+        asked = terms.parse(text)
+        if not asked:
             return []
-        hits = []
-        for path, draft in self.drafts_under(None).items():
-            haystack = (draft.caption + " " + " ".join(draft.keywords)).lower()
-            if all(w in haystack for w in words):
-                hits.append(IndexedPhoto(path, draft.caption, draft.source, draft.model_id, draft.keywords))
-        return hits
+        return [IndexedPhoto(path, draft.caption, draft.source, draft.model_id, draft.keywords)
+                for path, draft in self.drafts_under(None).items()
+                if len(terms.matches(asked, draft.caption, draft.keywords)) == len(asked)]
 
     # ---- details: alternatives, attention, confidence ------------------------------------------
     def save_details(self, details: dict[Path, Details]) -> None:
