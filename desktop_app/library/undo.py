@@ -15,7 +15,9 @@ Undo restores a file only when it is still as our write left it (same inode,
 size and change time, and for a sidecar the same content): a photo or sidecar
 another program changed since (darktable rewriting ``photo.jpg.xmp``) is left
 alone and named, and a sidecar another program made after our write is not ours
-to delete. A photo's files are all checked before any is put back.
+to delete. A photo's files are all checked before any is put back. The photo's
+freedesktop attributes (``user.xdg.comment``/``tags``, set with the caption) are
+put back too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop_app.metadata import xdg
 from desktop_app.metadata.atomic import replace_atomically
 from desktop_app.metadata.jpeg import JpegError, JpegFile
 from desktop_app.metadata.png import PngFile
@@ -46,6 +49,7 @@ class _Kept:
     times: tuple[int, int] = (0, 0)  # atime_ns, mtime_ns before the write
     after: tuple[int, int, int] | None = None  # inode, size, ctime_ns right after our write (None: no file then)
     after_sha256: str = ""  # a sidecar's content right after our write
+    attributes: dict[str, str] | None = None  # a photo's freedesktop xattrs before the write (None: none possible)
 
 
 @dataclass
@@ -198,7 +202,7 @@ class WriteJournal:
         if kept is not None:
             blob.write_bytes(kept)
         self._kept[path] = _Kept(path, kind, blob if kept is not None else None, hashlib.sha256(data).hexdigest(),
-                                 (st.st_atime_ns, st.st_mtime_ns))
+                                 (st.st_atime_ns, st.st_mtime_ns), attributes=xdg.read(path) if is_photo else None)
 
     def undo(self) -> UndoReport:
         """Put every remembered file back as it was; then forget the batch."""
@@ -250,16 +254,18 @@ class WriteJournal:
             if data is None:
                 return f"{path.name} cannot be read back; left as it is"
         elif kept.kind == "hash":
-            same = path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == kept.sha256
-            return "" if same else f"{path.name} itself was changed by the write and cannot be put back"
+            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != kept.sha256:
+                return f"{path.name} itself was changed by the write and cannot be put back"
+            data = None
         else:
             data = kept.blob.read_bytes()
-        if hashlib.sha256(data).hexdigest() != kept.sha256:
+        if data is not None and hashlib.sha256(data).hexdigest() != kept.sha256:
             return f"{path.name}: the image data changed since the write; left as it is"
-        if path.exists() and path.read_bytes() == data:
-            return ""  # nothing to put back
-        replace_atomically(path, data, keep_mtime=False)
-        os.utime(path, ns=kept.times)
+        if data is not None and not (path.exists() and path.read_bytes() == data):
+            replace_atomically(path, data, keep_mtime=False)
+            os.utime(path, ns=kept.times)
+        if kept.attributes is not None:
+            xdg.write(path, {name: kept.attributes.get(name) for name in xdg.NAMES})
         return ""
 
     def discard(self) -> None:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from desktop_app.metadata import xdg
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; leftovers are then removed by age only
@@ -43,7 +45,8 @@ class AtomicWriteError(OSError):
     """The file cannot be replaced safely; the message says why in words."""
 
 
-def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True, like: Path | None = None) -> None:
+def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True, like: Path | None = None,
+                       xattrs: dict[str, str | None] | None = None) -> None:
     """Write ``data`` over ``path`` so that a crash leaves either the old file or the new one, never a mix.
 
     ``path`` may be a symlink: the file it points at is replaced. Owner and
@@ -52,7 +55,9 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True, like: P
     refused unless we are root, as the rename would make it ours. A new file
     gets the owner, group and read/write bits of ``like`` (a sidecar: those of
     its photo, so a private photo gets a private sidecar), else the usual
-    permissions (0666 less the umask), never a temp file's 0600.
+    permissions (0666 less the umask), never a temp file's 0600. ``xattrs`` (e.g. the
+    freedesktop caption attributes) are set on the new file before it takes the name, so
+    they change with it.
     """
     path = Path(os.path.realpath(path))
     folder = path.parent
@@ -83,6 +88,8 @@ def replace_atomically(path: Path, data: bytes, keep_mtime: bool = True, like: P
                 os.fchmod(fd, stat_module.S_IMODE(model.st_mode) & 0o666)
             else:
                 os.fchmod(fd, 0o666 & ~current_umask())
+            if xattrs:
+                xdg.write(fd, xattrs)
             os.fsync(fd)
         os.replace(temp, path)
     except BaseException:

@@ -106,3 +106,22 @@ def iptc_keywords_current(xmp_has_keywords: bool, digest_in_sync: bool | None) -
     (a tool that knows only IPTC). A writer adding keywords must start from the current list.
     """
     return not xmp_has_keywords or digest_in_sync is False
+
+
+def may_replace_comment(current: str | None, earlier: Iterable[str], overwrite: bool = False) -> bool:
+    """Whether a desktop-search comment (``user.xdg.comment``) may be replaced by the caption.
+
+    Yes when there is none (or blank), when it repeats a caption the photo held (kept in step,
+    by us or another tool), or with ``overwrite``; any other text a person typed in a file manager.
+    """
+    return current is None or overwrite or not normalise(current) or any(same_text(current, t) for t in earlier)
+
+
+def may_replace_tags(current: list[str] | None, earlier: Iterable[str], overwrite: bool = False) -> bool:
+    """Whether desktop-search tags (``user.xdg.tags``) may be replaced by the photo's keywords.
+
+    Yes when there are none, when each is a keyword the photo held or gets now (kept in step),
+    or with ``overwrite``; a tag of a person's own is never dropped.
+    """
+    earlier = {normalise(word).lower() for word in earlier}
+    return not current or overwrite or all(normalise(tag).lower() in earlier for tag in current)

@@ -5,6 +5,8 @@ WebP: embedded XMP (``png``, ``webp``: chunk surgery, pixels never decoded), unl
 sidecars are chosen. Every other format (TIFF, HEIC, camera RAW) and a PNG/WebP
 too damaged to edit safely: an XMP sidecar beside the photo, merged with one that
 exists. Who wrote what, and so whether we may replace it, is decided by ``policy``.
+With every write the photo also gets the freedesktop attributes desktop search reads
+(``xdg``: caption and keywords), where the file system has them and no person set them.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from desktop_app.metadata import iptc
+from desktop_app.metadata import iptc, xdg
 from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
 from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
 from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFile
 from desktop_app.metadata.png import PngError, PngFile, is_png
 from desktop_app.metadata.webp import WebpError, WebpFile, is_webp
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE,
-                                         iptc_keywords_current, meaningful, normalise, our_texts, persons_places,
-                                         place_rank)
+                                         iptc_keywords_current, may_replace_comment, may_replace_tags, meaningful,
+                                         normalise, our_texts, persons_places, place_rank)
 from desktop_app.metadata.record import PERSON, CaptionRecord
 from desktop_app.photos.formats import open_image  # HEIC/HEIF captions read through Pillow too
 from desktop_app.metadata.xmp import (XmpError, extended_guid, holds_caption_fields, merge_caption, read_subject,
@@ -43,6 +45,7 @@ class WriteOptions:
     keep_mtime: bool = True
     write_exif: bool = True
     write_keywords: bool = True
+    write_xattrs: bool = True  # user.xdg.comment / user.xdg.tags, which desktop search reads
 
 
 @dataclass
@@ -55,6 +58,7 @@ class WriteResult:
     warnings: list[str] = field(default_factory=list)  # in words, e.g. "EXIF left unchanged: ...; caption written to XMP"
     left_alone: dict[str, str] = field(default_factory=dict)  # place -> why it was not written
     changed: bool = False  # False when the file already held exactly this (a second run)
+    attributes: list[str] = field(default_factory=list)  # freedesktop xattrs now holding the caption/keywords
 
 
 def sidecar_path(photo: Path, naming: str = "ext") -> Path:
@@ -291,6 +295,8 @@ def write_caption(photo: Path, record: CaptionRecord, options: WriteOptions = Wr
     result = _write_sidecar(photo, record, options)
     if options.mode == EMBED and found.container_error:
         result.warnings.append(f"XMP not embedded: {found.container_error}; caption written to the sidecar")
+    keywords = read_subject(_read_bytes(sidecar_path(photo, options.sidecar_naming))) or []
+    _set_xdg(photo, _xdg_updates(photo, record, keywords, found, options, result), result)
     return result
 
 
@@ -336,10 +342,12 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
         except (iptc.IptcError, JpegError) as exc:
             result.left_alone[IPTC_PLACE] = str(exc)
     _explain(result, found)
+    attributes = _xdg_updates(photo, record, read_subject(jpeg.app1(XMP_HEADER)) or [], found, options, result)
     data = jpeg.to_bytes()
-    if data == found.data:
-        return result  # already holds exactly this caption: a second run changes nothing
-    _replace(photo, data, options.keep_mtime)
+    if data == found.data:  # already holds exactly this caption: a second run changes nothing (but missing xattrs)
+        _set_xdg(photo, attributes, result)
+        return result
+    _replace(photo, data, options.keep_mtime, attributes)
     result.changed = True
     return result
 
@@ -352,15 +360,19 @@ def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, 
         raise MetadataError(f"{where}: {reason}, so it was left unchanged; nothing written")
     container, result = found.container, WriteResult(photo, places=[XMP_PLACE])
     try:
-        container.set_xmp(merge_caption(container.xmp(), record, options.write_keywords))
+        packet = merge_caption(container.xmp(), record, options.write_keywords)
+        container.set_xmp(packet)
         data = container.to_bytes()
     except XmpError as exc:
         raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
     except (PngError, WebpError) as exc:
         raise MetadataError(f"{photo.name}: {exc}; nothing written") from None
+    attributes = _xdg_updates(photo, record, read_subject(packet) or [], found, options, result)
     if data != found.data:
-        _replace(photo, data, options.keep_mtime)
+        _replace(photo, data, options.keep_mtime, attributes)
         result.changed = True
+    else:
+        _set_xdg(photo, attributes, result)
     for naming in SIDECAR_NAMINGS:  # captions written before PNG/WebP were embedded: a stale sidecar would win
         place = f"sidecar {sidecar_path(photo, naming).name}"
         if place in found.texts:
@@ -370,13 +382,44 @@ def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, 
     return result
 
 
-def _replace(photo: Path, data: bytes, keep_mtime: bool) -> None:
+def _replace(photo: Path, data: bytes, keep_mtime: bool, attributes: dict[str, str | None] | None = None) -> None:
     try:
-        replace_atomically(photo, data, keep_mtime)
+        replace_atomically(photo, data, keep_mtime, xattrs=attributes)
     except AtomicWriteError as exc:  # its words only, not "[Errno 31]"
         raise MetadataError(f"{photo.name}: {exc.strerror or exc}; nothing written") from None
     except OSError as exc:
         raise MetadataError(f"{photo.name}: could not write ({exc.strerror or exc})") from None
+
+
+def _xdg_updates(photo: Path, record: CaptionRecord, keywords: list[str], found: _Found, options: WriteOptions,
+                 result: WriteResult) -> dict[str, str]:
+    """The freedesktop attributes this write changes; a person's own comment or tags are kept (see ``policy``).
+
+    ``keywords`` are the photo's keywords after the write (dc:subject), so the tags stay in step with it.
+    """
+    current = xdg.read(os.path.realpath(photo)) if options.write_xattrs else None
+    if current is None:  # not asked, or the file system has no user xattrs
+        return {}
+    wanted = {}
+    if may_replace_comment(current.get(xdg.COMMENT), [*found.texts.values(), *_ours(found)], options.overwrite):
+        wanted[xdg.COMMENT] = record.text
+    else:
+        result.left_alone[xdg.COMMENT] = "kept the desktop-search comment a person set"
+    tags = xdg.tags_value(keywords) if options.write_keywords else ""
+    current_tags = xdg.tags_of(current[xdg.TAGS]) if xdg.TAGS in current else None
+    if tags and may_replace_tags(current_tags, [*found.keywords, *keywords], options.overwrite):
+        wanted[xdg.TAGS] = tags
+    elif tags:
+        result.left_alone[xdg.TAGS] = "kept the desktop-search tags a person set"
+    result.attributes = list(wanted)
+    return {name: value for name, value in wanted.items() if current.get(name) != value}
+
+
+def _set_xdg(photo: Path, attributes: dict[str, str], result: WriteResult) -> None:
+    """Set attributes on a photo whose bytes this write did not replace (a read-only photo is left alone)."""
+    real = Path(os.path.realpath(photo))
+    if attributes and (_read_only(real) or not xdg.write(real, attributes)):
+        result.attributes = []
 
 
 def _iptc_keywords(irb: bytes, packet: bytes | None, in_sync: bool | None) -> list[str] | None:
