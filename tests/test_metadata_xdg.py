@@ -80,3 +80,14 @@ def test_attributes_only_where_asked_and_undo_takes_them_back(folder, tmp_path):
         assert attribute(path, COMMENT) == CAPTION.text
         assert journal.undo().restored == [path]
         assert attribute(path, COMMENT) is None and attribute(path, TAGS) is None
+
+
+def test_the_cli_can_leave_the_attributes_alone(folder):
+    import subprocess
+    import sys
+
+    path = photo(folder, "cli.jpg")
+    run = subprocess.run([sys.executable, "-m", "desktop_app", "caption", str(path), "--no-index", "-q", "--no-xattrs"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "captioned 1" in run.stderr and attribute(path, COMMENT) is None
