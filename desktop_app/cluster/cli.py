@@ -38,6 +38,8 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--read-cpus", type=whole_number(0), default=0,
                    help="CPUs kept for reading and decoding photos (0 = a quarter of the cluster's, at least 1)")
     c.add_argument("--model", type=Path, help="model bundle folder, at this path on every node (default: the bundled model)")
+    c.add_argument("--rows-per-part", type=whole_number(1), default=1000,
+                   help="photos per Parquet part (a part is also written every 30 s); a killed run loses at most one")
     c.set_defaults(run=cmd_cluster_caption)
 
 
@@ -61,7 +63,7 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
                          decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length,
                                               no_repeat_ngram=args.no_repeat_ngram),
                          batch_size=args.batch_size, read_cpus=args.read_cpus, actors=args.actors,
-                         retry_failed=args.retry_failed)
+                         retry_failed=args.retry_failed, rows_per_part=args.rows_per_part)
 
     def progress(summary) -> None:
         done = summary.captioned + summary.failed
