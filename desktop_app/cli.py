@@ -101,7 +101,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
         protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
     write_options = WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
                                  overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
-                                 write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs)
+                                 write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs,
+                                 keyword_hierarchy=args.keyword_hierarchy)
     index = None if args.dry_run or args.no_index else _open_index(args.index)
     jsonl = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     counts = {CAPTIONED: 0, SKIPPED: 0, FAILED: 0}
@@ -300,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--touch", action="store_true", help="let the photo's modification time change")
     c.add_argument("--no-exif", action="store_true", help="write XMP only, leave EXIF alone")
     c.add_argument("--no-keywords", action="store_true", help="do not add dc:subject keywords")
+    c.add_argument("--keyword-hierarchy", choices=["auto", "always", "never"], default="auto",
+                   help="also list machine keywords as lr:hierarchicalSubject photocaption|word (read by Immich, "
+                        "Lightroom, digiKam); auto: only where the photo has no keywords a person chose")
     c.add_argument("--no-xattrs", action="store_true",
                    help="do not set user.xdg.comment / user.xdg.tags (the attributes desktop search reads)")
     c.add_argument("--beam", type=whole_number(1), default=3, help="beam width (1 = greedy)")

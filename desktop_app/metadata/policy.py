@@ -108,6 +108,21 @@ def iptc_keywords_current(xmp_has_keywords: bool, digest_in_sync: bool | None) -
     return not xmp_has_keywords or digest_in_sync is False
 
 
+def may_add_keyword_hierarchy(earlier: Iterable[str], hierarchy: Iterable[str], machine: Iterable[str],
+                              root: str) -> bool:
+    """Whether machine keywords may also go to ``lr:hierarchicalSubject`` (under ``root|``) without being asked.
+
+    Readers such as Immich take a photo's tags from the hierarchy when there is one and then ignore
+    dc:subject, so a hierarchy of machine words alone would hide keywords a person chose. Only
+    where the photo has none of those: every earlier keyword is a machine one now or under our root.
+    """
+    hierarchy = list(hierarchy)
+    ours = {entry.split("|", 1)[1] for entry in hierarchy if entry.startswith(root + "|")}
+    if any(not entry.startswith(root + "|") for entry in hierarchy):
+        return False
+    return all(word in ours or word in machine for word in earlier)
+
+
 def may_replace_comment(current: str | None, earlier: Iterable[str], overwrite: bool = False) -> bool:
     """Whether a desktop-search comment (``user.xdg.comment``) may be replaced by the caption.
 

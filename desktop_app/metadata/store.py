@@ -46,6 +46,7 @@ class WriteOptions:
     write_exif: bool = True
     write_keywords: bool = True
     write_xattrs: bool = True  # user.xdg.comment / user.xdg.tags, which desktop search reads
+    keyword_hierarchy: str = "auto"  # lr:hierarchicalSubject for machine keywords: auto, always or never (xmp)
 
 
 @dataclass
@@ -316,7 +317,8 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     try:
         packet = jpeg.app1(XMP_HEADER)
         base = _iptc_keywords(irb, packet, in_sync) if has_iim and options.write_keywords else None
-        jpeg.set_app1(XMP_HEADER, merge_caption(packet, record, options.write_keywords, base))
+        jpeg.set_app1(XMP_HEADER, merge_caption(packet, record, options.write_keywords, base,
+                                                 options.keyword_hierarchy))
         result.places.append(XMP_PLACE)
     except XmpError as exc:
         raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
@@ -360,7 +362,7 @@ def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, 
         raise MetadataError(f"{where}: {reason}, so it was left unchanged; nothing written")
     container, result = found.container, WriteResult(photo, places=[XMP_PLACE])
     try:
-        packet = merge_caption(container.xmp(), record, options.write_keywords)
+        packet = merge_caption(container.xmp(), record, options.write_keywords, hierarchy=options.keyword_hierarchy)
         container.set_xmp(packet)
         data = container.to_bytes()
     except XmpError as exc:
@@ -460,7 +462,7 @@ def _write_sidecar(photo: Path, record: CaptionRecord, options: WriteOptions) ->
     _check_writable(sidecar)
     existing = _read_bytes(sidecar) if sidecar.exists() else None
     try:
-        packet = merge_caption(existing, record, options.write_keywords)
+        packet = merge_caption(existing, record, options.write_keywords, hierarchy=options.keyword_hierarchy)
     except XmpError as exc:
         raise MetadataError(f"{sidecar.name}: {exc.args[0].replace('photo', 'sidecar', 1)}, so it was left unchanged; "
                             "nothing written") from None

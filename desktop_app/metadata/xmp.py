@@ -4,6 +4,8 @@ Fields written (the ones photo managers and OS search read):
   dc:description (x-default)              the caption
   Iptc4xmpCore:AltTextAccessibility       the same text, as alt text for screen readers
   dc:subject                              keywords (merged with existing ones)
+  lr:hierarchicalSubject                  machine keywords as photocaption|word (what Immich, Lightroom and
+                                          digiKam take tags from), only where no person chose keywords
   pcap:Source, Model, Caption, Score      our own namespace: machine-made or person, by which model
 
 Parsing goes through defusedxml: no DTDs, no entity expansion. Packets may be
@@ -20,6 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 
+from desktop_app.metadata.policy import may_add_keyword_hierarchy
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 
 NS = {
@@ -29,6 +32,7 @@ NS = {
     "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/",
     "pcap": "http://ns.photocaption.org/xmp/1.0/",
     "xmp": "http://ns.adobe.com/xap/1.0/",
+    "lr": "http://ns.adobe.com/lightroom/1.0/",
 }
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 PACKET_HEADER = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -45,6 +49,9 @@ def q(prefix: str, name: str) -> str:
 
 DESCRIPTION, ALT_TEXT, SUBJECT = q("dc", "description"), q("Iptc4xmpCore", "AltTextAccessibility"), q("dc", "subject")
 OURS = {name: q("pcap", name) for name in ("Source", "Model", "Caption", "Score")}
+HIERARCHY = q("lr", "hierarchicalSubject")
+HIERARCHY_ROOT = "photocaption"  # machine keywords sit under one root a person can hide or delete at once
+HIERARCHY_MODES = ("auto", "always", "never")  # auto: only where no person chose keywords
 HAS_EXTENDED = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 
@@ -239,14 +246,23 @@ def read_subject(packet: bytes | None) -> list[str] | None:
     return None if subject is None else [li.text for li in subject.iter(q("rdf", "li")) if li.text]
 
 
+def _bag(descriptions: list[ET.Element], tag: str) -> list[str]:
+    element, attr = _find(descriptions, tag)
+    if element is not None:
+        return [li.text for li in element.iter(q("rdf", "li")) if li.text]
+    return [attr] if attr else []
+
+
 def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: bool = True,
-                  base_keywords: list[str] | None = None) -> bytes:
+                  base_keywords: list[str] | None = None, hierarchy: str = "auto") -> bytes:
     """Our caption merged into an existing packet (or a new one); every other property is kept.
 
     Keywords: the packet's dc:subject plus the record's; with ``base_keywords``, those plus the
     record's instead (the caller's reconciled list, e.g. IPTC's where that is the current one).
     A main packet that points at extended XMP keeps its xmpNote:HasExtendedXMP
     GUID: the extension is not touched, so the GUID (its MD5) stays right.
+    A machine record's keywords also go to lr:hierarchicalSubject as ``photocaption|word``:
+    with ``hierarchy`` "auto" only where no person chose keywords (``policy``), "always", or "never".
     """
     root, prefixes = _parse(packet if packet and _clean(packet) else empty_packet())
     rdf = _rdf(root, create=True)
@@ -254,6 +270,12 @@ def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: b
     if not descriptions:
         descriptions = [ET.SubElement(rdf, q("rdf", "Description"), {q("rdf", "about"): ""})]
     target = descriptions[0]
+    earlier = base_keywords if base_keywords is not None else _bag(descriptions, SUBJECT)
+    machine = [" ".join(word.replace("|", " ").split()) for word in record.keywords]
+    if write_keywords and record.source == MACHINE and machine and hierarchy != "never" and (
+            hierarchy == "always" or may_add_keyword_hierarchy(earlier, _bag(descriptions, HIERARCHY), machine,
+                                                                HIERARCHY_ROOT)):
+        _merge_bag(descriptions, target, HIERARCHY, [f"{HIERARCHY_ROOT}|{word}" for word in machine if word])
     _set_lang_alt(descriptions, target, DESCRIPTION, record.text)
     _set_lang_alt(descriptions, target, ALT_TEXT, record.text)
     if write_keywords and base_keywords is not None:
