@@ -15,6 +15,7 @@ from pathlib import Path
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
 from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
 from desktop_app.cluster.cli import add_cluster_parser
+from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
 from desktop_app.serve.cli import add_serve_parser
 
@@ -351,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)  # photocaption serve: desktop_app/serve/
     add_cluster_parser(sub)  # photocaption cluster: desktop_app/cluster/ (the cluster extra)
+    add_describe_parser(sub)  # photocaption describe: desktop_app/describe.py
     return parser
 
 

@@ -1,0 +1,90 @@
+"""``photocaption describe`` (issue 29): one photo's alt text from the file manager, printed, spoken or in a window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from desktop_app.cli import main
+from desktop_app.describe import NO_SPEECH
+from desktop_app.metadata.record import PERSON, CaptionRecord
+from desktop_app.metadata.store import WriteOptions, write_caption
+
+PERSONS = "Chelsea the cat asleep on the red sofa."
+
+
+def describe(capsys, *args) -> tuple[int, str, str]:
+    status = main(["describe", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_describe_says_the_caption_who_wrote_it_how_sure_and_where_and_writes_nothing(samples, capsys):
+    photos = sorted(samples.glob("*.jpg"))
+    before = {p: p.read_bytes() for p in photos}
+    status, out, _ = describe(capsys, "--json", *photos)
+    assert status == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in rows] == list(map(str, photos))
+    status, text, _ = describe(capsys, *photos)
+    assert status == 0
+    blocks = text.split(f"{samples}/")[1:]
+    for row, block in zip(rows, blocks):  # the --jsonl result fields, and the same facts in words
+        assert row["status"] == "described" and row["written_by"] == "model" and row["caption"]
+        assert {"score", "alternatives", "keywords", "confidence", "needs_review"} <= set(row)
+        assert f"caption:    {row['caption']}" in block
+        assert f"written by: the model {row['model']}" in block
+        assert f"keywords:   {', '.join(row['keywords'])}" in block
+        assert ("the model is not sure of it" in block) == row["needs_review"]
+        assert "stored in:  not in the photo yet" in block
+    assert any(r["needs_review"] for r in rows)
+    assert {p: p.read_bytes() for p in photos} == before
+
+
+def test_a_persons_caption_is_shown_as_it_is_and_the_model_is_not_even_loaded(samples, tmp_path, capsys):
+    photo = samples / "chelsea.jpg"
+    write_caption(photo, CaptionRecord(PERSONS, PERSON, keywords=["Chelsea"]), WriteOptions())
+    before = photo.read_bytes()
+    status, out, err = describe(capsys, "--model", tmp_path / "no-model-here", photo)
+    assert status == 0, err
+    assert f"caption:    {PERSONS}" in out and "written by: a person" in out
+    assert "keywords:   Chelsea" in out and "confidence: a person wrote it" in out
+    assert "stored in:  XMP, EXIF" in out
+    assert photo.read_bytes() == before
+
+
+def test_exit_codes_say_what_went_wrong_in_plain_words(samples, tmp_path, capsys):
+    empty, broken = tmp_path / "empty.jpg", tmp_path / "broken.jpg"
+    empty.write_bytes(b"")
+    broken.write_bytes(b"\xff\xd8 this is not a JPEG")
+    status, out, err = describe(capsys, samples / "coffee.jpg", empty, broken)
+    assert status == 1
+    assert "caption:" in out  # the readable one is still described
+    assert f"{empty}: cannot read it: the file is empty (0 bytes)" in err
+    assert f"{broken}: " in err and "Traceback" not in err
+    for bad in ([tmp_path / "missing.jpg"], [samples], ["--window", "--json", samples / "coffee.jpg"]):
+        status, _, err = describe(capsys, *bad)
+        assert status == 2 and "photocaption describe: error:" in err
+    with pytest.raises(SystemExit) as no_photo:  # argparse's own refusal
+        main(["describe"])
+    assert no_photo.value.code == 2
+
+
+def test_speak_uses_the_desktop_speech_service_or_says_there_is_none(samples, tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    heard = tmp_path / "heard.txt"
+    fake = bin_dir / "spd-say"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {heard}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    status, out, _ = describe(capsys, "--speak", samples / "chelsea.jpg")
+    assert status == 0
+    said = heard.read_text().splitlines()
+    assert said[:2] == ["--wait", "--"]
+    caption = out.split("caption:    ")[1].splitlines()[0]
+    assert said[2].startswith(f"chelsea.jpg: {caption} Written by the model")
+    fake.unlink()
+    status, out, err = describe(capsys, "--speak", samples / "chelsea.jpg")
+    assert status == 1 and "caption:" in out and NO_SPEECH in err
