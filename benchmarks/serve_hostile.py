@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +92,63 @@ def raw(port: int, head: str, body: bytes = b"", read: bool = True, timeout: flo
             client.sendall(head.encode() + body)
         except OSError as exc:
             return f"connection closed while sending ({exc.strerror})".encode()
-        return client.recv(200).split(b"\r\n")[0] if read else b""
+        try:
+            return client.recv(200).split(b"\r\n")[0] if read else b""
+        except OSError as exc:
+            return f"no answer ({exc})".encode()
+
+
+def run_cases(server: Server, allowed: Path, case: Callable[[str, bool, str], None]) -> None:
+    """Every hostile request in turn; ``case`` records how each was answered."""
+    from test_pixels import _png_16bit_grey
+
+    auth = f"Authorization: Bearer {server.token}\r\n"
+    host = f"Host: 127.0.0.1:{server.port}\r\n"
+    jpeg = SAMPLE.read_bytes()
+    status, words = server.call("/v1/caption", (ROOT / "tests" / "data" / "loop.eps").read_bytes(), "image/jpeg")
+    case("EPS named .jpg", status == 422 and "EPS" in words, f"{status} {words}")
+    before = server.peak_mib()
+    status, words = server.call("/v1/caption", _png_16bit_grey(12000, 12000), "image/png")
+    case("280 KB 16-bit 12000x12000 PNG", status == 422 and server.peak_mib() - before < 200,
+         f"{status} {words}; server peak {before} -> {server.peak_mib()} MiB")
+    chunks = b"".join(b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n" for _ in range(400))  # 25 MiB
+    answer = raw(server.port, f"POST /v1/caption HTTP/1.1\r\n{host}{auth}Content-Type: image/jpeg\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n", chunks)
+    case("chunked 25 MiB upload, limit 16 MiB", b"413" in answer or b"closed while sending" in answer, answer.decode())
+    slow = []
+    for _ in range(70):
+        client = socket.create_connection(("127.0.0.1", server.port))
+        client.sendall(f"POST /v1/caption HTTP/1.1\r\n{host}{auth}Content-Type: image/jpeg\r\n"
+                       "Content-Length: 1000000\r\n\r\n".encode() + b"\xff\xd8")
+        slow.append(client)
+    time.sleep(0.5)
+    status, words = server.call("/v1/caption", jpeg, "image/jpeg")
+    case("an upload while 70 clients stall in their bodies", status == 200, f"{status} {words}")
+    answers, deadline = [], time.monotonic() + 30  # the server drops a stalled body after 15 s
+    for client in slow:
+        client.settimeout(max(deadline - time.monotonic(), 0.1))
+        try:
+            answers.append(client.recv(200).split(b"\r\n")[0].decode())
+        except OSError as exc:
+            answers.append(str(exc))
+        client.close()
+    case("the 70 stalled clients", all("408" in a for a in answers), f"{sum('408' in a for a in answers)} got 408")
+    for name, body in [("JSON nested 100,000 deep", b"[" * 100_000),
+                       ("a 5,000-digit number", b'{"path": "/x.jpg", "beam": ' + b"7" * 5000 + b"}"),
+                       ("lone surrogates in a path", json.dumps({"path": f"{allowed}/\ud800.jpg"}).encode()),
+                       ("a 300-character name", json.dumps({"path": f"{allowed}/{'a' * 300}.jpg"}).encode()),
+                       ("a FIFO by path", json.dumps({"path": str(allowed / "fifo.jpg")}).encode()),
+                       ("a symlinked folder by path", json.dumps({"path": str(allowed / "escape/secret.jpg")}).encode())]:
+        started = time.monotonic()
+        status, words = server.call("/v1/caption/path", body, "application/json")
+        case(name, 400 <= status < 500 and time.monotonic() - started < 10, f"{status} {words}")
+    status, words = server.call("/v1/caption", jpeg, "image/jpeg", {"Origin": "https://evil.example"})
+    case("a cross-site post (Origin: https://evil.example)", status == 403, f"{status} {words}")
+    status, words = server.call("/v1/caption", jpeg, "image/jpeg")
+    case("a plain upload afterwards", status == 200, f"{status} {words}")
 
 
 def main() -> int:
-    from test_pixels import _png_16bit_grey
-
     results: list[tuple[str, bool, str]] = []
     gs_seen: list[str] = []
     watching = threading.Event()
@@ -105,6 +157,10 @@ def main() -> int:
         while not watching.is_set():
             gs_seen.extend(ghostscript_running())
             time.sleep(0.05)
+
+    def case(name: str, ok: bool, words: str) -> None:
+        results.append((name, ok, words))
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {words}", flush=True)
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -117,63 +173,16 @@ def main() -> int:
         (outside / "secret.jpg").write_bytes(SAMPLE.read_bytes())
         server = Server(allowed, work / "config")
         threading.Thread(target=watch, daemon=True).start()
-        auth = f"Authorization: Bearer {server.token}\r\n"
-        host = f"Host: 127.0.0.1:{server.port}\r\n"
-
-        def case(name: str, ok: bool, words: str) -> None:
-            results.append((name, ok, words))
-            print(f"{'ok  ' if ok else 'FAIL'} {name}: {words}", flush=True)
-
-        jpeg = SAMPLE.read_bytes()
-        status, words = server.call("/v1/caption", (ROOT / "tests" / "data" / "loop.eps").read_bytes(), "image/jpeg")
-        case("EPS named .jpg", status == 422 and "EPS" in words, f"{status} {words}")
-        before = server.peak_mib()
-        status, words = server.call("/v1/caption", _png_16bit_grey(12000, 12000), "image/png")
-        case("280 KB 16-bit 12000x12000 PNG", status == 422 and server.peak_mib() - before < 200,
-             f"{status} {words}; server peak {before} -> {server.peak_mib()} MiB")
-        chunks = b"".join(b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n" for _ in range(400))  # 25 MiB
-        answer = raw(server.port, f"POST /v1/caption HTTP/1.1\r\n{host}{auth}Content-Type: image/jpeg\r\n"
-                                  "Transfer-Encoding: chunked\r\n\r\n", chunks)
-        case("chunked 25 MiB upload, limit 16 MiB", b"413" in answer or b"closed" in answer, answer.decode())
-        slow = []
-        for _ in range(70):
-            client = socket.create_connection(("127.0.0.1", server.port))
-            client.sendall(f"POST /v1/caption HTTP/1.1\r\n{host}{auth}Content-Type: image/jpeg\r\n"
-                           "Content-Length: 1000000\r\n\r\n".encode() + b"\xff\xd8")
-            slow.append(client)
-        time.sleep(0.5)
-        status, words = server.call("/v1/caption", jpeg, "image/jpeg")
-        case("an upload while 70 clients stall in their bodies", status == 200, f"{status} {words}")
-        answers = []
-        for client in slow:
-            client.settimeout(30)
-            try:
-                answers.append(client.recv(200).split(b"\r\n")[0].decode())
-            except OSError as exc:
-                answers.append(str(exc))
-            client.close()
-        case("the 70 stalled clients", all("408" in a for a in answers), f"{sum('408' in a for a in answers)} got 408")
-        for name, body in [("JSON nested 100,000 deep", b"[" * 100_000),
-                           ("a 5,000-digit number", b'{"path": "/x.jpg", "beam": ' + b"7" * 5000 + b"}"),
-                           ("lone surrogates in a path", json.dumps({"path": "\ud800.jpg"}).encode()),
-                           ("a 300-character name", json.dumps({"path": f"{allowed}/{'a' * 300}.jpg"}).encode()),
-                           ("a FIFO by path", json.dumps({"path": str(allowed / "fifo.jpg")}).encode()),
-                           ("a symlinked folder by path", json.dumps({"path": str(allowed / "escape/secret.jpg")})
-                            .encode())]:
-            started = time.monotonic()
-            status, words = server.call("/v1/caption/path", body, "application/json")
-            case(name, 400 <= status < 500 and time.monotonic() - started < 10, f"{status} {words}")
-        status, words = server.call("/v1/caption", jpeg, "image/jpeg", {"Origin": "https://evil.example"})
-        case("a cross-site post (Origin: https://evil.example)", status == 403, f"{status} {words}")
-        status, words = server.call("/v1/caption", jpeg, "image/jpeg")
-        case("a plain upload afterwards", status == 200, f"{status} {words}")
-        watching.set()
-        log = server.stop()
+        try:
+            run_cases(server, allowed, case)
+        finally:
+            watching.set()
+            log = server.stop()
     case("Ghostscript processes seen", not gs_seen, str(len(gs_seen)))
     case("tracebacks in the server's log", "Traceback" not in log, str(log.count("Traceback")))
     failed = [name for name, ok, _ in results if not ok]
-    print(f"{len(results) - len(failed)} of {len(results)} cases as they should be" + (f"; failed: {failed}" if failed
-                                                                                        else ""))
+    print(f"{len(results) - len(failed)} of {len(results)} cases as they should be"
+          + (f"; failed: {failed}" if failed else ""))
     return 1 if failed else 0
 
 

@@ -595,7 +595,7 @@ def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(tmp_path,
 def test_odd_json_and_paths_are_400_in_words_not_500(server, folders):
     url, token, _, _ = server
     allowed, _ = folders
-    for body in (json.dumps({"path": "\ud800.jpg"}).encode(), json.dumps({"path": f"{allowed}/{'a' * 300}.jpg"}).encode(),
+    for body in (json.dumps({"path": f"{allowed}/\ud800.jpg"}).encode(), json.dumps({"path": f"{allowed}/{'a' * 300}.jpg"}).encode(),
                  b"[" * 100_000, b'{"path": "/x.jpg", "beam": ' + b"7" * 5000 + b"}"):
         status, _, answer = call(f"{url}/v1/caption/path", body, token, "application/json")
         assert status == 400 and answer["error"] and "failed" not in answer["error"], (body[:40], answer)
