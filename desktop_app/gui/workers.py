@@ -3,7 +3,8 @@
 Each worker is a QObject moved to its own QThread; it talks to the window only
 through queued signals, so the event loop never blocks. Every write goes through
 ``write_one``: remember for undo, write, read back what the photo now holds and
-index it, all on the worker's thread (each worker has its own index connection).
+index it, all on the worker's thread (each worker opens the index itself; every index
+operation uses its own short connection).
 """
 
 from __future__ import annotations
