@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from conftest import exiftool
+
 import pytest
 
 from desktop_app.cli import main
@@ -88,3 +90,72 @@ def test_speak_uses_the_desktop_speech_service_or_says_there_is_none(samples, tm
     fake.unlink()
     status, out, err = describe(capsys, "--speak", samples / "chelsea.jpg")
     assert status == 1 and "caption:" in out and NO_SPEECH in err
+
+
+def _window(qtbot, photos, model=None):
+    from desktop_app.describe import ModelOnce
+    from desktop_app.gui.describe_window import DescribeWindow
+
+    window = DescribeWindow(photos, model or ModelOnce())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: len(window.descriptions) == len(photos), timeout=30_000)
+    return window
+
+
+def test_the_window_shows_the_caption_copies_it_and_names_every_control(samples, qtbot):
+    import threading
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from desktop_app.describe import ModelOnce, describe_photo
+
+    threads = []
+
+    class Watched(ModelOnce):
+        def __call__(self):
+            threads.append(threading.get_ident())
+            return super().__call__()
+
+    photo = samples / "chelsea.jpg"
+    expected = describe_photo(photo, ModelOnce())
+    window = _window(qtbot, [photo], Watched())
+    assert threads and threading.get_ident() not in threads  # the model ran off the UI thread
+    assert window.caption.toPlainText() == expected.caption and window.caption.isReadOnly()
+    assert window.caption.accessibleName() == "Caption"
+    assert window.keywords.text() == ", ".join(expected.keywords)
+    assert "the model is not sure of it" in window.about.toPlainText()  # chelsea.jpg needs review
+    assert not window.picture.pixmap().isNull()
+    qtbot.mouseClick(window.copy, Qt.MouseButton.LeftButton)
+    assert QApplication.clipboard().text() == expected.caption
+    focusable = [w for w in window.findChildren(QWidget) if w.isVisibleTo(window)
+                 and w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+    assert {window.caption, window.about, window.keywords, window.copy, window.write, window.edit} <= set(focusable)
+    assert [w for w in focusable if not (w.accessibleName() or getattr(w, "text", lambda: "")())] == []
+    chain, w = [], window.caption  # Tab reaches every control, caption first
+    while w not in chain:
+        chain.append(w)
+        w = w.nextInFocusChain()
+    assert set(focusable) <= set(chain)
+
+
+def test_the_window_writes_a_machine_caption_but_never_over_a_persons(samples, qtbot, monkeypatch):
+    from PySide6.QtCore import QProcess, Qt
+
+    machine, person = samples / "coffee.jpg", samples / "chelsea.jpg"
+    write_caption(person, CaptionRecord(PERSONS, PERSON), WriteOptions())
+    before = person.read_bytes()
+    window = _window(qtbot, [machine, person])
+    qtbot.mouseClick(window.write, Qt.MouseButton.LeftButton)
+    caption = window.caption.toPlainText()
+    assert exiftool(machine)["XMP-dc:Description"] == caption
+    assert "Stored in: XMP, EXIF" in window.about.toPlainText() and not window.write.isEnabled()
+    qtbot.mouseClick(window.next, Qt.MouseButton.LeftButton)
+    assert window.caption.toPlainText() == PERSONS and "Written by a person" in window.about.toPlainText()
+    assert not window.write.isEnabled()
+    started = []
+    monkeypatch.setattr(QProcess, "startDetached", lambda program, args: started.append([program, *args]) or (True, 1))
+    qtbot.mouseClick(window.edit, Qt.MouseButton.LeftButton)
+    assert started and started[0][-2:] == ["gui", str(samples)]
+    assert person.read_bytes() == before

@@ -1,0 +1,257 @@
+"""The "Describe with photocaption" window (``photocaption describe --window``), opened from a file manager.
+
+Small on purpose: the photo, its caption in a read-only field a screen reader reads as "Caption", the keywords,
+who wrote it and how sure it is, and four things to do with it. Every control has a name and is reached with
+Tab; the model runs on a worker thread, so the window answers the keyboard (and Orca) while it loads.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QGuiApplication, QIcon, QImage, QKeySequence, \
+    QPixmap, QShortcut
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from desktop_app.describe import Description, ModelOnce, describe_photo
+from desktop_app.resources import APP_ICON
+
+PREVIEW = (420, 320)  # beside the text, the window fits a 1366x768 screen at twice the normal scale
+
+
+class _Signals(QObject):
+    described = Signal(int, object, QImage)
+
+
+class _DescribeJob(QRunnable):
+    """Describe one photo and scale its preview, off the UI thread."""
+
+    def __init__(self, row: int, photo: Path, model: ModelOnce, sidecar_naming: str, signals: _Signals):
+        super().__init__()
+        self.row, self.photo, self.model, self.sidecar_naming, self.signals = row, photo, model, sidecar_naming, signals
+
+    def run(self) -> None:
+        try:
+            description = describe_photo(self.photo, self.model, self.sidecar_naming)
+        except Exception as exc:  # the model missing or damaged: said in the window, which stays usable
+            description = Description(self.photo, problem=f"could not describe it: {exc}")
+        self.signals.described.emit(self.row, description, _preview(self.photo))
+
+
+def _preview(photo: Path) -> QImage:
+    """The photo upright and small (the same reader the model uses: HEIC and RAW too); empty if unreadable."""
+    from desktop_app.photos.pixels import load_rgb
+
+    try:
+        image = load_rgb(photo, PREVIEW)
+        image.thumbnail(PREVIEW)
+    except Exception:  # the text says why the photo is unreadable; the picture just stays empty
+        return QImage()
+    return QImage(image.tobytes(), image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
+
+
+def app_command(folder: Path) -> tuple[str, list[str]]:
+    """``photocaption gui FOLDER`` as this very install runs it (the standalone app is its own executable)."""
+    if getattr(sys, "frozen", False):
+        return sys.executable, ["gui", str(folder)]
+    return sys.executable, ["-m", "desktop_app", "gui", str(folder)]
+
+
+def _read_only_text(name: str, lines: int) -> QPlainTextEdit:
+    """A read-only field a keyboard reaches with Tab and reads with the arrow keys (a label would be skipped)."""
+    field = QPlainTextEdit()
+    field.setReadOnly(True)
+    field.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
+                                  | Qt.TextInteractionFlag.TextSelectableByMouse)
+    field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    field.setTabChangesFocus(True)
+    field.setAccessibleName(name)
+    field.setFixedHeight(field.fontMetrics().lineSpacing() * lines + 16)
+    return field
+
+
+def _button(text: str, name: str, description: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setAccessibleName(name)
+    button.setAccessibleDescription(description)
+    button.setToolTip(description)
+    return button
+
+
+class DescribeWindow(QWidget):
+    """One photo at a time; with several (a file manager's multi-selection), Previous and Next move between them."""
+
+    def __init__(self, photos: list[Path], model: ModelOnce, sidecar_naming: str = "ext"):
+        super().__init__()
+        self.photos, self.sidecar_naming = [Path(p) for p in photos], sidecar_naming
+        self.descriptions: dict[int, Description] = {}
+        self.previews: dict[int, QImage] = {}
+        self.row = 0
+        self.setWindowTitle("Describe with photocaption")
+        if APP_ICON.is_file():
+            self.setWindowIcon(QIcon(str(APP_ICON)))
+
+        self.picture = QLabel()
+        self.picture.setAccessibleName("Photo")
+        self.picture.setFixedSize(*PREVIEW)
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.heading = QLabel()
+        self.heading.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.heading.font()
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.caption = _read_only_text("Caption", 3)
+        self.about = _read_only_text("About this caption", 3)
+        self.keywords = QLineEdit()
+        self.keywords.setReadOnly(True)
+        self.keywords.setAccessibleName("Keywords")
+        self.status = QLabel()
+        self.status.setAccessibleName("Status")
+        self.status.setWordWrap(True)
+        self.copy = _button("&Copy", "Copy", "Copy the caption to the clipboard")
+        self.write = _button("&Write into the photo", "Write into the photo",
+                             "Store the caption in the photo's metadata (a person's caption is never replaced)")
+        self.edit = _button("&Edit in the app", "Edit in the app", "Open the photo's folder in the photocaption app")
+        self.previous = _button("&Previous photo", "Previous photo", "Describe the previous photo")
+        self.next = _button("&Next photo", "Next photo", "Describe the next photo")
+        self.close_button = _button("C&lose", "Close", "Close this window")
+        self.copy.clicked.connect(self.copy_caption)
+        self.write.clicked.connect(self.write_caption)
+        self.edit.clicked.connect(self.edit_in_app)
+        self.previous.clicked.connect(lambda: self.show_row(self.row - 1))
+        self.next.clicked.connect(lambda: self.show_row(self.row + 1))
+        self.close_button.clicked.connect(self.close)
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Cancel), self, self.close)
+        for button in (self.previous, self.next):
+            button.setVisible(len(self.photos) > 1)
+
+        text = QVBoxLayout()
+        text.addWidget(self.heading)
+        for label, field in (("Cap&tion", self.caption), ("&About this caption", self.about),
+                             ("&Keywords", self.keywords)):
+            shown = QLabel(label)
+            shown.setBuddy(field)
+            text.addWidget(shown)
+            text.addWidget(field)
+        text.addWidget(self.status)
+        text.addStretch()
+        buttons = QHBoxLayout()
+        for button in (self.copy, self.write, self.edit, self.previous, self.next, self.close_button):
+            buttons.addWidget(button)
+        text.addLayout(buttons)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(text, 1)
+        chain = [self.caption, self.about, self.keywords, self.copy, self.write, self.edit, self.previous, self.next,
+                 self.close_button]
+        for first, second in zip(chain, chain[1:]):
+            QWidget.setTabOrder(first, second)
+        self.resize(PREVIEW[0] + 520, PREVIEW[1] + 40)
+
+        self._signals = _Signals()
+        self._signals.described.connect(self._described)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one model, photos in order: the one on screen comes first
+        for row, photo in enumerate(self.photos):
+            self._pool.start(_DescribeJob(row, photo, model, sidecar_naming, self._signals))
+        self.show_row(0)
+        self.caption.setFocus()
+
+    @property
+    def description(self) -> Description | None:
+        return self.descriptions.get(self.row)
+
+    def show_row(self, row: int) -> None:
+        self.row = max(0, min(row, len(self.photos) - 1))
+        photo, d = self.photos[self.row], self.description
+        where = f" ({self.row + 1} of {len(self.photos)})" if len(self.photos) > 1 else ""
+        self.heading.setText(photo.name + where)
+        self.setWindowTitle(f"{photo.name} - Describe with photocaption")
+        self.previous.setEnabled(self.row > 0)
+        self.next.setEnabled(self.row < len(self.photos) - 1)
+        image = self.previews.get(self.row)
+        self.picture.setPixmap(QPixmap.fromImage(image) if image is not None and not image.isNull() else QPixmap())
+        if d is None:
+            self.caption.setPlainText("")
+            self.caption.setPlaceholderText("Describing the photo...")
+            self.about.setPlainText("")
+            self.keywords.setText("")
+            self._say(f"Describing {photo.name}...")
+        elif d.problem:
+            self.caption.setPlainText(d.problem)
+            self.about.setPlainText("No caption: photocaption could not read this photo.")
+            self.keywords.setText("")
+            self._say("")
+        else:
+            self.caption.setPlainText(d.caption)
+            self.about.setPlainText(f"Written by {d.written_by}; {d.confidence}. Stored in: {d.stored}.")
+            self.keywords.setText(", ".join(d.keywords))
+            self._say("")
+        self.picture.setAccessibleDescription(d.caption if d is not None else "")
+        self.copy.setEnabled(bool(d and d.caption))
+        self.write.setEnabled(bool(d and d.result is not None and not d.stored_in))
+        self.edit.setEnabled(True)
+
+    def _described(self, row: int, description: Description, image: QImage) -> None:
+        self.descriptions[row], self.previews[row] = description, image
+        if row == self.row:
+            self.show_row(row)
+            self._say(description.problem or f"Described: {description.caption}", announce=True)
+
+    def _say(self, text: str, announce: bool = False) -> None:
+        """The status line; ``announce`` also has the screen reader speak it (where the reader's focus is not)."""
+        self.status.setText(text)
+        if announce and text:
+            QAccessible.updateAccessibility(QAccessibleAnnouncementEvent(self.status, text))
+
+    def copy_caption(self) -> None:
+        QGuiApplication.clipboard().setText(self.description.caption)
+        self._say("Caption copied to the clipboard.", announce=True)
+
+    def write_caption(self) -> None:
+        """Through the one write path (``metadata.store``), which keeps a person's caption: never overwrite here."""
+        from desktop_app.metadata.record import MACHINE, CaptionRecord
+        from desktop_app.metadata.store import MetadataError, WriteOptions, write_caption
+
+        d = self.description
+        record = CaptionRecord(d.caption, MACHINE, d.model_id, d.keywords, d.result.score)
+        try:
+            written = write_caption(d.photo, record, WriteOptions(sidecar_naming=self.sidecar_naming))
+        except (MetadataError, OSError) as exc:
+            self._say(f"Not written: {exc}", announce=True)
+            return
+        if not written.places:
+            self._say(f"Not written: {written.skipped or 'nothing was written'}", announce=True)
+            return
+        d.stored_in = list(written.places)
+        self.show_row(self.row)
+        self._say(f"Written into the photo: {', '.join(written.places)}.", announce=True)
+
+    def edit_in_app(self) -> None:
+        folder = self.photos[self.row].parent
+        program, arguments = app_command(folder)
+        ok, _ = QProcess.startDetached(program, arguments)
+        self._say(f"Opening {folder} in the photocaption app." if ok else "Could not start the photocaption app.",
+                  announce=True)
+
+    def closeEvent(self, event) -> None:
+        self._pool.clear()  # photos not yet started are not described for nobody
+        super().closeEvent(event)
+
+
+def run_window(photos: list[Path], model: ModelOnce, sidecar_naming: str = "ext") -> int:
+    from desktop_app.gui import platform_check
+
+    problem = platform_check.check()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("photocaption")
+    app.setOrganizationName("photocaption")
+    window = DescribeWindow(photos, model, sidecar_naming)
+    window.show()
+    return app.exec()
