@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import exiftool
+from conftest import ROOT, exiftool
 
 import pytest
 
@@ -40,8 +40,25 @@ def test_describe_says_the_caption_who_wrote_it_how_sure_and_where_and_writes_no
         assert f"keywords:   {', '.join(row['keywords'])}" in block
         assert ("the model is not sure of it" in block) == row["needs_review"]
         assert "stored in:  not in the photo yet" in block
-    assert any(r["needs_review"] for r in rows)
     assert {p: p.read_bytes() for p in photos} == before
+
+
+def test_confidence_in_words_a_listener_can_weigh():
+    """Whatever the model now makes of the samples, each case reads as it should."""
+    import numpy as np
+
+    from desktop_app.captioning.captioner import CaptionResult
+    from desktop_app.describe import Description
+
+    def said(confidence, needs_review):
+        result = CaptionResult("A cat.", ["a", "cat"], -1.0, [], np.zeros((2, 1)), ["cat"], confidence, needs_review)
+        return Description(ROOT / "cat.jpg", "A cat.", model_id="m", result=result).confidence
+
+    assert said(0.32, True) == "the model is not sure of it (confidence 32%); a person should check it"
+    assert said(None, True) == "the model is not sure of it; a person should check it"
+    assert said(0.81, False) == "the model is fairly sure of it (confidence 81%)"
+    assert said(None, False) == "the model cannot say how sure it is"
+    assert Description(ROOT / "cat.jpg", "Chelsea.", by_person=True).confidence == "a person wrote it"
 
 
 def test_a_persons_caption_is_shown_as_it_is_and_the_model_is_not_even_loaded(samples, tmp_path, capsys):
@@ -125,7 +142,7 @@ def test_the_window_shows_the_caption_copies_it_and_names_every_control(samples,
     assert window.caption.toPlainText() == expected.caption and window.caption.isReadOnly()
     assert window.caption.accessibleName() == "Caption"
     assert window.keywords.text() == ", ".join(expected.keywords)
-    assert "the model is not sure of it" in window.about.toPlainText()  # chelsea.jpg needs review
+    assert ("the model is not sure of it" in window.about.toPlainText()) == expected.result.needs_review
     assert not window.picture.pixmap().isNull()
     qtbot.mouseClick(window.copy, Qt.MouseButton.LeftButton)
     assert QApplication.clipboard().text() == expected.caption
