@@ -42,7 +42,8 @@ def build(dist: Path, cpu_only: bool) -> Path:
         shutil.rmtree(app)
     dist.mkdir(parents=True, exist_ok=True)
     shutil.move(str(work / "dist" / "photocaption"), app)
-    shutil.copy(ROOT / "packaging" / "photocaption.desktop", app / "photocaption.desktop")
+    for entry in ("photocaption.desktop", "photocaption-describe.desktop"):
+        shutil.copy(ROOT / "packaging" / entry, app / entry)
     shutil.copy(APP_ICON, app / "photocaption.svg")
     shutil.copy(ROOT / "packaging" / "install.sh", app / "install.sh")
     return app

@@ -10,7 +10,10 @@ if [ "$here" != "$target" ]; then
     cp -a "$here" "$target"
 fi
 ln -sf "$target/photocaption" "$prefix/bin/photocaption"
-sed "s#^Exec=photocaption#Exec=$target/photocaption#" "$here/photocaption.desktop" \
-    > "$prefix/share/applications/photocaption.desktop"
+for entry in photocaption photocaption-describe; do  # the app; "Describe with photocaption" in Open With
+    sed "s#^Exec=photocaption#Exec=$target/photocaption#" "$here/$entry.desktop" \
+        > "$prefix/share/applications/$entry.desktop"
+done
+command -v update-desktop-database >/dev/null && update-desktop-database "$prefix/share/applications" || true
 cp "$here/photocaption.svg" "$prefix/share/icons/hicolor/scalable/apps/photocaption.svg"
 echo "installed to $target; run 'photocaption gui' or find photocaption in the applications menu"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-
-from conftest import ROOT, exiftool
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, exiftool
 from desktop_app.cli import main
 from desktop_app.describe import NO_SPEECH
 from desktop_app.metadata.record import PERSON, CaptionRecord
@@ -176,3 +180,36 @@ def test_the_window_writes_a_machine_caption_but_never_over_a_persons(samples, q
     qtbot.mouseClick(window.edit, Qt.MouseButton.LeftButton)
     assert started and started[0][-2:] == ["gui", str(samples)]
     assert person.read_bytes() == before
+
+
+DESKTOP_ENTRY = ROOT / "packaging" / "photocaption-describe.desktop"
+NO_DESKTOP_FILE_UTILS = "desktop-file-utils is not installed (Debian: apt install desktop-file-utils)"
+
+
+@pytest.mark.skipif(shutil.which("desktop-file-validate") is None, reason=NO_DESKTOP_FILE_UTILS)
+def test_the_desktop_entry_passes_desktop_file_validate_without_a_remark():
+    run = subprocess.run(["desktop-file-validate", str(DESKTOP_ENTRY)], capture_output=True, text=True)
+    assert (run.returncode, run.stdout + run.stderr) == (0, "")
+    entry = dict(line.split("=", 1) for line in DESKTOP_ENTRY.read_text().splitlines() if "=" in line)
+    assert entry["Name"] == "Describe with photocaption" and entry["Exec"] == "photocaption describe --window %F"
+    assert {"image/jpeg", "image/png", "image/webp", "image/tiff", "image/heic"} <= set(entry["MimeType"].split(";"))
+
+
+@pytest.mark.skipif(shutil.which("update-desktop-database") is None, reason=NO_DESKTOP_FILE_UTILS)
+def test_the_readmes_install_command_adds_open_with_and_leaves_the_default_viewer_alone(tmp_path):
+    section = (ROOT / "README.md").read_text().split("## Describe one photo", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("```", 1)[0].strip()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("XDG_DATA_HOME", None)
+    run = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    applications = home / ".local" / "share" / "applications"
+    installed = applications / "photocaption-describe.desktop"
+    program = next(line for line in installed.read_text().splitlines() if line.startswith("Exec=")).split()[0][5:]
+    assert Path(program).is_absolute() and os.access(program, os.X_OK)  # no PATH needed in the desktop session
+    assert "image/jpeg=photocaption-describe.desktop;" in (applications / "mimeinfo.cache").read_text()
+    assert not (applications / "defaults.list").exists() and not (home / ".config" / "mimeapps.list").exists()
+    validate = subprocess.run(["desktop-file-validate", str(installed)], capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout
