@@ -273,16 +273,16 @@ def test_undo_keeps_a_sidecar_another_program_rewrote_or_made(tmp_path, monkeypa
     from PIL import Image
 
     from desktop_app.library import undo
-    from desktop_app.metadata.store import sidecar_path
+    from desktop_app.metadata.store import SIDECAR, WriteOptions, sidecar_path
 
     monkeypatch.setattr(undo, "_identity", lambda p: (p.stat().st_ino, p.stat().st_size, 0) if p.exists() else None)
-    darktable, lightroom = tmp_path / "darktable.tif", tmp_path / "lightroom.tif"
+    darktable, lightroom = tmp_path / "darktable.jpg", tmp_path / "lightroom.jpg"
     for photo in (darktable, lightroom):
         Image.new("RGB", (16, 16), "red").save(photo)
     journal = undo.WriteJournal("test", tmp_path / "undo")
     for photo in (darktable, lightroom):
         journal.remember(photo)
-        write_caption(photo, CaptionRecord("A cat on a rug."))
+        write_caption(photo, CaptionRecord("A cat on a rug."), WriteOptions(mode=SIDECAR))  # as --write sidecar
         journal.written(photo)
     ours = sidecar_path(darktable)
     rewritten = ours.read_bytes().replace(b"A cat on a rug.", b"A dog on a rug.")
@@ -291,7 +291,7 @@ def test_undo_keeps_a_sidecar_another_program_rewrote_or_made(tmp_path, monkeypa
     theirs = sidecar_path(lightroom, "stem")
     theirs.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     report = journal.undo()
-    assert report.refused == [(darktable, "darktable.tif.xmp, made by this write, was changed by another program "
+    assert report.refused == [(darktable, "darktable.jpg.xmp, made by this write, was changed by another program "
                                           "since; kept, not deleted")]
     assert ours.read_bytes() == rewritten
     assert report.restored == [lightroom] and not sidecar_path(lightroom).exists() and theirs.exists()

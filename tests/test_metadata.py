@@ -200,10 +200,12 @@ def test_killed_mid_write_leaves_the_photo_intact(camera_jpeg):
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
 def test_a_new_sidecar_gets_the_photos_permissions(tmp_path, mode):
     """Issue 24 item 8: a sidecar beside a private (0600) photo was created 0644, readable by everyone."""
-    photo = tmp_path / "private.tif"
+    from desktop_app.metadata.store import SIDECAR
+
+    photo = tmp_path / "private.jpg"
     Image.new("RGB", (16, 16), "red").save(photo)
     photo.chmod(mode)
-    write_caption(photo, CAPTION)
+    write_caption(photo, CAPTION, WriteOptions(mode=SIDECAR))  # sidecars asked for: whatever format embeds
     sidecar = sidecar_path(photo)
     assert sidecar.stat().st_mode & 0o777 == mode
     assert (sidecar.stat().st_uid, sidecar.stat().st_gid) == (photo.stat().st_uid, photo.stat().st_gid)
