@@ -117,7 +117,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
         status, message, places = outcome.status, outcome.message, []
         if status == CAPTIONED and write != "none":
             r = outcome.result
-            record = CaptionRecord(r.text, MACHINE, captioner.model_id, r.keywords, r.score)
+            record = CaptionRecord(r.text, MACHINE, captioner.model_id, r.keywords, r.score,
+                                   needs_review=r.needs_review, confidence=r.confidence)
             try:
                 written = write_caption(outcome.path, record, write_options)
                 places, message = written.places, written.skipped or "; ".join(written.warnings)

@@ -217,7 +217,9 @@ class DescribeWindow(QWidget):
         from desktop_app.metadata.store import MetadataError, WriteOptions, write_caption
 
         d = self.description
-        record = CaptionRecord(d.caption, MACHINE, d.model_id, d.keywords, d.result.score)
+        r = d.result
+        record = CaptionRecord(d.caption, MACHINE, d.model_id, d.keywords, r.score,
+                               needs_review=r.needs_review, confidence=r.confidence)
         try:
             written = write_caption(d.photo, record, WriteOptions(sidecar_naming=self.sidecar_naming))
         except (MetadataError, OSError) as exc:

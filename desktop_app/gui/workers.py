@@ -87,7 +87,8 @@ class CaptionWorker(QObject):
         report = None
         if self.write and outcome.result is not None:
             r = outcome.result
-            record = CaptionRecord(r.text, MACHINE, self.captioner.model_id, r.keywords, r.score)
+            record = CaptionRecord(r.text, MACHINE, self.captioner.model_id, r.keywords, r.score,
+                                   needs_review=r.needs_review, confidence=r.confidence)
             report = write_one(outcome.path, record, self.write, self.journal, self._index)
         self._pending.append((outcome, report))
 

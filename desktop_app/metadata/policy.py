@@ -132,6 +132,13 @@ def may_replace_comment(current: str | None, earlier: Iterable[str], overwrite: 
     return current is None or overwrite or not normalise(current) or any(same_text(current, t) for t in earlier)
 
 
+def may_replace_alt_text(current: str | None, earlier: Iterable[str]) -> bool:
+    """Whether Iptc4xmpCore:AltTextAccessibility may take the caption: when there is none, or it repeats a
+    caption the photo held (kept in step with it). Alt text a person wrote for readers is theirs: never
+    replaced, not even with overwrite (which replaces captions, not what a screen reader reads)."""
+    return not normalise(current) or any(same_text(current, t) for t in earlier)
+
+
 def may_replace_tags(current: list[str] | None, earlier: Iterable[str], overwrite: bool = False) -> bool:
     """Whether desktop-search tags (``user.xdg.tags``) may be replaced by the photo's keywords.
 

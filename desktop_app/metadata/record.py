@@ -18,6 +18,8 @@ class CaptionRecord:
     model_id: str = ""
     keywords: list[str] = field(default_factory=list)
     score: float | None = None
+    needs_review: bool = False  # the model is unsure: alt text readers are told so (xmp's ExtDescrAccessibility)
+    confidence: float | None = None  # 0..1, the model's calibrated confidence, said with the doubt
     machine_text: str = ""  # the text the model wrote, as recorded in our XMP namespace
     places: list[str] = field(default_factory=list)  # where it was found: "XMP", "EXIF", "IPTC", "sidecar x.xmp"
     # Every caption place read, with its text (placeholders included), e.g. {"EXIF": "...", "IPTC": "..."}.

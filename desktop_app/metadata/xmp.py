@@ -2,7 +2,9 @@
 
 Fields written (the ones photo managers and OS search read):
   dc:description (x-default)              the caption
-  Iptc4xmpCore:AltTextAccessibility       the same text, as alt text for screen readers
+  Iptc4xmpCore:AltTextAccessibility       the same text, as alt text for screen readers (a person's own kept)
+  Iptc4xmpCore:ExtDescrAccessibility      for a machine caption that needs review: that it is machine-written
+                                          and unsure, and what the models saw (a person's own kept)
   dc:subject                              keywords (merged with existing ones)
   lr:hierarchicalSubject                  machine keywords as photocaption|word (what Immich, Lightroom and
                                           digiKam take tags from), only where no person chose keywords
@@ -22,7 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 
-from desktop_app.metadata.policy import may_add_keyword_hierarchy
+from desktop_app.metadata.policy import may_add_keyword_hierarchy, may_replace_alt_text, normalise
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 
 NS = {
@@ -48,6 +50,8 @@ def q(prefix: str, name: str) -> str:
 
 
 DESCRIPTION, ALT_TEXT, SUBJECT = q("dc", "description"), q("Iptc4xmpCore", "AltTextAccessibility"), q("dc", "subject")
+EXT_DESCR = q("Iptc4xmpCore", "ExtDescrAccessibility")
+UNSURE = "Machine-written alt text, not checked by a person"  # how our ExtDescrAccessibility starts: ours to update
 OURS = {name: q("pcap", name) for name in ("Source", "Model", "Caption", "Score")}
 HIERARCHY = q("lr", "hierarchicalSubject")
 HIERARCHY_ROOT = "photocaption"  # machine keywords sit under one root a person can hide or delete at once
@@ -130,6 +134,13 @@ def _find(descriptions: list[ET.Element], tag: str) -> tuple[ET.Element | None, 
     return None, None
 
 
+def _value(descriptions: list[ET.Element], tag: str, lang_alt: bool = False) -> str:
+    element, attr = _find(descriptions, tag)
+    if element is not None:
+        return _lang_alt_value(element) if lang_alt else (element.text or "")
+    return attr or ""
+
+
 def extended_guid(packet: bytes) -> str:
     """The xmpNote:HasExtendedXMP GUID of a main packet ('' when it has none): where the rest of it is."""
     rdf = _rdf(_parse(packet)[0])
@@ -153,10 +164,7 @@ def read_xmp(packet: bytes, extended: bytes | None = None) -> CaptionRecord | No
             descriptions += rdf.findall(q("rdf", "Description"))
 
     def text_of(tag: str, lang_alt: bool = False) -> str:
-        element, attr = _find(descriptions, tag)
-        if element is not None:
-            return _lang_alt_value(element) if lang_alt else (element.text or "")
-        return attr or ""
+        return _value(descriptions, tag, lang_alt)
 
     description = text_of(DESCRIPTION, lang_alt=True) or text_of(ALT_TEXT, lang_alt=True)
     if not description.strip():
@@ -225,6 +233,21 @@ def _merge_bag(descriptions: list[ET.Element], target: ET.Element, tag: str, wor
             ET.SubElement(bag, q("rdf", "li")).text = word
 
 
+def _drop(descriptions: list[ET.Element], tag: str) -> None:
+    for desc in descriptions:
+        desc.attrib.pop(tag, None)
+        for element in desc.findall(tag):
+            desc.remove(element)
+
+
+def unsure_note(record: CaptionRecord) -> str:
+    """ExtDescrAccessibility for a machine caption that needs review: what a reader weighs the alt text by."""
+    confidence = f" (confidence {record.confidence:.0%})" if record.confidence is not None else ""
+    saw = f" What the models saw: {', '.join(record.keywords)}." if record.keywords else ""
+    model = f", model {record.model_id}" if record.model_id else ""
+    return f"{UNSURE}: the model that wrote it is not sure of it{confidence}.{saw} Written by photocaption{model}."
+
+
 def _set_simple(descriptions: list[ET.Element], target: ET.Element, tag: str, value: str) -> None:
     element = _remove_everywhere(descriptions, tag)
     if element is None:
@@ -276,8 +299,17 @@ def merge_caption(packet: bytes | None, record: CaptionRecord, write_keywords: b
             hierarchy == "always" or may_add_keyword_hierarchy(earlier, _bag(descriptions, HIERARCHY), machine,
                                                                 HIERARCHY_ROOT)):
         _merge_bag(descriptions, target, HIERARCHY, [f"{HIERARCHY_ROOT}|{word}" for word in machine if word])
+    held = [_value(descriptions, DESCRIPTION, lang_alt=True), _value(descriptions, OURS["Caption"])]
     _set_lang_alt(descriptions, target, DESCRIPTION, record.text)
-    _set_lang_alt(descriptions, target, ALT_TEXT, record.text)
+    alt_text_ours = may_replace_alt_text(_value(descriptions, ALT_TEXT, lang_alt=True), held)
+    if alt_text_ours:
+        _set_lang_alt(descriptions, target, ALT_TEXT, record.text)
+    note = _value(descriptions, EXT_DESCR, lang_alt=True)
+    if not normalise(note) or note.startswith(UNSURE):  # a person's extended description is theirs
+        if alt_text_ours and record.source == MACHINE and record.needs_review:
+            _set_lang_alt(descriptions, target, EXT_DESCR, unsure_note(record))
+        else:
+            _drop(descriptions, EXT_DESCR)
     if write_keywords and base_keywords is not None:
         _merge_bag(descriptions, target, SUBJECT, list(dict.fromkeys([*base_keywords, *record.keywords])), replace=True)
     elif write_keywords and record.keywords:
