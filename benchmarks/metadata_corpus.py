@@ -3,8 +3,9 @@
 For each file (copied to a scratch folder): ``write_caption`` with a machine caption, then
 - JPEG entropy data and everything after it (trailers, MPF images) byte-identical; PNG and
   WebP with embedded XMP: every other chunk byte-identical and the pixels (decoded by Pillow,
-  every frame) identical; other formats: the photo itself byte-identical (the caption goes to
-  a sidecar);
+  every frame) identical; TIFF with embedded XMP: every original byte in place but the header's
+  IFD0 offset (a new IFD0 is appended) and the pixels identical; other formats: the photo
+  itself byte-identical (the caption goes to a sidecar);
 - every tag ``exiftool -j -G1 -a -s -n`` reported before is there with the same value,
   except the caption tags we mean to write; no new tags inside EXIF or maker notes;
 - ``exiftool -validate -warning -a``: no warning that was not there before;
@@ -45,6 +46,7 @@ from desktop_app.metadata.record import CaptionRecord  # noqa: E402
 from desktop_app.metadata.store import MetadataError, write_caption  # noqa: E402
 from desktop_app.photos.discover import is_photo  # noqa: E402
 
+EMBEDDED = (".png", ".webp", ".tif", ".tiff")  # formats that get XMP inside besides JPEG (issue 28)
 CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
 CRAFTED = ROOT / "tests" / "data"
 MWG_KEPT = ("Keywords", "City", "Creator")  # what MWG readers show that a caption write must not hide
@@ -181,6 +183,16 @@ def other_chunks(data: bytes) -> list[bytes] | None:
     return None
 
 
+def tiff_kept(old: bytes, new: bytes) -> bool:
+    """A TIFF edited by appending: the original bytes in place but the IFD0 offset in the header (and the old
+    IFD0 itself where it was the file's last part, rewritten there), the new IFD0 after them."""
+    if old[:4] != new[:4] or old[:4] not in (b"II*\x00", b"MM\x00*"):
+        return False
+    ifd0 = int.from_bytes(old[4:8], "little" if old[:2] == b"II" else "big")
+    kept = len(old) if new[8:len(old)] == old[8:] else ifd0
+    return new[8:kept] == old[8:kept]
+
+
 def vp8x_kept(old: bytes, new: bytes) -> bool:
     """A WebP's VP8X flags (but XMP's) and canvas size unchanged, or a new VP8X only saying XMP (and alpha/EXIF)."""
     def vp8x(data: bytes) -> bytes | None:
@@ -271,7 +283,7 @@ def mwg_hidden(before: dict[str, list], after: dict[str, list]) -> list[str]:
     """What MWG readers showed before and no longer show: keywords gone, City or Creator changed."""
     def values(entry: dict[str, list], tag: str) -> list[str]:
         found = entry.get(tag, [])
-        return [str(v) for item in found for v in (item if isinstance(item, list) else [item])]
+        return [str(v) for item in found for v in (item if isinstance(item, list) else [item]) if str(v).strip()]
 
     hidden = [f"MWG Keywords lost: {k}" for k in values(before, "Keywords") if k not in values(after, "Keywords")]
     return hidden + [f"MWG {tag} changed: {values(before, tag)} -> {values(after, tag)}" for tag in MWG_KEPT[1:]
@@ -307,6 +319,11 @@ def sweep(corpus: Path, work: Path, extra: list[Path] | None = None) -> list[Fil
         if originals[photo.name][:3] == b"\xff\xd8\xff" and embedded:
             if entropy_and_trailer(data) != entropy_and_trailer(originals[photo.name]):
                 check.damage.append("JPEG image data or trailer changed")
+        elif originals[photo.name][:4] in (b"II*\x00", b"MM\x00*") and embedded:
+            if not tiff_kept(originals[photo.name], data):
+                check.damage.append("TIFF bytes other than the header's IFD0 offset changed")
+            if pixels(data) != pixels(originals[photo.name]):
+                check.damage.append("pixels changed")
         elif other_chunks(data) is not None and embedded:
             if other_chunks(data) != other_chunks(originals[photo.name]):
                 check.damage.append("a chunk other than the XMP changed, moved or was lost")
@@ -338,7 +355,7 @@ def summary(checks: list[FileCheck]) -> str:
     written = [check for check in checks if check.outcome == "written"]
     exif_left = [check for check in written if any("EXIF" in warning for warning in check.write_warnings)]
     mwg_ok = sum(check.mwg_ok for check in written)
-    embedded = [check for check in written if check.name.lower().endswith((".png", ".webp")) and "XMP" in check.places]
+    embedded = [check for check in written if check.name.lower().endswith(EMBEDDED) and "XMP" in check.places]
     in_sidecar = [check for check in written if any(place.startswith("sidecar") for place in check.places)]
     lines = [f"files: {len(checks)}",
              f"written: {outcomes['written']} (EXIF left unchanged, XMP/IPTC written: {len(exif_left)})",
@@ -347,7 +364,7 @@ def summary(checks: list[FileCheck]) -> str:
              f"damaged (any check failing): {len(damaged)}",
              f"files with new validate warnings: {len(warned)}",
              f"MWG Description shows our caption: {mwg_ok} of {len(written)} written",
-             f"PNG/WebP with the caption embedded: {len(embedded)}; captions in a sidecar: {len(in_sidecar)}"]
+             f"PNG/WebP/TIFF with the caption embedded: {len(embedded)}; captions in a sidecar: {len(in_sidecar)}"]
     reasons = Counter(_reason_kind(check.reason) for check in checks if check.outcome == "refused")
     reasons += Counter("EXIF left unchanged: " + _reason_kind(warning.split("EXIF left unchanged: ")[-1])
                        for check in exif_left for warning in check.write_warnings if "EXIF" in warning)

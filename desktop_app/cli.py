@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
     c.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
-                   help="embed: XMP inside JPEG, PNG and WebP, plus EXIF in JPEGs (TIFF, HEIC, RAW get a "
+                   help="embed: XMP inside JPEG, PNG, WebP and TIFF, plus EXIF in JPEGs (HEIC, RAW get a "
                         "sidecar); sidecar: .xmp files only")
     c.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
     c.add_argument("--overwrite", action="store_true", help="replace captions a person wrote")

@@ -84,10 +84,10 @@ def test_hard_links_are_not_split(photo):
 
 
 def test_new_sidecars_get_the_usual_permissions(tmp_path):
-    tiff = tmp_path / "scan.tif"
-    Image.new("RGB", (8, 8)).save(tiff)
-    write_caption(tiff, CAPTION)
-    mode = sidecar_path(tiff).stat().st_mode & 0o777
+    gif = tmp_path / "scan.gif"
+    Image.new("RGB", (8, 8)).save(gif)
+    write_caption(gif, CAPTION)
+    mode = sidecar_path(gif).stat().st_mode & 0o777
     assert mode == 0o666 & ~current_umask()
     assert mode & 0o044  # readable by others under the usual umask (not a temp file's 0600)
 

@@ -98,19 +98,19 @@ def test_person_edit_replaces_a_machine_caption_and_is_marked(camera_jpeg):
 
 
 def test_other_formats_get_a_merged_sidecar(tmp_path):
-    tiff = tmp_path / "scan.tif"
-    Image.new("RGB", (50, 50), "red").save(tiff)
-    tiff_bytes = tiff.read_bytes()
-    sidecar = sidecar_path(tiff)
-    assert sidecar.name == "scan.tif.xmp"
+    gif = tmp_path / "scan.gif"
+    Image.new("RGB", (50, 50), "red").save(gif)
+    gif_bytes = gif.read_bytes()
+    sidecar = sidecar_path(gif)
+    assert sidecar.name == "scan.gif.xmp"
     sidecar.write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
                        '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/>'
                        '</rdf:RDF></x:xmpmeta>')
-    result = write_caption(tiff, CAPTION)
-    assert result.places == ["sidecar scan.tif.xmp"] and tiff.read_bytes() == tiff_bytes
+    result = write_caption(gif, CAPTION)
+    assert result.places == ["sidecar scan.gif.xmp"] and gif.read_bytes() == gif_bytes
     tags = exiftool(sidecar)
     assert tags["XMP-dc:Description"] == CAPTION.text and tags["XMP-xmp:Rating"] == 5
-    write_caption(tiff, CAPTION, WriteOptions(sidecar_naming="stem"))
+    write_caption(gif, CAPTION, WriteOptions(sidecar_naming="stem"))
     assert (tmp_path / "scan.xmp").is_file()
 
 

@@ -1,7 +1,9 @@
-"""Captions embedded in PNG (iTXt XMP) and WebP (RIFF XMP chunk): read by exiftool and exiv2, nothing else changes.
+"""Captions embedded in PNG (iTXt XMP), WebP (RIFF XMP chunk) and TIFF (tag 700): read by exiftool and exiv2,
+nothing else changes.
 
 The files are made here by Pillow (a few hundred bytes each); the chunks are walked by the
 test itself, not by the code under test, and every other chunk must stay byte-identical.
+A TIFF gets a new IFD0 appended: every byte it had stays where it was but the header's IFD0 offset.
 """
 
 import shutil
@@ -176,9 +178,46 @@ def test_a_caption_sidecar_of_an_earlier_run_is_kept_in_step(png):
     assert exiftool(sidecar_path(png))["XMP-dc:Description"] == newer.text == read_caption(png).text
 
 
-@pytest.mark.parametrize("kind", ["png", "lossy webp"])
-def test_undo_puts_an_embedded_png_or_webp_back_byte_for_byte(png, tmp_path, kind):
-    photo = png if kind == "png" else make_webp(tmp_path / "photo.webp", "lossy")
+def make_tiff(path: Path, description: str | None = None) -> Path:
+    """Two pages, the way scanners and Pillow write them."""
+    pages = [Image.new("RGB", (20, 12), "teal"), Image.new("L", (8, 8), 200)]
+    extra = {"description": description} if description else {}
+    pages[0].save(path, save_all=True, append_images=pages[1:], dpi=(300, 300), **extra)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("exiv2") is None, reason="exiv2 is not installed")
+def test_tiff_gets_xmp_in_tag_700_and_no_byte_it_had_moves(tmp_path):
+    photo = make_tiff(tmp_path / "scan.tif")
+    before, pixels, warnings = photo.read_bytes(), frames(photo), validate(photo)
+    result = write_caption(photo, CAPTION)
+    assert result.places == ["XMP"] and not sidecar_path(photo).exists()
+    after = photo.read_bytes()
+    assert after[:4] == before[:4] and after[8:len(before)] == before[8:]  # only IFD0's offset changed
+    assert int.from_bytes(after[4:8], "little") == len(before) + len(before) % 2  # the new IFD0, appended
+    assert frames(photo) == pixels and validate(photo) == warnings
+    tags = exiftool(photo)
+    assert tags["XMP-dc:Description"] == CAPTION.text and tags["IFD0:XResolution"] == 300
+    assert exiv2_description(photo) == CAPTION.text
+    write_caption(photo, CaptionRecord("A kite on a string.", model_id="embed-test@2"))  # our tail is rewritten
+    again = photo.read_bytes()
+    assert again[8:len(before)] == before[8:] and again[4:8] == after[4:8] and len(again) < len(after) + 40
+    assert read_caption(photo).text == "A kite on a string." and frames(photo) == pixels
+
+
+def test_a_tiff_with_text_in_its_image_description_keeps_a_sidecar(tmp_path):
+    """ImageJ, OME and tifffile keep their data in ImageDescription, and MWG readers would show it over XMP."""
+    photo = make_tiff(tmp_path / "stack.tif", "ImageJ=1.54f\nimages=2\n")
+    before = photo.read_bytes()
+    result = write_caption(photo, CAPTION)
+    assert result.places == ["sidecar stack.tif.xmp"] and photo.read_bytes() == before
+    assert "its ImageDescription holds text" in result.warnings[0]
+
+
+@pytest.mark.parametrize("kind", ["png", "lossy webp", "tiff"])
+def test_undo_puts_an_embedded_png_webp_or_tiff_back_byte_for_byte(png, tmp_path, kind):
+    photo = {"png": lambda: png, "lossy webp": lambda: make_webp(tmp_path / "photo.webp", "lossy"),
+             "tiff": lambda: make_tiff(tmp_path / "scan.tif")}[kind]()
     before = photo.read_bytes()
     journal = WriteJournal("test", tmp_path / "undo")
     journal.remember(photo)

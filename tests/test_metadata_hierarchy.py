@@ -20,7 +20,7 @@ def tags(path):
     return found.get("XMP-lr:HierarchicalSubject"), found.get("XMP-dc:Subject")
 
 
-@pytest.fixture(params=["cat.jpg", "cat.png", "cat.tif"])
+@pytest.fixture(params=["cat.jpg", "cat.png", "cat.tif", "cat.gif"])
 def photo(request, tmp_path):
     path = tmp_path / request.param
     Image.new("RGB", (32, 24), "brown").save(path)
@@ -28,8 +28,8 @@ def photo(request, tmp_path):
 
 
 def readable(path):
-    """The file exiftool reads our XMP from: the photo, or a TIFF's sidecar."""
-    return path.with_name(path.name + ".xmp") if path.suffix == ".tif" else path
+    """The file exiftool reads our XMP from: the photo, or a GIF's sidecar."""
+    return path.with_name(path.name + ".xmp") if path.suffix == ".gif" else path
 
 
 def test_machine_keywords_get_a_hierarchy_under_one_root(photo):

@@ -41,7 +41,7 @@ def photo(folder, name):
     return path
 
 
-@pytest.mark.parametrize("name", ["cat.jpg", "cat.png", "cat.webp", "cat.tif"])
+@pytest.mark.parametrize("name", ["cat.jpg", "cat.png", "cat.webp", "cat.tif", "cat.gif"])
 def test_caption_and_keywords_go_to_the_freedesktop_attributes_with_the_photo(folder, name):
     path = photo(folder, name)
     os.utime(path, (1_000_000_000, 1_000_000_000))
@@ -71,7 +71,7 @@ def test_attributes_only_where_asked_and_undo_takes_them_back(folder, tmp_path):
     quiet = photo(folder, "quiet.png")
     write_caption(quiet, CAPTION, WriteOptions(write_xattrs=False))
     assert attribute(quiet, COMMENT) is None
-    for name in ("undo.jpg", "undo.tif"):  # a rewritten photo, and one whose caption went to a sidecar
+    for name in ("undo.jpg", "undo.tif", "undo.gif"):  # rewritten photos, and one whose caption went to a sidecar
         path = photo(folder, name)
         journal = WriteJournal("test", tmp_path / "undo")
         journal.remember(path)

@@ -5,7 +5,8 @@ data) or an XMP sidecar; the image data itself is copied byte for byte. So a
 journal entry keeps a JPEG's header bytes (tens of KB), not the whole photo,
 plus a hash of the whole original to prove the restore exact. A PNG or WebP
 changes only in its XMP chunk (and WebP's VP8X), so only those are kept, with
-the order of the others. Other formats get sidecars (``store.write_caption``), so
+the order of the others; a TIFF only in its header's IFD0 offset and at its end
+(a new IFD0 appended), so the header and the tail from there are kept. Other formats get sidecars (``store.write_caption``), so
 of their photo file only a hash is kept: if it ever changed, undo says so rather
 than guess.
 Everything kept lives in a folder beside the library index (not /tmp, which is
@@ -34,16 +35,17 @@ from pathlib import Path
 from desktop_app.metadata import xdg
 from desktop_app.metadata.atomic import replace_atomically
 from desktop_app.metadata.jpeg import JpegError, JpegFile
-from desktop_app.metadata.png import PngFile
-from desktop_app.metadata.store import CONTAINERS, SIDECAR_NAMINGS, sidecar_path
-from desktop_app.metadata.webp import WebpFile
+from desktop_app.metadata.png import PngError, PngFile, is_png
+from desktop_app.metadata.store import SIDECAR_NAMINGS, TIFF_SUFFIXES, sidecar_path
+from desktop_app.metadata.tiff import XMP_TAG, TiffError, TiffPhoto
+from desktop_app.metadata.webp import WebpError, WebpFile, is_webp
 
 
 @dataclass
 class _Kept:
     path: Path
     kind: str  # "absent", "jpeg-head" (header bytes kept), "chunks" (a PNG's/WebP's caption chunks kept),
-    # "copy" (a sidecar, kept whole) or "hash" (only checked)
+    # "tiff-tail" (a TIFF's header and the tail an edit rewrites), "copy" (a sidecar, kept whole) or "hash"
     blob: Path | None = None
     sha256: str = ""
     times: tuple[int, int] = (0, 0)  # atime_ns, mtime_ns before the write
@@ -80,7 +82,7 @@ def _sha256(path: Path) -> str:
 
 def _chunked(data: bytes) -> PngFile | WebpFile | None:
     """A PNG or WebP whose caption chunks can be kept apart from its image chunks; None for anything else."""
-    for matches, kind, error, _ in CONTAINERS:
+    for matches, kind, error in ((is_png, PngFile, PngError), (is_webp, WebpFile, WebpError)):
         if matches(data[:16]):
             try:
                 return kind.parse(data)
@@ -117,6 +119,23 @@ def _with_layout(container: PngFile | WebpFile, layout: bytes) -> bytes | None:
         return None
     container.chunks = chunks
     return container.to_bytes()
+
+
+def _tiff_tail(path: Path, data: bytes) -> bytes | None:
+    """A TIFF's header and the bytes from where a caption edit starts writing (offset first); None if not a TIFF."""
+    if path.suffix.lower() not in TIFF_SUFFIXES or not TiffPhoto.is_tiff(data):
+        return None
+    try:
+        start = TiffPhoto.parse(data).block.edit_start({XMP_TAG})
+    except TiffError:
+        return None
+    return struct.pack(">Q", start) + data[:8] + data[start:]
+
+
+def _with_tiff_tail(data: bytes, kept: bytes) -> bytes:
+    """Today's TIFF with the kept header and tail put back; the bytes between were never written."""
+    (start,) = struct.unpack(">Q", kept[:8])
+    return kept[8:16] + data[8:start] + kept[16:]
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -194,9 +213,11 @@ class WriteJournal:
                 image = JpegFile.parse(data).image_data
                 kind, kept = "jpeg-head", data[: len(data) - len(image)]
             except JpegError:
-                container = _chunked(data)
+                container, tail = _chunked(data), _tiff_tail(path, data)
                 if container is not None:
                     kind, kept = "chunks", _caption_layout(container)
+                elif tail is not None:
+                    kind, kept = "tiff-tail", tail
                 else:  # captions go to its sidecar, the photo is only checked
                     kind, kept = "hash", None
         if kept is not None:
@@ -253,6 +274,8 @@ class WriteJournal:
             data = _with_layout(container, kept.blob.read_bytes()) if container is not None else None
             if data is None:
                 return f"{path.name} cannot be read back; left as it is"
+        elif kept.kind == "tiff-tail":
+            data = _with_tiff_tail(path.read_bytes(), kept.blob.read_bytes())
         elif kept.kind == "hash":
             if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != kept.sha256:
                 return f"{path.name} itself was changed by the write and cannot be put back"

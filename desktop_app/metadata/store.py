@@ -1,10 +1,12 @@
 """Where a photo's caption lives: read every place, merge ours in, replace the file.
 
-JPEG: embedded XMP + EXIF, and IPTC-IIM where the photo already has it; PNG and
-WebP: embedded XMP (``png``, ``webp``: chunk surgery, pixels never decoded), unless
-sidecars are chosen. Every other format (TIFF, HEIC, camera RAW) and a PNG/WebP
-too damaged to edit safely: an XMP sidecar beside the photo, merged with one that
-exists. Who wrote what, and so whether we may replace it, is decided by ``policy``.
+JPEG: embedded XMP + EXIF, and IPTC-IIM where the photo already has it; PNG,
+WebP and TIFF: embedded XMP (``png``, ``webp``: chunk surgery; ``tiff``: tag 700 in
+a new IFD0 appended, no offset moves; pixels never decoded), unless sidecars are
+chosen. Every other format (HEIC, camera RAW), a file too damaged to edit safely
+and a TIFF whose ImageDescription or IPTC holds text (MWG readers would show that
+over XMP; ImageJ and OME keep their data there): an XMP sidecar beside the photo,
+merged with one that exists. Who wrote what, and so whether we may replace it, is decided by ``policy``.
 With every write the photo also gets the freedesktop attributes desktop search reads
 (``xdg``: caption and keywords), where the file system has them and no person set them.
 """
@@ -20,6 +22,7 @@ from desktop_app.metadata.atomic import AtomicWriteError, replace_atomically
 from desktop_app.metadata.exif import ExifError, parse_exif_caption, with_caption
 from desktop_app.metadata.jpeg import EXIF_HEADER, XMP_HEADER, JpegError, JpegFile
 from desktop_app.metadata.png import PngError, PngFile, is_png
+from desktop_app.metadata.tiff import TiffError, TiffPhoto
 from desktop_app.metadata.webp import WebpError, WebpFile, is_webp
 from desktop_app.metadata.policy import (EXIF_PLACE, IPTC_PLACE, PLACE_ORDER, XMP_PLACE, XPCOMMENT_PLACE,
                                          iptc_keywords_current, may_replace_comment, may_replace_tags, meaningful,
@@ -39,7 +42,7 @@ class MetadataError(Exception):
 
 @dataclass(frozen=True)
 class WriteOptions:
-    mode: str = EMBED  # EMBED (JPEG, PNG, WebP; others fall back to a sidecar) or SIDECAR
+    mode: str = EMBED  # EMBED (JPEG, PNG, WebP, TIFF; others fall back to a sidecar) or SIDECAR
     sidecar_naming: str = "ext"
     overwrite: bool = False  # replace a caption a person wrote
     keep_mtime: bool = True
@@ -93,8 +96,8 @@ class _Found:
     jpeg: JpegFile | None = None
     data: bytes = b""
     extended_xmp: bytes | None = None  # XMP part 3: the rest of a main packet too large for one segment
-    container: PngFile | WebpFile | None = None  # a PNG or WebP we can embed XMP in
-    container_error: str = ""  # why a PNG or WebP cannot be edited (it gets a sidecar then)
+    container: PngFile | WebpFile | TiffPhoto | None = None  # a PNG, WebP or TIFF we can embed XMP in
+    container_error: str = ""  # why a PNG, WebP or TIFF cannot be edited (it gets a sidecar then)
 
 
 def _inspect(photo: Path, sidecar_naming: str, embedded: bool = True) -> _Found:
@@ -160,15 +163,17 @@ def _inspect_jpeg(photo: Path, found: _Found) -> None:
             found.keywords += [k for k in caption.keywords if k not in found.keywords]
 
 
-CONTAINERS = ((is_png, PngFile, PngError, "PNG"), (is_webp, WebpFile, WebpError, "WebP"))
+CONTAINERS = ((is_png, PngFile, PngError, "PNG"), (is_webp, WebpFile, WebpError, "WebP"),
+              (TiffPhoto.is_tiff, TiffPhoto, TiffError, "TIFF"))
+TIFF_SUFFIXES = (".tif", ".tiff")  # camera RAW is often TIFF inside too, and keeps its sidecar
 
 
 def _inspect_container(photo: Path, found: _Found) -> bytes | None:
-    """A PNG's or WebP's own chunks, parsed for embedding; its XMP packet (None if none or another format)."""
+    """A PNG's, WebP's or TIFF's own structure, parsed for embedding; its XMP packet (None if none or another format)."""
     with open(photo, "rb") as handle:
         head = handle.read(16)
     for matches, kind, error, name in CONTAINERS:
-        if matches(head):
+        if matches(head) and (name != "TIFF" or photo.suffix.lower() in TIFF_SUFFIXES):
             found.data = _read_bytes(photo)
             try:
                 container = kind.parse(found.data)
@@ -291,6 +296,8 @@ def write_caption(photo: Path, record: CaptionRecord, options: WriteOptions = Wr
                                               "use overwrite to replace it")
     if embed:
         return _write_jpeg(photo, record, options, found)
+    if isinstance(found.container, TiffPhoto):
+        _keep_tiff_text(found)
     if options.mode == EMBED and found.container is not None:
         return _write_container(photo, record, options, found)
     result = _write_sidecar(photo, record, options)
@@ -354,8 +361,22 @@ def _write_jpeg(photo: Path, record: CaptionRecord, options: WriteOptions, found
     return result
 
 
+def _keep_tiff_text(found: _Found) -> None:
+    """A TIFF whose ImageDescription, XPComment or IPTC holds text gets a sidecar instead of embedded XMP.
+
+    MWG readers (Lightroom, ``exiftool -use MWG``) show that text over XMP, and it is often another
+    program's data (ImageJ, OME-XML, tifffile), which must not be rewritten.
+    """
+    other = [place for place in (EXIF_PLACE, XPCOMMENT_PLACE, IPTC_PLACE) if normalise(found.texts.get(place))]
+    if other:
+        what = "ImageDescription" if other[0] == EXIF_PLACE else other[0]
+        found.container, found.container_error = None, (f"TIFF: its {what} holds text that readers following the "
+                                                        "MWG rules would show instead (and may be another program's "
+                                                        "data)")
+
+
 def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, found: _Found) -> WriteResult:
-    """XMP into a PNG's iTXt or a WebP's XMP chunk; a sidecar of ours already beside it is kept in step."""
+    """XMP into a PNG's iTXt, a WebP's XMP chunk or a TIFF's tag 700; a sidecar of ours beside it is kept in step."""
     _check_writable(photo)
     for place, reason in found.unreadable.items():  # a caption there could be a person's: we cannot tell
         where = photo.name if place == XMP_PLACE else place.split(" ", 1)[-1]
@@ -367,7 +388,7 @@ def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, 
         data = container.to_bytes()
     except XmpError as exc:
         raise MetadataError(f"{photo.name}: {exc}, so it was left unchanged; nothing written") from None
-    except (PngError, WebpError) as exc:
+    except (PngError, WebpError, TiffError) as exc:
         raise MetadataError(f"{photo.name}: {exc}; nothing written") from None
     attributes = _xdg_updates(photo, record, read_subject(packet) or [], found, options, result)
     if data != found.data:
@@ -375,7 +396,7 @@ def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, 
         result.changed = True
     else:
         _set_xdg(photo, attributes, result)
-    for naming in SIDECAR_NAMINGS:  # captions written before PNG/WebP were embedded: a stale sidecar would win
+    for naming in SIDECAR_NAMINGS:  # captions written before these were embedded: a stale sidecar would win
         place = f"sidecar {sidecar_path(photo, naming).name}"
         if place in found.texts:
             written = _write_sidecar(photo, record, replace(options, sidecar_naming=naming))

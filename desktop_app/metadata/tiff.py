@@ -1,4 +1,4 @@
-"""TIFF container surgery for EXIF blocks: read the IFD tree, and replace IFD0 without moving anything.
+"""TIFF container surgery for EXIF blocks and TIFF photos: read the IFD tree, replace IFD0 without moving anything.
 
 An EXIF block is a little TIFF file: a header (byte order, offset of IFD0), then
 directories (IFDs) of 12-byte entries whose larger values sit elsewhere in the
@@ -8,7 +8,9 @@ that no general tool can find. So the one edit made here never moves a byte:
 a new IFD0 (old entries plus the changed ones, sorted by tag, with the old
 next-IFD pointer) and its new values are appended at the end of the block, and
 the header is pointed at it. Like exiftool and Exiv2, everything is read and
-written in the block's own byte order.
+written in the block's own byte order. A whole TIFF photo is such a block too
+(``TiffPhoto``): its XMP (tag 700) is set the same way, so no strip, tile or
+IFD offset changes.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 1, 2, 3, 4, 5, 7
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
-EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS = 0x8769, 0x8825, 0xA005, 0x014A
+EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS, XMP_TAG = 0x8769, 0x8825, 0xA005, 0x014A, 0x02BC
 # (offset tag, length tag) pairs that point at data blocks such as thumbnails
 DATA_POINTERS = ((0x0201, 0x0202), (0x0111, 0x0117), (0x0144, 0x0145))
 _HEADERS = {b"II*\x00": "<", b"MM\x00*": ">"}
+_BIGTIFF = (b"II+\x00", b"MM\x00+")
 _NAMES = {0x010E: "ImageDescription", 0x9C9C: "XPComment", 0x927C: "MakerNote", 0x0201: "thumbnail",
           0x0111: "image strip", 0x0144: "image tile", EXIF_IFD: "Exif IFD", GPS_IFD: "GPS IFD",
           INTEROP_IFD: "Interop IFD", SUB_IFDS: "SubIFD"}
@@ -192,6 +195,11 @@ class TiffBlock:
         body = self.data[:start].ljust(start, b"\x00")
         return body[:4] + struct.pack(self.order + "I", start) + body[8:] + tail
 
+    def edit_start(self, tags: set[int]) -> int:
+        """Where ``with_ifd0`` for these tags starts writing: every byte before it but the header's IFD0 offset stays."""
+        start = self._own_tail_start(dict.fromkeys(tags))
+        return start if start is not None else len(self.data)
+
     def _carried(self, entry: Entry, start: int) -> Entry | NewValue:
         """An entry for the new IFD0 at ``start``: as stored, or with its value if that lies in the rewritten tail."""
         if entry.inline or self.offset_of(entry) < start:
@@ -219,6 +227,40 @@ class TiffBlock:
         except TiffError:
             return None
         return offset
+
+
+class TiffPhoto:
+    """A classic TIFF photo whose XMP packet (IFD0 tag 700) is set through ``with_ifd0``: nothing else moves."""
+
+    def __init__(self, data: bytes):
+        self.block = TiffBlock(data)
+        self.block.check_nothing_points_past(len(self.block.data))  # appending must hand no pointer new data
+        self.changes: dict[int, NewValue | None] = {}
+
+    @classmethod
+    def parse(cls, data: bytes) -> "TiffPhoto":
+        if data[:4] in _BIGTIFF:
+            raise TiffError("a BigTIFF (64-bit offsets), which this app does not edit")
+        try:
+            return cls(data)
+        except TiffError as exc:
+            raise TiffError(str(exc).replace("EXIF block", "file").replace("EXIF ", "")) from None
+
+    @staticmethod
+    def is_tiff(head: bytes) -> bool:
+        return head[:4] in _HEADERS or head[:4] in _BIGTIFF
+
+    def xmp(self) -> bytes | None:
+        entry = self.block.ifd0.find(XMP_TAG)
+        return self.block.value(entry) if entry is not None else None
+
+    def set_xmp(self, packet: bytes) -> None:
+        self.changes[XMP_TAG] = NewValue(XMP_TAG, BYTE, len(packet), packet)
+
+    def to_bytes(self) -> bytes:
+        if all(self.xmp() == value.data for value in self.changes.values() if value is not None):
+            return self.block.data  # already holds exactly this packet
+        return self.block.with_ifd0(self.changes)
 
 
 def directory_bytes(order: str, entries: list[Entry | NewValue], start: int, next_offset: int) -> bytes:
