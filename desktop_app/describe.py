@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from desktop_app.captioning.captioner import Captioner, CaptionResult
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1  # desktop_app.cli's codes; bad arguments (UsageError) are its 2
-SPEECH_COMMANDS = (("spd-say", "--wait"), ("espeak-ng",))  # speech-dispatcher (the desktop's service), else espeak-ng
-NO_SPEECH = ("cannot speak: no speech service found (install speech-dispatcher for spd-say, "
-             "or espeak-ng: sudo apt install speech-dispatcher)")
+# speech-dispatcher (the desktop's service, which the screen reader shares), else espeak-ng. spd-say hands the text
+# to the daemon and returns (with --wait it hangs where there is no audio device); espeak-ng speaks, then returns.
+SPEECH_COMMANDS = ("spd-say", "espeak-ng")
+NO_SPEECH = ("cannot speak: no speech service found (neither spd-say nor espeak-ng); "
+             "install one: sudo apt install speech-dispatcher")
 
 
 class ModelOnce:
@@ -71,7 +73,8 @@ class Description:
         if self.by_person:
             return "a person wrote it"
         r = self.result
-        percent = "" if r is None or r.confidence is None else f" (confidence {r.confidence:.0%})"
+        percent = "" if r is None or r.confidence is None else \
+            f" (confidence {r.confidence:.0%})" if r.confidence >= 0.005 else " (confidence under 1%)"
         if r is not None and r.needs_review:
             return f"the model is not sure of it{percent}; a person should check it"
         return f"the model is fairly sure of it{percent}" if percent else "the model cannot say how sure it is"
@@ -144,14 +147,14 @@ def describe_photo(photo: Path, model: ModelOnce, sidecar_naming: str = "ext") -
 
 def speak(text: str) -> str:
     """Say ``text`` through the desktop's speech service; the reason in words when it cannot, else ""."""
-    for command in SPEECH_COMMANDS:
-        program = shutil.which(command[0])
+    for name in SPEECH_COMMANDS:
+        program = shutil.which(name)
         if program:
             try:
-                run = subprocess.run([program, *command[1:], "--", text], capture_output=True, text=True, timeout=120)
+                run = subprocess.run([program, "--", text], capture_output=True, text=True, timeout=120)
             except (OSError, subprocess.TimeoutExpired) as exc:
-                return f"cannot speak: {command[0]} failed ({exc})"
-            return "" if run.returncode == 0 else f"cannot speak: {command[0]} failed ({run.stderr.strip() or run.returncode})"
+                return f"cannot speak: {name} failed ({exc})"
+            return "" if run.returncode == 0 else f"cannot speak: {name} failed ({run.stderr.strip() or run.returncode})"
     return NO_SPEECH
 
 
