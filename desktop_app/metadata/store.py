@@ -378,7 +378,8 @@ def _keep_tiff_text(found: _Found) -> None:
 def _write_container(photo: Path, record: CaptionRecord, options: WriteOptions, found: _Found) -> WriteResult:
     """XMP into a PNG's iTXt, a WebP's XMP chunk or a TIFF's tag 700; a sidecar of ours beside it is kept in step."""
     _check_writable(photo)
-    for place, reason in found.unreadable.items():  # a caption there could be a person's: we cannot tell
+    if found.unreadable:  # its XMP or a sidecar could hold a person's caption: we cannot tell
+        place, reason = next(iter(found.unreadable.items()))
         where = photo.name if place == XMP_PLACE else place.split(" ", 1)[-1]
         raise MetadataError(f"{where}: {reason}, so it was left unchanged; nothing written")
     container, result = found.container, WriteResult(photo, places=[XMP_PLACE])
