@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QGuiApplication, QIcon, QImage, QKeySequence, \
-    QPixmap, QShortcut
+from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QCloseEvent, QGuiApplication, QIcon, QImage, \
+    QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
@@ -239,7 +239,7 @@ class DescribeWindow(QWidget):
         self._say(f"Opening {folder} in the photocaption app." if ok else "Could not start the photocaption app.",
                   announce=True)
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         self._pool.clear()  # photos not yet started are not described for nobody
         super().closeEvent(event)
 
