@@ -183,6 +183,14 @@ def test_the_window_writes_a_machine_caption_but_never_over_a_persons(samples, q
     assert person.read_bytes() == before
 
 
+def test_the_window_says_why_when_the_model_cannot_be_loaded(samples, tmp_path, qtbot):
+    from desktop_app.describe import ModelOnce
+
+    window = _window(qtbot, [samples / "chelsea.jpg"], ModelOnce(tmp_path / "no-model-here"))
+    assert window.caption.toPlainText().startswith("could not describe it: ")
+    assert not window.copy.isEnabled() and not window.write.isEnabled() and window.close_button.isEnabled()
+
+
 DESKTOP_ENTRY = ROOT / "packaging" / "photocaption-describe.desktop"
 NO_DESKTOP_FILE_UTILS = "desktop-file-utils is not installed (Debian: apt install desktop-file-utils)"
 
