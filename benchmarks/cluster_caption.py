@@ -1,4 +1,5 @@
-"""Ray path vs the CLI on the same photos, in the same run: photos/s of each, their ratio, identical results.
+"""Ray path vs the CLI on the same photos, in the same run: photos/s and CPU per photo of each, their ratios,
+identical results.
 
     nice -n 10 python benchmarks/cluster_caption.py [--photos 1000] [--rounds 3] [--images DIR] [--list FILE]
                                                     [--extra-args ...]
@@ -8,8 +9,11 @@ started by the command) as separate processes on the first N photos of the Flick
 timed end to end (start-up, model loading and Ray's start included), then on 16 photos to take each
 command's fixed start-up cost out: the steady rate is (N - 16) / (time for N - time for 16). On a machine
 shared with other work the load moves between runs, so each round runs both commands back to back (in
-turn first) and the ratios are taken per round; the medians are the result. Compares caption, keywords,
-confidence, score, alternatives and needs-review per photo. The photos are only read.
+turn first) and the ratios are taken per round; the medians are the result. A busy machine also favours
+the command with more processes (Ray's) in the wall-clock rates, so the CPU time of each command's whole
+process tree per photo is printed too: photos per CPU-second do not depend on how the cores were shared.
+Compares caption, keywords, confidence, score, alternatives and needs-review per photo. The photos are only
+read.
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.process_tree import run_measured  # noqa: E402
 from desktop_app.cluster.results import read_results  # noqa: E402
 
 FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k"
@@ -32,23 +35,22 @@ SMALL = 16
 COMPARED = ("caption", "keywords", "confidence", "score", "alternatives", "needs_review")
 
 
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of the command's process tree."""
+    run, wall, cpu = run_measured(command)
     if run.returncode != 0:
         sys.exit(f"{' '.join(command[:4])} ... failed ({run.returncode}):\n{run.stderr[-3000:]}")
-    return seconds
+    return wall, cpu
 
 
-def cli_run(photos: list[Path], work: Path, name: str) -> tuple[float, dict[str, dict]]:
+def cli_run(photos: list[Path], work: Path, name: str) -> tuple[tuple[float, float], dict[str, dict]]:
     jsonl = work / f"{name}.jsonl"
     seconds = timed(["photocaption", "caption", "--dry-run", "-q", "--jsonl", str(jsonl), *map(str, photos)])
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     return seconds, {str(Path(r["path"]).resolve()): r for r in rows}
 
 
-def ray_run(photos: list[Path], work: Path, name: str, extra: list[str]) -> tuple[float, dict[str, dict]]:
+def ray_run(photos: list[Path], work: Path, name: str, extra: list[str]) -> tuple[tuple[float, float], dict[str, dict]]:
     out = work / name
     seconds = timed(["photocaption", "cluster", "caption", "--out", str(out), *extra, *map(str, photos)])
     rows = read_results(out).to_pylist()
@@ -70,26 +72,29 @@ def main() -> None:
     photos, n = [args.images / name for name in names], len(names)
     print(f"{n} photos from {args.list}; {os.cpu_count()} CPUs; load average before: "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{'round':<7}{'CLI photos/s':>14}{'Ray photos/s':>14}{'ratio':>7}{'CLI steady':>12}{'Ray steady':>12}"
-          f"{'ratio':>7}{'start-up CLI / Ray, s':>24}")
+    print("per round: photos/s (wall clock) and photos per CPU-second of the whole process tree, CLI / Ray = ratio;"
+          " steady: the 16-photo run's time taken off")
     rows, same = [], True
     for round_ in range(1, args.rounds + 1):
         with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
-            work, seconds, found = Path(tmp), {}, {}
+            work, measured, found = Path(tmp), {}, {}
             for name in (["cli", "ray"] if round_ % 2 else ["ray", "cli"]):
                 runner = cli_run if name == "cli" else lambda p, w, tag: ray_run(p, w, tag, args.extra_args)
                 small, _ = runner(photos[:SMALL], work, f"{name}-small")
                 full, found[name] = runner(photos, work, name)
-                seconds[name] = (small, full)
-        (cli_small, cli_full), (ray_small, ray_full) = seconds["cli"], seconds["ray"]
-        rates = (n / cli_full, n / ray_full, (n - SMALL) / (cli_full - cli_small), (n - SMALL) / (ray_full - ray_small))
-        rows.append(rates)
-        print(f"{round_:<7}{rates[0]:>14.1f}{rates[1]:>14.1f}{rates[1] / rates[0]:>7.2f}{rates[2]:>12.1f}"
-              f"{rates[3]:>12.1f}{rates[3] / rates[2]:>7.2f}{f'{cli_small:.1f} / {ray_small:.1f}':>24}", flush=True)
+                measured[name] = (small, full)
+        rates = {}
+        for name, ((small_wall, small_cpu), (full_wall, full_cpu)) in measured.items():
+            rates[name] = (n / full_wall, (n - SMALL) / (full_wall - small_wall), n / full_cpu,
+                           (n - SMALL) / (full_cpu - small_cpu))
+        rows.append([ray / cli for cli, ray in zip(rates["cli"], rates["ray"])])
+        cells = [f"{c:.1f} / {r:.1f} = {r / c:.2f}" for c, r in zip(rates["cli"], rates["ray"])]
+        print(f"round {round_}: wall {cells[0]}, steady {cells[1]}; per CPU-s {cells[2]}, steady {cells[3]}; "
+              f"start-up CLI {measured['cli'][0][0]:.1f} s, Ray {measured['ray'][0][0]:.1f} s", flush=True)
         same &= report_differences(found["cli"], found["ray"], n)
-    end_to_end = statistics.median(r[1] / r[0] for r in rows)
-    steady = statistics.median(r[3] / r[2] for r in rows)
-    print(f"median ratio Ray/CLI: end to end {end_to_end:.2f}, steady {steady:.2f}; load average after: "
+    medians = [statistics.median(r[i] for r in rows) for i in range(4)]
+    print(f"median ratio Ray/CLI: wall clock {medians[0]:.2f} (steady {medians[1]:.2f}), per CPU-second "
+          f"{medians[2]:.2f} (steady {medians[3]:.2f}); load average after: "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("results identical (" + ", ".join(COMPARED) + f") for all {n} photos in every round" if same
           else "results DIFFER (see above)")

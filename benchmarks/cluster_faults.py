@@ -24,31 +24,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.process_tree import descendants  # noqa: E402
 from desktop_app.cluster.results import parts, read_results  # noqa: E402
 
 FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k"
 ROWS_PER_PART = 100
-
-
-def descendants(root: int) -> dict[int, str]:
-    """pid -> command line of every process below ``root`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    titles: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = {}, [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found[child] = titles.get(child, "")
-            todo.append(child)
-    return found
 
 
 def start(photos: list[Path], out: Path) -> subprocess.Popen:

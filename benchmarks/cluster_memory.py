@@ -19,18 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.cluster_faults import FLICKR, descendants  # noqa: E402
+from benchmarks.cluster_faults import FLICKR  # noqa: E402
+from benchmarks.process_tree import descendants, rss_mib  # noqa: E402
 from desktop_app.cluster.results import read_results  # noqa: E402
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def peak_run(folder: Path, out: Path) -> tuple[float, float, float]:
