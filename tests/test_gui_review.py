@@ -206,3 +206,16 @@ def test_a_bad_raw_file_is_named_in_plain_words(qapp):
 
     assert plain_words("not a camera RAW file LibRaw can read (b'Input/output error')") == \
         "not a camera RAW file this app can read (damaged, or from a camera it does not know)"
+
+
+def test_a_long_status_message_ends_in_an_ellipsis_before_the_counts(qtbot, window, samples):
+    """Issue 25 item 10: a long message was cut off against the counts ("see Proble1200 photos")."""
+    opened(qtbot, window, samples)
+    bar = window.statusBar()
+    bar.showMessage("captioned 1200, skipped 0, failed 3 (unsaved: Ctrl+Shift+S writes all); see Problems " * 3)
+    qtbot.waitUntil(lambda: window.counts_label.isVisible() and window.counts_label.x() > 0)
+    shown = bar.shown_message()
+    assert shown.endswith("…") and bar.toolTip() == bar.currentMessage()
+    assert 6 + bar.fontMetrics().horizontalAdvance(shown) < window.counts_label.x()
+    bar.showMessage("wrote 1 photo")
+    assert bar.shown_message() == "wrote 1 photo"

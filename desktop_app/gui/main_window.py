@@ -21,7 +21,7 @@ from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.captioning.runtime import ProviderError
 from desktop_app.gui.actions import Actions
 from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
-                                    ProblemsList, SearchBar, ask_about_unsaved)
+                                    ProblemsList, SearchBar, StatusBar, ask_about_unsaved)
 from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%v/%m")
         self.progress.hide()
         self.rate_label = QLabel()
+        self.setStatusBar(StatusBar())
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.rate_label)
         self.statusBar().addPermanentWidget(self.progress)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
-                               QWidget)
+                               QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QStatusBar,
+                               QVBoxLayout, QWidget)
 
 from desktop_app.gui.attention import overlay
 from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
@@ -284,6 +284,37 @@ class CaptionPanel(QWidget):
         cursor = self.caption_edit.textCursor()
         cursor.select(cursor.SelectionType.Document)
         cursor.insertText(text)
+
+
+class StatusBar(QStatusBar):
+    """A status bar whose message, when it is longer than the room left of the counts, ends in "…" (the whole
+    message in its tooltip) instead of being cut off against them ("see Proble1200 photos")."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._permanent: list[QWidget] = []
+        self.messageChanged.connect(self.setToolTip)
+
+    def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:
+        self._permanent.append(widget)
+        super().addPermanentWidget(widget, stretch)
+
+    def message_room(self) -> QRect:
+        """Where the message goes: from the left edge to a gap before the first shown permanent widget."""
+        right = min((w.x() for w in self._permanent if w.isVisible()), default=self.width()) - 12
+        return QRect(6, 0, max(right - 6, 0), self.height())
+
+    def shown_message(self) -> str:
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight, self.message_room().width())
+
+    def paintEvent(self, event) -> None:
+        if not self.currentMessage():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(self.message_room(), Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextSingleLine, self.shown_message())
 
 
 class ProblemsList(QWidget):
