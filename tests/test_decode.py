@@ -210,3 +210,23 @@ def test_photos_joining_a_running_search_get_the_captions_they_get_alone():
                 assert all(5 not in words for words, _ in a.alternatives) or not options.suppress
             ended += [len(c.tokens) for c in alone]
         assert options.max_length in ended and min(ended) < options.max_length  # some ran to the limit, some not
+
+
+def test_sentence_guards_keep_a_caption_readable():
+    """Where the likeliest path is "3 3 <end>" (a word twice, as in "is is") or ends right after 4 (as in
+    "sitting on a."), or puts 5 after the article 4 ("on a in"), the search takes the readable path instead,
+    greedy and beam alike."""
+    class Stutter(TableModel):
+        table = {START: [0, 0, 0, 0.6, 0.3, 0.1], 3: [0, 0, 0.1, 0.6, 0.2, 0.1], 4: [0, 0, 0.5, 0.1, 0.0, 0.4],
+                 5: [0, 0, 0.9, 0.05, 0.05, 0.0]}
+
+    features = np.zeros((1, 2, 2), np.float32)
+    plain = greedy_search(Stutter(), features, START, END, DecodeOptions(beam_size=1, max_length=4))[0]
+    assert plain.tokens[:2] == [3, 3]
+    guarded = DecodeOptions(beam_size=1, max_length=4, no_word_twice=True, no_end_after=(4,), not_after=(((4,), (5,)),))
+    for options in (guarded, DecodeOptions(**{**vars(guarded), "beam_size": 3})):
+        search = greedy_search if options.beam_size == 1 else beam_search
+        for tokens, _ in search(Stutter(), features, START, END, options)[0].alternatives:
+            assert all(a != b for a, b in zip(tokens, tokens[1:])), tokens  # no word twice in a row
+            assert not tokens or tokens[-1] != 4 or len(tokens) == options.max_length, tokens  # no end after 4
+            assert all((a, b) != (4, 5) for a, b in zip(tokens, tokens[1:])), tokens  # no 5 after 4

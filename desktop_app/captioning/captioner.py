@@ -66,6 +66,20 @@ def run_rows(session, outputs: list[str], rows: dict[str, np.ndarray],
     return [out[:1] for out in session.run(outputs, {**doubled, **(fixed or {})})]
 
 
+# Words an English caption does not end on: articles, prepositions, conjunctions, auxiliaries, and the words
+# captions put before a noun (colours, sizes, numbers); nor does a function word follow an article. (Banning
+# function words after a colour too, "a white is", made worse sentences: "a brown and brown and is sitting".)
+ARTICLES = frozenset({"a", "an", "the"})
+FUNCTION_WORDS = frozenset("""
+a an the and or but of in on at to for with by from into onto over under near next through behind beside between
+is are was were be being been has have his her its their this that these those
+""".split())
+MODIFIERS = frozenset("""
+some two three four five several
+white black brown red yellow blue green orange pink purple grey gray tan small large little big young old tall
+""".split())
+
+
 class OnnxStepModel:
     """The two decoder graphs seen through the decode loop's ``StepModel`` protocol."""
 
@@ -206,9 +220,16 @@ class Captioner:
         return EncodedBatch(features, probs, bias)
 
     def decode_options(self, options: DecodeOptions) -> DecodeOptions:
-        """``options`` as this bundle decodes: no longer than its captions, never its unreadable words."""
+        """``options`` as this bundle decodes: no longer than its captions, never its unreadable words, and a
+        sentence a person can read (no "is is", no "sitting on a." where the doubt penalty took the noun away)."""
+        vocab = self.bundle.vocabulary
+
+        def ids(words: frozenset[str]) -> tuple[int, ...]:
+            return tuple(vocab.index[w] for w in sorted(words) if w in vocab.index)
+
         return replace(options, max_length=min(options.max_length, self.bundle.manifest.max_caption_length),
-                       suppress=self.bundle.vocabulary.never_generated)
+                       suppress=vocab.never_generated, no_word_twice=True, no_end_after=ids(FUNCTION_WORDS | MODIFIERS),
+                       not_after=((ids(ARTICLES), ids(FUNCTION_WORDS)),))
 
     def search(self, encoded: "EncodedBatch", options: DecodeOptions = DecodeOptions()) -> list[CaptionResult]:
         """The second half: beam search over the encoded photos, one CaptionResult per photo. The pipeline

@@ -82,6 +82,11 @@ class DecodeOptions:
     no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0 = off)
     n_best: int = 3
     suppress: tuple[int, ...] = ()  # token ids never emitted (<unk>, <pad>, <start>: not words a person reads)
+    # A sentence a person reads: no word twice in a row ("is is"), no ending on these token ids ("on a.", "a red.").
+    no_word_twice: bool = False
+    no_end_after: tuple[int, ...] = ()
+    # (previous words, words that may not follow them): no "on a in a park", no "a white is"
+    not_after: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +138,23 @@ def _ban_repeats(history: np.ndarray, n: int, ids: np.ndarray, values: np.ndarra
     values[banned] = -np.inf
 
 
+def _ban_unreadable(options: DecodeOptions, previous: np.ndarray, end_id: int, ids: np.ndarray,
+                    values: np.ndarray) -> None:
+    """Set to -inf the candidates ``ids`` [R, K] that would break the sentence after each row's ``previous`` word:
+    the same word again, or the end after a word a sentence cannot end on."""
+    if options.no_word_twice:
+        values[ids == previous[:, None]] = -np.inf
+    if options.no_end_after:
+        values[(ids == end_id) & np.isin(previous, options.no_end_after)[:, None]] = -np.inf
+    for before, banned in options.not_after:
+        values[np.isin(ids, banned) & np.isin(previous, before)[:, None]] = -np.inf
+
+
 def _candidates(options: DecodeOptions, width: int, step: int) -> int:
-    """Words to ask per row: ``width`` after every n-gram ban a history of ``step`` words can make."""
+    """Words to ask per row: ``width`` after every ban a history of ``step`` words can make."""
     n = options.no_repeat_ngram
-    return width + (max(step - n + 1, 0) if n > 0 else 0)
+    return width + (max(step - n + 1, 0) if n > 0 else 0) + options.no_word_twice + bool(options.no_end_after) + \
+        max((len(banned) for _, banned in options.not_after), default=0)
 
 
 def _empty_grid(grid: int) -> np.ndarray:
@@ -163,6 +181,7 @@ def greedy_search(model: StepModel, features: np.ndarray, start_id: int, end_id:
         if attention is None:
             attention = np.zeros((photos, steps, alpha.shape[1]), np.float32)
         _ban_repeats(history[live, :step], options.no_repeat_ngram, ids, values)
+        _ban_unreadable(options, tokens, end_id, ids, values)
         best = values.argmax(axis=1)  # first of equals: the lower id, as argmax over the vocabulary
         rows = np.arange(len(live))
         tokens = ids[rows, best].astype(np.int64)
@@ -240,6 +259,7 @@ class _Cohort:
         if self.attention is None:
             self.attention = np.zeros((len(self.tokens), 0, alpha.shape[1]), np.float32)
         _ban_repeats(self.history, options.no_repeat_ngram, ids, values)
+        _ban_unreadable(options, self.tokens, end_id, ids, values)
         n, width = len(live), values.shape[1]
         total = (self.scores.reshape(-1, 1) + values).reshape(n, k * width)  # float64, as the scores
         origin = np.repeat(np.arange(k), width)[None, :] + np.arange(n)[:, None] * k  # row of each candidate
