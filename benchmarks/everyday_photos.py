@@ -1,16 +1,20 @@
 """Caption quality on everyday photos, through the app's own pipeline.
 
-    python benchmarks/everyday_photos.py [--bundle DIR] [--images DIR --references FILE [--list FILE]]
+    python benchmarks/everyday_photos.py [--bundle DIR] [--half a|b] [--flickr8k] [--per-noun]
+                                         [--images DIR --references FILE [--list FILE]]
 
-Default: the COCO dev split (``../shared/datasets/coco-val2017-public``: ``dev.txt`` +
-``references.json``). ``--references`` also takes a COCO caption file
-(``{"images": [...], "annotations": [...]}``). Prints pycocoevalcap's BLEU-1..4, METEOR,
-ROUGE-L and CIDEr-D, and the noun-search measure: for each everyday noun below, a photo is
-*relevant* when at least two of its references use the noun (singular or plural) and
-*found* when its caption or keywords do, which is what ``photocaption search NOUN`` would
-return. Per-noun precision and recall, their means over the nouns with a relevant photo, and
-mean F1. With a confidence in the results it also prints mean CIDEr-D of the photos flagged
-for review and of the others. Needs the train extra (pycocoevalcap) and Java.
+Default: the COCO dev split (``../shared/datasets/coco-val2017-public``: ``dev.txt`` + ``references.json``);
+``--half a``/``b`` its even/odd lines (settings are chosen on a, reported on b); ``--flickr8k`` the Flickr8k
+test split. Prints, for the captions the app makes:
+- pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and CIDEr-D;
+- CHAIR (``model_export/chair.py``): the share of captions naming a COCO object not in the photo (CHAIRs), of
+  object mentions (CHAIRi), object coverage, and the objects most often named where absent;
+- keywords a photo, and the share of keywords naming a COCO object that name an absent one;
+- search as ``photocaption search WORD`` answers it (a real library index holding every caption and its keywords):
+  precision/recall per everyday noun (relevant: >= 2 references name it) and per broad word (person, animal,
+  vehicle, food, furniture: relevant when the photo holds one of its COCO objects);
+- with a confidence, CIDEr-D and CHAIRs of the photos flagged for review and of the others.
+Needs the train extra (pycocoevalcap) and Java.
 """
 
 from __future__ import annotations
