@@ -143,7 +143,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos")
     parser.add_argument("--beam", type=int, default=DecodeOptions.beam_size)
     parser.add_argument("--no-repeat-ngram", type=int, default=3, help="the app's default")
-    parser.add_argument("--object-penalty", type=float, help="override the bundle's penalty on doubtful object words")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-noun", action="store_true", help="print every search word's precision and recall")
     parser.add_argument("--out", type=Path, help="write captions, keywords and scores as JSON here")
@@ -163,8 +162,6 @@ def main(argv: list[str] | None = None) -> dict:
         names = names[args.half == "b"::2]
     names = [n for n in names if n in references][: args.limit or None]
     captioner = Captioner.open(args.bundle, provider="cpu", threads=args.threads)
-    if args.object_penalty is not None:
-        captioner.scorer.object_penalty = args.object_penalty
     decode = DecodeOptions(beam_size=args.beam, no_repeat_ngram=args.no_repeat_ngram)
     print(f"model {captioner.model_id}; {len(names)} photos from {images}; beam {args.beam}, "
           f"no-repeat {args.no_repeat_ngram}")
