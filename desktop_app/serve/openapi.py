@@ -77,9 +77,12 @@ def document(max_upload: int) -> dict[str, Any]:
                     "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
                         "image": {"type": "string", "format": "binary"}, **_OPTION_SCHEMAS}}}}},
                 "responses": {"200": _CAPTION_OK, "400": _error("a bad option"), "401": _error("no or wrong token"),
+                              "403": _error("sent by a web page (its Origin is not this server)"),
+                              "408": _error("the body stalled or came too slowly"),
                               "413": _error("the upload is too large"),
                               "415": _error("the body is not sent as an image"),
-                              "422": _error("not an image, a corrupt image, or too many pixels"), "503": _BUSY}}},
+                              "422": _error("not an image, not a format this server reads, corrupt, or too large "
+                                            "to decode"), "503": _BUSY}}},
             "/v1/caption/path": {"post": {
                 "summary": "Caption a photo file on this machine",
                 "description": "Only files under the folders given with --allow-folder; '..' and symlinks leading "
@@ -88,8 +91,11 @@ def document(max_upload: int) -> dict[str, Any]:
                     "type": "object", "required": ["path"],
                     "properties": {"path": {"type": "string", "description": "absolute path"}, **_OPTION_SCHEMAS}}}}},
                 "responses": {"200": _CAPTION_OK, "400": _error("a bad option or path"),
-                              "401": _error("no or wrong token"), "403": _error("outside the allowed folders"),
-                              "404": _error("no such file"), "422": _error("not an image, corrupt, or too many pixels"),
+                              "401": _error("no or wrong token"),
+                              "403": _error("outside the allowed folders, or changed while opened"),
+                              "404": _error("no such file"),
+                              "422": _error("not an image, not a format this server reads, corrupt, or too large "
+                                            "to decode"),
                               "503": _BUSY}}},
             "/v1/health": {"get": {"summary": "Is the server up, and how busy",
                                    "responses": {"200": {"description": "status, photos waiting, batches run"}}}},
