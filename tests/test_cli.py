@@ -341,3 +341,18 @@ def test_show_says_needs_review_and_search_says_why_it_matched(samples, tmp_path
     broad = [json.loads(line) for line in run_cli("search", "animal", "--json", index=index).stdout.splitlines()]
     cat = next(hit for hit in broad if hit["path"] == str(samples / "chelsea.jpg"))
     assert {"typed": "animal", "word": "cat", "place": "caption", "narrower": True} in cat["matched"], cat
+
+
+def test_quiet_says_nothing_of_a_photo_with_corrupt_exif(tmp_path):
+    """Issue 25 item 3: Pillow's "UserWarning: Corrupt EXIF data" leaked through -q (the photo itself is fine)."""
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "orange").save(buffer, "JPEG")
+    data = buffer.getvalue()
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 5)  # five tags promised, none there
+    (tmp_path / "odd.jpg").write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + data[2:])
+    run = run_cli("caption", "-q", "--dry-run", tmp_path / "odd.jpg", index=tmp_path / "i.sqlite")
+    assert run.returncode == 0 and run.stdout == ""
+    assert "Warning" not in run.stderr and "captioned 1, skipped 0, failed 0 of 1 photos" in run.stderr
