@@ -104,7 +104,8 @@ def main() -> None:
 def report_differences(cli: dict[str, dict], ray: dict[str, dict], n: int) -> bool:
     """Print what differs between the two commands' results; True when nothing does."""
     if set(cli) != set(ray):
-        print(f"DIFFERENT PHOTOS: {len(set(cli) - set(ray))} only in the CLI's, {len(set(ray) - set(cli))} only in Ray's")
+        print(f"DIFFERENT PHOTOS: {len(set(cli) - set(ray))} only in the CLI's, "
+              f"{len(set(ray) - set(cli))} only in Ray's")
     differ = {field: sum(cli[p][field] != ray[p][field] for p in set(cli) & set(ray)) for field in COMPARED}
     if any(differ.values()):
         print("results DIFFER: " + ", ".join(f"{field} on {k} of {n} photos" for field, k in differ.items() if k))

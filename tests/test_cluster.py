@@ -64,7 +64,8 @@ def test_the_cluster_command_gives_the_clis_results(photos, tmp_path):
     sources = [photos / "samples", photos / "copies"]
     cli = run("caption", "--dry-run", "-q", "--jsonl", tmp_path / "cli.jsonl", *sources, index=tmp_path / "i.sqlite")
     assert cli.returncode == 1, cli.stderr  # the broken photo failed
-    expected = {str(Path(r["path"]).resolve()): r for r in map(json.loads, (tmp_path / "cli.jsonl").read_text().splitlines())}
+    lines = map(json.loads, (tmp_path / "cli.jsonl").read_text().splitlines())
+    expected = {str(Path(r["path"]).resolve()): r for r in lines}
 
     ray_run = run("cluster", "caption", "--out", tmp_path / "out", "--batch-size", "4", *sources,
                   index=tmp_path / "i.sqlite")

@@ -19,7 +19,8 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     jobs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
     c = jobs.add_parser("caption", help="caption photos into Parquet parts under --out; a rerun resumes",
                         formatter_class=HelpFormatter)
-    c.add_argument("paths", nargs="+", type=Path, metavar="SOURCE", help="photos or folders, on storage every node reads")
+    c.add_argument("paths", nargs="+", type=Path, metavar="SOURCE",
+                   help="photos or folders, on storage every node reads")
     c.add_argument("--out", type=Path, required=True, help="results folder (Parquet parts); the same folder resumes")
     c.add_argument("--address", help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto); "
                    "default: start a local Ray for this run")
@@ -32,12 +33,14 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-size", type=whole_number(1), default=32, help="photos per model batch")
     c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",
                    help="where the model runs: auto = the GPU (CUDA) when it really works, else the CPU")
-    c.add_argument("--threads", type=whole_number(0), default=0, help="model threads per actor (0 = its CPUs)")
+    c.add_argument("--threads", type=whole_number(0), default=0,
+                   help="model threads per batch in an actor (0 = half its CPUs: it runs two batches at once)")
     c.add_argument("--actors", type=whole_number(0), default=0,
                    help="caption actors (0 = one per GPU, else from the CPUs left after reading)")
     c.add_argument("--read-cpus", type=whole_number(0), default=0,
                    help="CPUs kept for reading and decoding photos (0 = a quarter of the cluster's, at least 1)")
-    c.add_argument("--model", type=Path, help="model bundle folder, at this path on every node (default: the bundled model)")
+    c.add_argument("--model", type=Path,
+                   help="model bundle folder, at this path on every node (default: the bundled model)")
     c.add_argument("--rows-per-part", type=whole_number(1), default=1000,
                    help="photos per Parquet part (a part is also written every 30 s); a killed run loses at most one")
     c.set_defaults(run=cmd_cluster_caption)

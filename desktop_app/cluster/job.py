@@ -35,7 +35,7 @@ CAPTIONED = "captioned"
 class JobOptions:
     model: Path | None = None  # bundle folder, at the same path on every node (None: the installed default)
     provider: str = "auto"
-    threads: int = 0  # model threads per actor call; 0 = the CPUs the actor holds
+    threads: int = 0  # model threads per actor call; 0 = half the CPUs the actor holds (two calls run at once)
     decode: DecodeOptions = DecodeOptions()
     batch_size: int = 32
     read_cpus: float = 0  # CPUs kept for reading and decoding; 0 = a quarter of the cluster's, at least 1
@@ -164,7 +164,7 @@ def caption_on_ray(photos: Sequence[Path], out: Path, options: JobOptions = JobO
                    .map_batches(CaptionActor, batch_size=options.batch_size, batch_format="numpy",
                                 fn_constructor_kwargs={
                                     "model": options.model or DEFAULT_BUNDLE, "provider": options.provider,
-                                    "threads": options.threads or max(1, int(plan.actor_cpus)),
+                                    "threads": options.threads or max(1, int(plan.actor_cpus // 2)),
                                     "decode": options.decode, "model_id": bundle.model_id},
                                 compute=ray.data.ActorPoolStrategy(size=plan.actors, max_concurrent_calls_per_actor=2,
                                                                    enable_true_multi_threading=True),
