@@ -52,6 +52,8 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError(f"photocaption cluster needs {(exc.name or 'ray').split('.')[0]}: {INSTALL_HINT}") from None
+    from ray.exceptions import RayError
+
     from desktop_app.captioning.decode import DecodeOptions
     from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray
     from desktop_app.photos.discover import find_photos
@@ -77,6 +79,12 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
         summary = caption_on_ray(photos, args.out, options, args.address, progress)
     except PoolError as exc:
         raise UsageError(str(exc)) from None
+    except ConnectionError as exc:
+        print(f"photocaption cluster: error: cannot reach the Ray cluster at {args.address}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except RayError as exc:  # e.g. an actor that could not load the model: the traceback's last line says why
+        print(f"photocaption cluster: error: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
+        return EXIT_ERROR
     plan = summary.plan
     if plan:
         print(f"{plan.actors} caption actors ({plan.actor_cpus:g} CPU, {plan.actor_gpus:g} GPU each), "
