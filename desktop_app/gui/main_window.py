@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
         self.library_dock.hide()
 
         self.counts_label = QLabel()
-        self.counts_label.setAccessibleName("Photo counts")
+        self.counts_label.setAccessibleDescription("Photo counts")  # a name would hide the counts from a screen reader
         self.model_label = QLabel("model: not loaded")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
@@ -729,6 +729,7 @@ class MainWindow(QMainWindow):
     # ---- search & export -------------------------------------------------------------------
     def _filter_changed(self) -> None:
         self.filter.set_kind(self.search_bar.kind())
+        self.statusBar().showMessage(f"{count_of(self.filter.rowCount(), 'photo')} shown", 3000)  # heard, too
         self._keep_current_visible()
 
     def apply_search(self, text: str) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineE
                                QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QStatusBar,
                                QVBoxLayout, QWidget)
 
+from desktop_app.gui.accessibility import announce
 from desktop_app.gui.attention import overlay
 from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
 from desktop_app.metadata.record import MACHINE, PERSON
@@ -36,6 +37,28 @@ class SearchBox(QLineEdit):
         super().keyPressEvent(event)
 
 
+class ChoiceBox(QComboBox):
+    """A drop-down list a screen reader names by what it chooses. On Linux, Qt names a combo box by its
+    current value and takes the name from a label whose buddy it is (a label not shown: the items already
+    say "Show:", "Sort:"). Its closed list claims no focus: Qt marks the list's current item "focused" on
+    the accessibility bus even while the list is hidden, so a screen reader found two focused things."""
+
+    def __init__(self, name: str, bar: QWidget):
+        super().__init__()  # the layout parents it to ``bar``: the label there is its sibling, as Qt looks for it
+        self.setAccessibleName(name)
+        self.view().setAccessibleName(name)
+        QLabel(name, bar, buddy=self).hide()
+        self.currentIndexChanged.connect(self._unfocus_list)
+
+    def hidePopup(self) -> None:
+        super().hidePopup()
+        self._unfocus_list()
+
+    def _unfocus_list(self) -> None:
+        if not self.view().isVisible():
+            self.view().selectionModel().clearCurrentIndex()
+
+
 class SearchBar(QWidget):
     """Search words, whether they search the folder or the whole library, the state filter and the sort."""
 
@@ -48,13 +71,11 @@ class SearchBar(QWidget):
         self.whole_library = QCheckBox("&Library")
         self.whole_library.setToolTip("Search every indexed folder, not only the open one")
         self.whole_library.setAccessibleName("Search the whole library")
-        self.show_only = QComboBox()
+        self.show_only = ChoiceBox("Show only photos that are", self)
         self.show_only.addItems([f"Show: {f}" for f in FILTERS])
-        self.show_only.setAccessibleName("Show only photos that are")
-        self.sort = QComboBox()
+        self.sort = ChoiceBox("Sort photos by", self)
         self.sort.addItem("Sort: name", SORT_NAME)
         self.sort.addItem("Sort: needs attention first", SORT_STATE)
-        self.sort.setAccessibleName("Sort photos by")
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.search, 1)
@@ -157,7 +178,7 @@ class CaptionPanel(QWidget):
         self.caption_edit.textChanged.connect(self._caption_changed)
 
         self.info = QLabel()
-        self.info.setAccessibleName("Who wrote the caption and where it is")
+        self.info.setAccessibleDescription("Who wrote the caption and where it is")  # a name would hide the text
         self.info.setWordWrap(True)  # a long line wraps here instead of widening (and reflowing) the window
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
@@ -199,6 +220,8 @@ class CaptionPanel(QWidget):
             self.caption_edit.setPlainText(item.caption if item else "")  # a fresh photo: a fresh undo history
             self.caption_edit.moveCursor(self.caption_edit.textCursor().MoveOperation.End)
         self.caption_edit.setEnabled(item is not None)
+        # the placeholder is painted, never read out: a screen reader gets it as the description instead
+        self.caption_edit.setAccessibleDescription("" if item and item.caption else self.caption_edit.placeholderText())
         self.keywords.setText(", ".join(item.keywords) if item else "")
         self._loading = False
         self.show_alternatives(item)
@@ -256,6 +279,9 @@ class CaptionPanel(QWidget):
             button.show()  # now, so that the row's size below counts it
             self.word_buttons.append(button)
         self.words_area.widget().adjustSize()
+        chain = [self.words_area, *self.word_buttons]  # Tab reaches the words here, not after the whole window
+        for before, after in zip(chain, chain[1:]):
+            QWidget.setTabOrder(before, after)
 
     def check_word(self, word: int | None) -> None:
         for n, button in enumerate(self.word_buttons):
@@ -288,12 +314,14 @@ class CaptionPanel(QWidget):
 
 class StatusBar(QStatusBar):
     """A status bar whose message, when it is longer than the room left of the counts, ends in "…" (the whole
-    message in its tooltip) instead of being cut off against them ("see Proble1200 photos")."""
+    message in its tooltip) instead of being cut off against them ("see Proble1200 photos"). Each message is
+    also announced to a screen reader, as a live status line is: the end of a run, a search's count."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._permanent: list[QWidget] = []
         self.messageChanged.connect(self.setToolTip)
+        self.messageChanged.connect(lambda message: announce(self, message))
 
     def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:
         self._permanent.append(widget)

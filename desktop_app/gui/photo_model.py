@@ -15,6 +15,7 @@ from desktop_app.gui.session import ALL, SORT_NAME, PhotoItem, Session
 THUMB = 160
 PathRole = Qt.ItemDataRole.UserRole + 1
 BadgesRole = Qt.ItemDataRole.UserRole + 2
+READ_BADGES = {"machine": "machine caption", "person": "caption by a person", "other tool": "caption from another tool"}
 BADGE_COLOURS = {"unreadable": "#6d4c41", "failed": "#b00020", "unsaved": "#e65100", "needs review": "#8e24aa",
                  "captioned": "#2e7d32", "person": "#1565c0", "machine": "#455a64", "other tool": "#5d4037",
                  "uncaptioned": "#757575"}
@@ -111,12 +112,14 @@ class PhotoListModel(QAbstractListModel):
                 self._requested.add(item.path)
                 self._pool.start(_ThumbnailJob(item.path, self._signals))
             return self._with_badges(item, self._thumbs.get(item.path, self._placeholder))
-        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole):
+        if role == Qt.ItemDataRole.ToolTipRole:
             problem = item.write_error or item.error or item.skipped
             return (f"{item.path.name}: {item.caption or 'no caption yet'} ({', '.join(item.badges())})"
                     + (f"\n{problem}" if problem else ""))
-        if role == Qt.ItemDataRole.AccessibleDescriptionRole:
-            return item.caption or "no caption yet"
+        if role == Qt.ItemDataRole.AccessibleTextRole:  # read once, state before caption; no description repeats it
+            problem = item.write_error or item.error or item.skipped
+            states = ", ".join(READ_BADGES.get(b, b) for b in item.badges())
+            return f"{item.path.name}, {states}: {item.caption or 'no caption yet'}" + (f". {problem}" if problem else "")
         if role == Qt.ItemDataRole.ForegroundRole and item.failed:
             return QColor("#b00020")
         if role == BadgesRole:

@@ -1,0 +1,108 @@
+"""Reads the running app as a screen reader does: its AT-SPI tree, through pyatspi.
+
+pyatspi is a Debian package of the system Python, not of the venv, so tests/test_accessibility.py runs
+this file with /usr/bin/python3. Usage: atspi_walker.py APP_NAME ACTION UNTIL. It waits for the app and
+for its photo counts, dumps the tree ("before"), invokes the menu item named ACTION through its AT-SPI
+action (as Orca would), waits until some node's text contains UNTIL, and dumps the tree again ("after"),
+with what the app announced meanwhile (AT-SPI announcement events, which Qt >= 6.8 sends).
+Prints one JSON object; exits 2 when the app or the awaited text never shows up.
+"""
+
+import json
+import sys
+import time
+
+import pyatspi
+from gi.repository import GLib
+
+ANNOUNCED = []
+
+
+def node_info(node, depth):
+    """What a screen reader gets from one node: role, name, description, states and any text it holds."""
+    states = node.getState()
+    text = ""
+    try:
+        iface = node.queryText()
+        text = iface.getText(0, iface.characterCount)
+    except NotImplementedError:
+        pass
+    labels = [relation.getTarget(i).name for relation in node.getRelationSet()
+              if relation.getRelationType() == pyatspi.RELATION_LABELLED_BY for i in range(relation.getNTargets())]
+    return {"depth": depth, "role": node.getRoleName(), "name": node.name or "", "description": node.description or "",
+            "text": text, "labelled_by": labels, "states": sorted(pyatspi.stateToString(s) for s in states.getStates())}
+
+
+def walk(app):
+    """Every node under the app, depth first (a tree of some hundred nodes: well under a second)."""
+    out, stack = [], [(app, 0)]
+    while stack:
+        node, depth = stack.pop()
+        try:
+            out.append(node_info(node, depth))
+            children = [node.getChildAtIndex(i) for i in range(node.childCount)]
+        except Exception:  # a node gone while walking (a word button replaced): skip it
+            continue
+        stack.extend((child, depth + 1) for child in reversed(children) if child is not None)
+    return out
+
+
+def find_app(name, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        desktop = pyatspi.Registry.getDesktop(0)
+        for i in range(desktop.childCount):
+            app = desktop.getChildAtIndex(i)
+            if app is not None and app.name == name:
+                return app
+        time.sleep(0.2)
+    return None
+
+
+def wait_for(app, predicate, timeout):
+    """The tree once ``predicate`` holds for one of its nodes, or None after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        tree = walk(app)
+        if any(predicate(n) for n in tree):
+            return tree
+        pause = time.monotonic() + 0.3
+        while time.monotonic() < pause:  # events are delivered while the main context turns
+            GLib.MainContext.default().iteration(False)
+            time.sleep(0.01)
+    return None
+
+
+def invoke(app, name):
+    """Do the first action of the menu item called ``name`` (a menu item need not be on screen for this)."""
+    found = pyatspi.findDescendant(app, lambda n: n.getRoleName() == "menu item" and n.name.replace("&", "") == name)
+    if found is None:
+        return False
+    found.queryAction().doAction(0)
+    return True
+
+
+def main():
+    app_name, action, until = sys.argv[1:4]
+    pyatspi.Registry.registerEventListener(lambda event: ANNOUNCED.append(str(event.any_data)), "object:announcement")
+    app = find_app(app_name, 20)
+    if app is None:
+        print(json.dumps({"error": f"no application {app_name!r} on the AT-SPI bus"}))
+        return 2
+    before = wait_for(app, lambda n: " photos" in n["text"] or " photos" in n["name"], 20)
+    if before is None:
+        print(json.dumps({"error": "no photo counts showed up", "tree": walk(app)}))
+        return 2
+    if not invoke(app, action):
+        print(json.dumps({"error": f"no menu item {action!r}", "before": before}))
+        return 2
+    after = wait_for(app, lambda n: until in n["text"] or until in n["name"], 60)
+    if after is None:
+        print(json.dumps({"error": f"{until!r} never showed up", "before": before, "after": walk(app)}))
+        return 2
+    print(json.dumps({"before": before, "after": after, "announced": ANNOUNCED}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

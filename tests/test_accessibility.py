@@ -1,0 +1,115 @@
+"""The app as a screen reader gets it on Linux: started as a person starts it (``photocaption gui``) in Xvfb,
+on an AT-SPI bus of its own, its accessibility tree read through pyatspi (tests/atspi_walker.py), before
+and after a "Caption All" run invoked through that bus. Orca reads this same tree; see issue 29."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6 import __version_info__ as qt_version
+
+WALKER = Path(__file__).with_name("atspi_walker.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # pyatspi is a Debian package of the system Python
+APP = Path(sys.executable).with_name("photocaption")
+
+
+def missing() -> str:
+    """Why this machine cannot run the check (Debian: apt install xvfb xauth dbus-daemon at-spi2-core
+    python3-pyatspi), or "" when it can."""
+    for tool in ("xvfb-run", "dbus-run-session"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    if not Path("/usr/libexec/at-spi-bus-launcher").exists():
+        return "at-spi2-core (the AT-SPI bus) not installed"
+    if not Path(SYSTEM_PYTHON).exists() or subprocess.run([SYSTEM_PYTHON, "-c", "import pyatspi"],
+                                                          capture_output=True).returncode:
+        return "python3-pyatspi not installed in the system Python"
+    return ""
+
+
+# On the session bus dbus-run-session makes: the app, then the walker; the app goes when the walker is done.
+SESSION = 'app="$1"; shift; "$app" gui "$SAMPLES" & pid=$!; "$@"; status=$?; kill $pid; wait $pid; exit $status'
+
+
+@pytest.fixture(scope="module")
+def trees(pristine_samples, tmp_path_factory):
+    """The tree once the photos are listed ("before") and once a Caption All run has ended ("after")."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("atspi")
+    samples = work / "samples"
+    shutil.copytree(pristine_samples, samples)
+    (work / "run").mkdir(mode=0o700)
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1", "SAMPLES": str(samples),
+           "XDG_CONFIG_HOME": str(work / "config"), "PHOTOCAPTION_INDEX": str(work / "index.sqlite"),
+           "XDG_RUNTIME_DIR": str(work / "run")}
+    for name in ("WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "AT_SPI_BUS_ADDRESS"):
+        env.pop(name, None)
+    run = subprocess.run(["dbus-run-session", "--", "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24",
+                          "bash", "-c", SESSION, "session", str(APP),
+                          SYSTEM_PYTHON, str(WALKER), "photocaption", "Caption All", "captioned 5"],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=work)
+    assert run.stdout.strip(), run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "error" not in result, result["error"] + "\n" + run.stderr[-3000:]
+    return result
+
+
+def named(tree, role, name_part):
+    return [n for n in tree if n["role"] == role and name_part in n["name"]]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_every_control_is_named_and_one_has_the_focus(trees, when):
+    tree = trees[when]
+    unnamed = [(n["role"], n["description"]) for n in tree if "focusable" in n["states"] and not n["name"].strip()]
+    assert unnamed == []
+    focused = [(n["role"], n["name"]) for n in tree if "focused" in n["states"]]
+    assert len(focused) <= 1, focused
+
+
+def test_state_and_run_end_are_readable(trees):
+    before, after = trees["before"], trees["after"]
+    assert named(before, "label", "5 photos: 5 uncaptioned")  # the status-bar counts, as text
+    editor = named(before, "text", "Caption of the selected photo")[0]
+    assert editor["labelled_by"] == ["Caption:"] and editor["description"].startswith("No caption yet")
+    assert named(after, "label", "5 photos: 5 unsaved · 5 needs review")
+    who = [n for n in after if n["role"] == "label" and n["name"].startswith("written by the model")]
+    assert who and "unsaved" in who[0]["name"] and "needs review" in who[0]["name"], who
+    assert named(after, "status bar", "captioned 5, skipped 0, failed 0")  # the end of the run
+    if qt_version >= (6, 8):  # and it is said when it happens, not only there to be found
+        assert any(a.startswith("captioned 5, skipped 0, failed 0") for a in trees["announced"]), trees["announced"]
+
+
+def test_filter_sort_and_grid_items_read_as_meant(trees):
+    after = trees["after"]
+    boxes = [n["labelled_by"] for n in after if n["role"] == "combo box"]
+    assert boxes == [["Show only photos that are"], ["Sort photos by"]]
+    editor = named(after, "text", "Caption of the selected photo")[0]
+    item = named(after, "list item", "astronaut.jpg, unsaved, needs review, machine caption: ")[0]
+    caption = editor["text"]
+    assert caption and item["name"].endswith(caption) and caption not in item["description"]  # read once
+    assert "focused" in item["states"]
+
+
+def test_tab_reaches_the_caption_words_right_after_the_caption(qtbot, tmp_path, samples):
+    """The word buttons are made per photo; Tab must still reach them between the caption and the alternatives,
+    not after every other control of the window."""
+    from PySide6.QtCore import Qt
+
+    from test_gui import caption_and_wait, make_window
+    window = make_window(qtbot, tmp_path)
+    window.open_folder(samples)
+    caption_and_wait(qtbot, window, everything=False)
+    stops, widget = [], window.caption_edit
+    while widget is not window.panel.alternatives and len(stops) < 100:
+        widget = widget.nextInFocusChain()
+        if widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.isVisibleTo(window):
+            stops.append(widget)
+    assert window.panel.word_buttons
+    assert stops == [window.panel.words_area, *window.panel.word_buttons, window.panel.alternatives]
