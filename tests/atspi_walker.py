@@ -1,10 +1,11 @@
 """Reads the running app as a screen reader does: its AT-SPI tree, through pyatspi.
 
 pyatspi is a Debian package of the system Python, not of the venv, so tests/test_accessibility.py runs
-this file with /usr/bin/python3. Usage: atspi_walker.py APP_NAME ACTION UNTIL. It waits for the app and
-for its photo counts, dumps the tree ("before"), invokes the menu item named ACTION through its AT-SPI
-action (as Orca would), waits until some node's text contains UNTIL, and dumps the tree again ("after"),
-with what the app announced meanwhile (AT-SPI announcement events, which Qt >= 6.8 sends).
+this file with /usr/bin/python3. Usage: atspi_walker.py APP_NAME [ACTION UNTIL]... It waits for the app
+and for its photo counts and dumps the tree ("before"); then, for each ACTION, invokes the menu item of that
+name through its AT-SPI action (as Orca would), waits until some node's text contains UNTIL, and dumps the
+tree again (under "after", by ACTION); and it lists what the app announced meanwhile (AT-SPI announcement
+events, which Qt >= 6.8 sends).
 Prints one JSON object; exits 2 when the app or the awaited text never shows up.
 """
 
@@ -83,7 +84,7 @@ def invoke(app, name):
 
 
 def main():
-    app_name, action, until = sys.argv[1:4]
+    app_name, steps = sys.argv[1], sys.argv[2:]
     pyatspi.Registry.registerEventListener(lambda event: ANNOUNCED.append(str(event.any_data)), "object:announcement")
     app = find_app(app_name, 20)
     if app is None:
@@ -93,13 +94,15 @@ def main():
     if before is None:
         print(json.dumps({"error": "no photo counts showed up", "tree": walk(app)}))
         return 2
-    if not invoke(app, action):
-        print(json.dumps({"error": f"no menu item {action!r}", "before": before}))
-        return 2
-    after = wait_for(app, lambda n: until in n["text"] or until in n["name"], 60)
-    if after is None:
-        print(json.dumps({"error": f"{until!r} never showed up", "before": before, "after": walk(app)}))
-        return 2
+    after = {}
+    for action, until in zip(steps[::2], steps[1::2]):
+        if not invoke(app, action):
+            print(json.dumps({"error": f"no menu item {action!r}", "before": before}))
+            return 2
+        after[action] = wait_for(app, lambda n: until in n["text"] or until in n["name"], 60)
+        if after[action] is None:
+            print(json.dumps({"error": f"{until!r} never showed up after {action!r}", "tree": walk(app)}))
+            return 2
     print(json.dumps({"before": before, "after": after, "announced": ANNOUNCED}))
     return 0
 

@@ -1,6 +1,7 @@
 """The app as a screen reader gets it on Linux: started as a person starts it (``photocaption gui``) in Xvfb,
 on an AT-SPI bus of its own, its accessibility tree read through pyatspi (tests/atspi_walker.py), before
-and after a "Caption All" run invoked through that bus. Orca reads this same tree; see issue 29."""
+after a "Caption All" run and after "Write All to Photos", both invoked through that bus. Orca reads this
+same tree; see issue 29."""
 
 import json
 import os
@@ -37,7 +38,8 @@ SESSION = 'app="$1"; shift; "$app" gui "$SAMPLES" & pid=$!; "$@"; status=$?; kil
 
 @pytest.fixture(scope="module")
 def trees(pristine_samples, tmp_path_factory):
-    """The tree once the photos are listed ("before") and once a Caption All run has ended ("after")."""
+    """The tree once the photos are listed ("before"), once a Caption All run has ended ("captioned") and once
+all are written ("written"); what was announced."""
     reason = missing()
     if reason:
         pytest.skip(reason)
@@ -52,19 +54,21 @@ def trees(pristine_samples, tmp_path_factory):
         env.pop(name, None)
     run = subprocess.run(["dbus-run-session", "--", "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24",
                           "bash", "-c", SESSION, "session", str(APP),
-                          SYSTEM_PYTHON, str(WALKER), "photocaption", "Caption All", "captioned 5"],
+                          SYSTEM_PYTHON, str(WALKER), "photocaption", "Caption All", "captioned 5",
+                          "Write All to Photos", "wrote 5 photos"],
                          capture_output=True, text=True, env=env, timeout=120, cwd=work)
     assert run.stdout.strip(), run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert "error" not in result, result["error"] + "\n" + run.stderr[-3000:]
-    return result
+    return {"before": result["before"], "captioned": result["after"]["Caption All"],
+            "written": result["after"]["Write All to Photos"], "announced": result["announced"]}
 
 
 def named(tree, role, name_part):
     return [n for n in tree if n["role"] == role and name_part in n["name"]]
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("when", ["before", "captioned", "written"])
 def test_every_control_is_named_and_one_has_the_focus(trees, when):
     tree = trees[when]
     unnamed = [(n["role"], n["description"]) for n in tree if "focusable" in n["states"] and not n["name"].strip()]
@@ -74,7 +78,7 @@ def test_every_control_is_named_and_one_has_the_focus(trees, when):
 
 
 def test_state_and_run_end_are_readable(trees):
-    before, after = trees["before"], trees["after"]
+    before, after, written = trees["before"], trees["captioned"], trees["written"]
     assert named(before, "label", "5 photos: 5 uncaptioned")  # the status-bar counts, as text
     editor = named(before, "text", "Caption of the selected photo")[0]
     assert editor["labelled_by"] == ["Caption:"] and editor["description"].startswith("No caption yet")
@@ -82,12 +86,17 @@ def test_state_and_run_end_are_readable(trees):
     who = [n for n in after if n["role"] == "label" and n["name"].startswith("written by the model")]
     assert who and "unsaved" in who[0]["name"] and "needs review" in who[0]["name"], who
     assert named(after, "status bar", "captioned 5, skipped 0, failed 0")  # the end of the run
-    if qt_version >= (6, 8):  # and it is said when it happens, not only there to be found
-        assert any(a.startswith("captioned 5, skipped 0, failed 0") for a in trees["announced"]), trees["announced"]
+    assert named(written, "status bar", "wrote 5 photos")
+    saved = named(written, "label", "saved in the photo (XMP")
+    assert saved and saved[0]["name"].startswith("written by the model"), saved
+    assert named(written, "label", "5 photos: 5 captioned · 5 needs review")
+    if qt_version >= (6, 8):  # and both are said when they happen, not only there to be found
+        for message in ("captioned 5, skipped 0, failed 0", "wrote 5 photos"):
+            assert any(a.startswith(message) for a in trees["announced"]), trees["announced"]
 
 
 def test_filter_sort_and_grid_items_read_as_meant(trees):
-    after = trees["after"]
+    after = trees["captioned"]
     boxes = [n["labelled_by"] for n in after if n["role"] == "combo box"]
     assert boxes == [["Show only photos that are"], ["Sort photos by"]]
     editor = named(after, "text", "Caption of the selected photo")[0]
