@@ -60,17 +60,23 @@ def find_app(name, timeout):
     return None
 
 
+def pause(seconds):
+    """Wait, taking in events meanwhile (they are delivered while the main context turns)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        GLib.MainContext.default().iteration(False)
+        time.sleep(0.01)
+
+
 def wait_for(app, predicate, timeout):
-    """The tree once ``predicate`` holds for one of its nodes, or None after ``timeout`` seconds."""
+    """The tree once ``predicate`` holds for one of its nodes, or None after ``timeout`` seconds. Walked
+    again half a second later: a walk is not atomic, and its first nodes may predate the change."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        tree = walk(app)
-        if any(predicate(n) for n in tree):
-            return tree
-        pause = time.monotonic() + 0.3
-        while time.monotonic() < pause:  # events are delivered while the main context turns
-            GLib.MainContext.default().iteration(False)
-            time.sleep(0.01)
+        if any(predicate(n) for n in walk(app)):
+            pause(0.5)
+            return walk(app)
+        pause(0.3)
     return None
 
 

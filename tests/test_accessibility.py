@@ -82,14 +82,14 @@ def test_state_and_run_end_are_readable(trees):
     assert named(before, "label", "5 photos: 5 uncaptioned")  # the status-bar counts, as text
     editor = named(before, "text", "Caption of the selected photo")[0]
     assert editor["labelled_by"] == ["Caption:"] and editor["description"].startswith("No caption yet")
-    assert named(after, "label", "5 photos: 5 unsaved · 5 needs review")
+    assert named(after, "label", "5 photos: 5 unsaved; 5 needs review")  # "·" is no "middle dot"
     who = [n for n in after if n["role"] == "label" and n["name"].startswith("written by the model")]
     assert who and "unsaved" in who[0]["name"] and "needs review" in who[0]["name"], who
     assert named(after, "status bar", "captioned 5, skipped 0, failed 0")  # the end of the run
     assert named(written, "status bar", "wrote 5 photos")
     saved = named(written, "label", "saved in the photo (XMP")
     assert saved and saved[0]["name"].startswith("written by the model"), saved
-    assert named(written, "label", "5 photos: 5 captioned · 5 needs review")
+    assert named(written, "label", "5 photos: 5 captioned; 5 needs review")
     if qt_version >= (6, 8):  # and both are said when they happen, not only there to be found
         for message in ("captioned 5, skipped 0, failed 0", "wrote 5 photos"):
             assert any(a.startswith(message) for a in trees["announced"]), trees["announced"]

@@ -19,6 +19,7 @@ from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.captioning.runtime import ProviderError
+from desktop_app.gui.accessibility import SpokenLabel
 from desktop_app.gui.actions import Actions
 from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
                                     ProblemsList, SearchBar, StatusBar, ask_about_unsaved)
@@ -159,7 +160,7 @@ class MainWindow(QMainWindow):
         self.problems_dock.raise_()
         self.library_dock.hide()
 
-        self.counts_label = QLabel()
+        self.counts_label = SpokenLabel()
         self.counts_label.setAccessibleDescription("Photo counts")  # a name would hide the counts from a screen reader
         self.model_label = QLabel("model: not loaded")
         self.progress = QProgressBar()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineE
                                QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QStatusBar,
                                QVBoxLayout, QWidget)
 
-from desktop_app.gui.accessibility import announce
+from desktop_app.gui.accessibility import SpokenLabel, announce
 from desktop_app.gui.attention import overlay
 from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
 from desktop_app.metadata.record import MACHINE, PERSON
@@ -177,7 +177,7 @@ class CaptionPanel(QWidget):
         self.caption_edit.setMaximumHeight(80)
         self.caption_edit.textChanged.connect(self._caption_changed)
 
-        self.info = QLabel()
+        self.info = SpokenLabel()
         self.info.setAccessibleDescription("Who wrote the caption and where it is")  # a name would hide the text
         self.info.setWordWrap(True)  # a long line wraps here instead of widening (and reflowing) the window
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
