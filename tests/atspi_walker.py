@@ -20,7 +20,8 @@ ANNOUNCED = []
 
 
 def node_info(node, depth):
-    """What a screen reader gets from one node: role, name, description, states and any text it holds."""
+    """What a screen reader gets from one node: role, name, description, states, any text it holds, where it
+    is on the screen."""
     states = node.getState()
     text = ""
     try:
@@ -30,8 +31,14 @@ def node_info(node, depth):
         pass
     labels = [relation.getTarget(i).name for relation in node.getRelationSet()
               if relation.getRelationType() == pyatspi.RELATION_LABELLED_BY for i in range(relation.getNTargets())]
+    try:
+        box = node.queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+        extents = [box.x, box.y, box.width, box.height]
+    except NotImplementedError:
+        extents = None
     return {"depth": depth, "role": node.getRoleName(), "name": node.name or "", "description": node.description or "",
-            "text": text, "labelled_by": labels, "states": sorted(pyatspi.stateToString(s) for s in states.getStates())}
+            "text": text, "labelled_by": labels, "extents": extents,
+            "states": sorted(pyatspi.stateToString(s) for s in states.getStates())}
 
 
 def walk(app):

@@ -52,7 +52,7 @@ all are written ("written"); what was announced."""
            "XDG_RUNTIME_DIR": str(work / "run")}
     for name in ("WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "AT_SPI_BUS_ADDRESS"):
         env.pop(name, None)
-    run = subprocess.run(["dbus-run-session", "--", "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24",
+    run = subprocess.run(["dbus-run-session", "--", "xvfb-run", "-a", "-s", "-screen 0 1366x768x24",  # a laptop's
                           "bash", "-c", SESSION, "session", str(APP),
                           SYSTEM_PYTHON, str(WALKER), "photocaption", "Caption All", "captioned 5",
                           "Write All to Photos", "wrote 5 photos"],
@@ -93,6 +93,13 @@ def test_state_and_run_end_are_readable(trees):
     if qt_version >= (6, 8):  # and both are said when they happen, not only there to be found
         for message in ("captioned 5, skipped 0, failed 0", "wrote 5 photos"):
             assert any(a.startswith(message) for a in trees["announced"]), trees["announced"]
+
+
+def test_the_status_bar_is_on_a_laptop_screen(trees):
+    """Marked showing, it must be where a sighted helper (and a screen magnifier) finds it."""
+    bar = [n for n in trees["before"] if n["role"] == "status bar"][0]
+    x, y, width, height = bar["extents"]
+    assert "showing" in bar["states"] and y >= 0 and y + height <= 768, bar["extents"]
 
 
 def test_filter_sort_and_grid_items_read_as_meant(trees):
