@@ -200,14 +200,6 @@ def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
     qtbot.waitUntil(lambda: window.library_results.count() == 1)
 
 
-def test_a_bad_raw_file_is_named_in_plain_words(qapp):
-    """Issue 25 item 3 (the app's side): LibRaw's "(b'Input/output error')" is no sentence for a person."""
-    from desktop_app.gui.session import plain_words
-
-    assert plain_words("not a camera RAW file LibRaw can read (b'Input/output error')") == \
-        "not a camera RAW file this app can read (damaged, or from a camera it does not know)"
-
-
 def test_a_long_status_message_ends_in_an_ellipsis_before_the_counts(qtbot, window, samples):
     """Issue 25 item 10: a long message was cut off against the counts ("see Proble1200 photos")."""
     opened(qtbot, window, samples)

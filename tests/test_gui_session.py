@@ -38,7 +38,7 @@ def test_states_counts_and_filters(session):
     counts = session.apply_outcomes([
         (PhotoOutcome(a.path, CAPTIONED, result("A dog on grass.")), None),
         (PhotoOutcome(b.path, CAPTIONED, result("A blurry thing.", needs_review=True, confidence=0.2)), None),
-        (PhotoOutcome(c.path, FAILED, message="not an image Pillow can read (unsupported format or corrupt file)"), None),
+        (PhotoOutcome(c.path, FAILED, message="not a photo this app can open (unknown format or damaged file)"), None),
         (PhotoOutcome(d.path, SKIPPED, message="has a caption a person wrote"), None)], "m1")
     assert counts == {"captioned": 2, "skipped": 1, "failed": 1, "written": 0, "not written": 0}
     assert b.badges() == ["unsaved", "needs review", "machine"]
@@ -102,8 +102,8 @@ def test_a_written_draft_is_dropped_when_the_photo_holds_it(session):
 
 def test_helpers():
     assert follow_caption(["dog", "grass", "retriever"], "A dog on grass.", "A cat on a mat.") == ["cat", "mat", "retriever"]
-    assert plain_words("not an image Pillow can read (unsupported format or corrupt file)") == \
-        "not a photo this app can open (unknown format or damaged file)"
+    assert plain_words("a caption a person wrote is there; use overwrite to replace it") == \
+        "a caption a person wrote is there; turn on 'Replace captions a person wrote' in Settings to replace it"
 
 
 def test_caption_all_leaves_unsaved_captions_alone(session):

@@ -109,10 +109,6 @@ class WriteReport:
 
 
 _PLAIN = [
-    (re.compile(r"not an image Pillow can read \(unsupported format or corrupt file\)"),
-     "not a photo this app can open (unknown format or damaged file)"),
-    (re.compile(r"not a camera RAW file LibRaw can read \(.*\)"),
-     "not a camera RAW file this app can read (damaged, or from a camera it does not know)"),
     (re.compile(r"; use overwrite to replace it"), "; turn on 'Replace captions a person wrote' in Settings to replace it"),
     (re.compile(r"\bPillow\b"), "the image reader"),
     (re.compile(r"\bonnxruntime\b"), "the model runtime"),

@@ -72,7 +72,7 @@ def _decode(source: Path | BinaryIO, target_size: tuple[int, int] | None, heif_n
     except UnidentifiedImageError:
         if heif_name and not HEIF:
             raise PhotoError("HEIC/HEIF needs the pillow-heif package, which is not installed") from None
-        raise PhotoError("not an image Pillow can read (unsupported format or corrupt file)") from None
+        raise PhotoError("not a photo this app can open (unknown format or damaged file)") from None
     except Image.DecompressionBombError as exc:
         raise PhotoError(f"refused: too many pixels ({exc})") from None
     except OSError as exc:
@@ -123,7 +123,7 @@ def load_raw_preview(source: Path | BinaryIO) -> Image.Image:
     except rawpy.LibRawNoThumbnailError:
         raise PhotoError("this camera RAW file has no embedded preview to caption from") from None
     except (rawpy.LibRawError, OSError, ValueError) as exc:
-        raise PhotoError(f"not a camera RAW file LibRaw can read ({exc})") from None
+        raise PhotoError("not a camera RAW file this app can read (damaged, or from a camera it does not know)") from None  # LibRaw's own words ("b'Input/output error'") say nothing to a person
     try:
         if thumb.format == rawpy.ThumbFormat.JPEG:
             image = open_image(io.BytesIO(thumb.data))
