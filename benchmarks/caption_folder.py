@@ -32,7 +32,7 @@ from desktop_app.captioning.pipeline import PipelineOptions, caption_photos  # n
 from desktop_app.captioning.runtime import ProviderError  # noqa: E402
 from desktop_app.photos.pixels import load_pixels  # noqa: E402
 
-BEAM = DecodeOptions(beam_size=3, max_length=20, no_repeat_ngram=3)
+BEAM = DecodeOptions()  # the app's defaults
 GREEDY = replace(BEAM, beam_size=1)
 BEAM5 = replace(BEAM, beam_size=5)
 BATCH = PipelineOptions().batch_size  # the app's default

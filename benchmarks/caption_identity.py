@@ -99,8 +99,8 @@ def main() -> None:
     parser.add_argument("--split", default="flickr8k-test", help="flickr8k-test or coco-dev")
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--out", type=Path, help="JSON lines file to write")
-    parser.add_argument("--beam", type=int, default=3)
-    parser.add_argument("--no-repeat-ngram", type=int, default=3)
+    parser.add_argument("--beam", type=int, default=DecodeOptions.beam_size)  # the app's defaults
+    parser.add_argument("--no-repeat-ngram", type=int, default=DecodeOptions.no_repeat_ngram)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--datasets", type=Path, default=DATASETS, help="folder holding flickr8k/ and coco-val2017-public/")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"), help="compare two written files")

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "settings are chosen on one half of COCO dev and reported on the other")
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos")
     parser.add_argument("--beam", type=int, default=DecodeOptions.beam_size)
-    parser.add_argument("--no-repeat-ngram", type=int, default=3, help="the app's default")
+    parser.add_argument("--no-repeat-ngram", type=int, default=DecodeOptions.no_repeat_ngram, help="the app's default")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-noun", action="store_true", help="print every search word's precision and recall")
     parser.add_argument("--out", type=Path, help="write captions, keywords and scores as JSON here")

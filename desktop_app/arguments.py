@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from desktop_app.captioning.options import LIMITS, DecodeOptions
+
 
 class UsageError(Exception):
     """A bad argument found after parsing (a path that is missing, a folder where a photo is needed)."""
@@ -81,3 +83,20 @@ def writable_file(path: Path | None, what: str) -> None:
         raise UsageError(f"{what} {path} is a folder; give a file name")
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {what} {path}: the folder {path.parent} does not exist")
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """--beam, --max-length, --no-repeat-ngram with the app's defaults and limits (``captioning/options.py``),
+    so ``caption`` and ``cluster caption`` cannot drift from the GUI and serve."""
+    defaults = DecodeOptions()
+    parser.add_argument("--beam", type=whole_number(*LIMITS["beam_size"]), default=defaults.beam_size,
+                        help="beam width (1 = greedy)")
+    parser.add_argument("--max-length", type=whole_number(*LIMITS["max_length"]), default=defaults.max_length,
+                        help="longest caption in words")
+    parser.add_argument("--no-repeat-ngram", type=whole_number(*LIMITS["no_repeat_ngram"]),
+                        default=defaults.no_repeat_ngram, help="forbid repeating n-grams of this size (0 = off)")
+
+
+def decode_options(args: argparse.Namespace) -> DecodeOptions:
+    """The options :func:`add_decode_arguments` parsed."""
+    return DecodeOptions(beam_size=args.beam, max_length=args.max_length, no_repeat_ngram=args.no_repeat_ngram)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
-from desktop_app.arguments import HelpFormatter, UsageError, existing, folders, whole_number, writable_file
+from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, decode_options, existing, folders,
+                                   whole_number, writable_file)
 from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
@@ -72,7 +73,6 @@ def _open_index(path: Path | None):
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner, result_fields
-    from desktop_app.captioning.decode import DecodeOptions
     from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
     from desktop_app.library.index import Details
     from desktop_app.metadata.record import MACHINE, CaptionRecord
@@ -97,7 +97,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     print(f"model {captioner.model_id} on {captioner.provider}; {len(paths)} photos; "
           f"writing: {write if write != 'none' else 'nothing'}", file=sys.stderr)
     options = PipelineOptions(
-        decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length, no_repeat_ngram=args.no_repeat_ngram),
+        decode=decode_options(args),
         batch_size=args.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
         protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
     write_options = WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
@@ -308,10 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Lightroom, digiKam); auto: only where the photo has no keywords a person chose")
     c.add_argument("--no-xattrs", action="store_true",
                    help="do not set user.xdg.comment / user.xdg.tags (the attributes desktop search reads)")
-    c.add_argument("--beam", type=whole_number(1), default=3, help="beam width (1 = greedy)")
-    c.add_argument("--max-length", type=whole_number(1), default=20, help="longest caption in words")
-    c.add_argument("--no-repeat-ngram", type=whole_number(0), default=3,
-                   help="forbid repeating n-grams of this size (0 = off)")
+    add_decode_arguments(c)
     c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto", help=PROVIDER_HELP)
     c.add_argument("--threads", type=whole_number(0), default=0, help="model threads (0 = one per core)")
     c.add_argument("--batch-size", type=whole_number(1), default=PipelineOptions.batch_size,

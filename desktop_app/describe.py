@@ -137,7 +137,7 @@ def describe_photo(photo: Path, model: ModelOnce, sidecar_naming: str = "ext") -
         return Description(photo, record.text, True, keywords=list(record.keywords), stored_in=record.person_places)
     captioner = model()
     try:  # photocaption caption's decode settings, so both give a photo the same caption
-        result = captioner.caption_paths([photo], DecodeOptions(no_repeat_ngram=3))[0]
+        result = captioner.caption_paths([photo], DecodeOptions())[0]
     except (PhotoError, OSError, ValueError) as exc:
         return Description(photo, problem=f"cannot read it: {exc}")
     held = record is not None and same_text(record.text, result.text)

@@ -289,7 +289,7 @@ def _caption_split(bundle_dir: Path, images: Path, names: list[str]):
     from desktop_app.photos.pixels import load_pixels
 
     captioner = Captioner.open(bundle_dir, provider="cpu")
-    options = DecodeOptions(beam_size=3, no_repeat_ngram=3)  # the app's defaults
+    options = DecodeOptions()  # the app's defaults
     results, concepts = [], []
     for start in range(0, len(names), 32):
         pixels = np.stack([load_pixels(images / n, captioner.preprocessing) for n in names[start:start + 32]])

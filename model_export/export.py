@@ -91,7 +91,7 @@ def check_parity(model: TrainedModel, bundle_dir: Path, pixels: np.ndarray) -> d
         torch_features = model.encoder(torch.from_numpy(pixels)).numpy()
     onnx_features = captioner.encode(pixels)
     vocab = model.vocabulary
-    options = DecodeOptions(beam_size=1, max_length=MAX_CAPTION_LENGTH)
+    options = DecodeOptions(beam_size=1, max_length=MAX_CAPTION_LENGTH, no_repeat_ngram=0)
     torch_step, onnx_step = TorchStepModel(model.decoder), captioner.decoder
     torch_caps = greedy_search(torch_step, torch_features, vocab.start_id, vocab.end_id, options)
     onnx_caps = greedy_search(onnx_step, torch_features, vocab.start_id, vocab.end_id, options)

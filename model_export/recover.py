@@ -81,7 +81,7 @@ def decoder_parity(decoder: CaptionDecoder, bundle_dir: Path, features: np.ndarr
     """Max abs differences PyTorch vs the bundle's decoder graphs along the greedy path."""
     onnx_step = Captioner.open(bundle_dir, provider="cpu").decoder
     torch_step = TorchStepModel(decoder)
-    options = DecodeOptions(beam_size=1, max_length=30)
+    options = DecodeOptions(beam_size=1, max_length=30, no_repeat_ngram=0)
     torch_caps = greedy_search(torch_step, features, start_id, end_id, options)
     onnx_caps = greedy_search(onnx_step, features, start_id, end_id, options)
     ts, os_ = torch_step.init(features), onnx_step.init(features)

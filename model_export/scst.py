@@ -201,7 +201,7 @@ class ScstTrainer:
     def validate(self) -> dict[str, float]:
         self.decoder.eval()
         # 30 words, as train.py's check: the start's score equals the cross-entropy run's best val CIDEr-D
-        options = DecodeOptions(beam_size=self.config.val_beam, max_length=VAL_MAX_LENGTH)
+        options = DecodeOptions(beam_size=self.config.val_beam, max_length=VAL_MAX_LENGTH, no_repeat_ngram=0)
         scores, _, _ = score_split(TorchStepModel(self.decoder), self.data, "val", options,
                                    metrics=("bleu", "cider"), limit=self.config.val_limit)
         return {"val_BLEU-4": scores["BLEU-4"], "val_CIDEr-D": scores["CIDEr-D"]}

@@ -196,7 +196,7 @@ class Trainer:
             features = np.zeros((len(self.data.images), *grids.shape[1:]), np.float32)
             features[val] = grids.numpy()
         scores, _, _ = score_split(TorchStepModel(self.decoder, self.device), self.data, "val",
-                                   DecodeOptions(beam_size=1, max_length=self.config.max_length),
+                                   DecodeOptions(beam_size=1, max_length=self.config.max_length, no_repeat_ngram=0),
                                    metrics=("bleu", "cider"), limit=self.config.val_limit, features=features)
         return {"val_loss": total / count, "val_BLEU-4": scores["BLEU-4"], "val_CIDEr-D": scores["CIDEr-D"]}
 

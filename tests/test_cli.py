@@ -120,10 +120,10 @@ def test_missing_or_broken_model_is_a_clear_error(tmp_path, samples):
 
 BAD_ARGUMENTS = [  # (arguments, what stderr must say); {missing}, {samples}, {empty}, {tmp} are filled in
     (["caption", "{missing}"], "photocaption caption: error: no such file or folder: {missing}"),
-    (["caption", "{samples}", "--beam", "0"], "argument --beam: must be 1 or more, not 0"),
-    (["caption", "{samples}", "--beam", "-1"], "argument --beam: must be 1 or more, not -1"),
+    (["caption", "{samples}", "--beam", "0"], "argument --beam: must be from 1 to 10, not 0"),
+    (["caption", "{samples}", "--beam", "-1"], "argument --beam: must be from 1 to 10, not -1"),
     (["caption", "{samples}", "--beam", "three"], "argument --beam: 'three' is not a whole number"),
-    (["caption", "{samples}", "--max-length", "0"], "argument --max-length: must be 1 or more, not 0"),
+    (["caption", "{samples}", "--max-length", "0"], "argument --max-length: must be from 1 to 100, not 0"),
     (["caption", "{samples}", "--batch-size", "0"], "argument --batch-size: must be 1 or more, not 0"),
     (["caption", "{samples}", "--threads", "-2"], "argument --threads: must be 0 or more, not -2"),
     (["caption", "{samples}", "--write", "cloud"], "argument --write: invalid choice: 'cloud'"),

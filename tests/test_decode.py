@@ -1,6 +1,7 @@
 """Greedy and beam search on a toy model whose probabilities we choose."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -8,6 +9,12 @@ from desktop_app.captioning.decode import (BeamSearch, DecodeOptions, DecoderSta
                                           greedy_search, top_k)
 
 START, END = 1, 2
+
+
+def loop(**changes) -> DecodeOptions:
+    """The bare loop: no n-gram ban unless a test asks for one (the app's default bans repeated 3-grams)."""
+    return DecodeOptions(**{"no_repeat_ngram": 0, **changes})
+
 V = 6  # 0 pad, 1 start, 2 end, 3..5 words
 
 
@@ -45,12 +52,12 @@ def _logp(tokens):
 
 
 def test_greedy_takes_the_locally_best_word():
-    caps = greedy_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, DecodeOptions(beam_size=1, max_length=3))
+    caps = greedy_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, loop(beam_size=1, max_length=3))
     assert caps[0].tokens[0] == 3
 
 
 def test_beam_finds_the_most_probable_caption():
-    options = DecodeOptions(beam_size=3, max_length=4, length_penalty=0.0)
+    options = loop(beam_size=3, max_length=4, length_penalty=0.0)
     cap = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
     best = max((seq for n in range(1, 5) for seq in itertools.product([3, 4, 5], repeat=n)), key=_logp)
     assert cap.tokens == list(best) == [4]
@@ -61,7 +68,7 @@ def test_beam_finds_the_most_probable_caption():
 
 
 def test_batched_beam_equals_one_photo_at_a_time():
-    options = DecodeOptions(beam_size=2, max_length=5)
+    options = loop(beam_size=2, max_length=5)
     batch = beam_search(TableModel(), np.zeros((3, 4, 2), np.float32), START, END, options)
     single = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
     assert all(c.tokens == single.tokens and np.isclose(c.score, single.score) for c in batch)
@@ -72,29 +79,29 @@ def test_no_repeat_ngram_blocks_repeats():
         table = {START: [0, 0, 0, 0.9, 0.05, 0.05], 3: [0, 0, 0.01, 0.9, 0.05, 0.04], 4: [0, 0, 0.01, 0.9, 0.05, 0.04],
                  5: [0, 0, 0.01, 0.9, 0.05, 0.04]}
 
-    plain = greedy_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END, DecodeOptions(max_length=5))
+    plain = greedy_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END, loop(max_length=5))
     assert plain[0].tokens == [3, 3, 3, 3, 3]
     blocked = greedy_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END,
-                            DecodeOptions(max_length=5, no_repeat_ngram=1))
+                            loop(max_length=5, no_repeat_ngram=1))
     assert len(set(blocked[0].tokens)) == len(blocked[0].tokens)
     beam = beam_search(Repeater(), np.zeros((1, 2, 2), np.float32), START, END,
-                       DecodeOptions(beam_size=2, max_length=6, no_repeat_ngram=2))
+                       loop(beam_size=2, max_length=6, no_repeat_ngram=2))
     bigrams = list(zip(beam[0].tokens, beam[0].tokens[1:]))
     assert len(bigrams) == len(set(bigrams))
 
 
 def test_max_length_ends_every_caption():
-    caps = beam_search(TableModel(), np.zeros((2, 4, 2), np.float32), START, END, DecodeOptions(beam_size=3, max_length=2))
+    caps = beam_search(TableModel(), np.zeros((2, 4, 2), np.float32), START, END, loop(beam_size=3, max_length=2))
     assert all(1 <= len(c.tokens) <= 2 for c in caps)
 
 
 def test_suppressed_tokens_are_never_emitted():
     """<unk> may be the likeliest next token; a caption a person reads must not contain it."""
-    options = DecodeOptions(beam_size=1, max_length=3, suppress=(3,))
+    options = loop(beam_size=1, max_length=3, suppress=(3,))
     greedy = greedy_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
     assert 3 not in greedy.tokens and greedy.tokens == [4]
     beam = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END,
-                       DecodeOptions(beam_size=3, max_length=4, suppress=(3,)))[0]
+                       loop(beam_size=3, max_length=4, suppress=(3,)))[0]
     assert all(3 not in tokens for tokens, _ in beam.alternatives)
 
 
@@ -103,7 +110,7 @@ def test_bias_moves_the_search_towards_a_word():
     features = np.zeros((2, 4, 2), np.float32)
     bias = np.zeros((2, V), np.float32)
     bias[1, 5] = 3.0  # photo 1: "5" is what the classifier sees
-    for options in (DecodeOptions(beam_size=3, max_length=4, length_penalty=0.0), DecodeOptions(beam_size=1, max_length=4)):
+    for options in (loop(beam_size=3, max_length=4, length_penalty=0.0), loop(beam_size=1, max_length=4)):
         plain, biased = (beam_search(TableModel(), features, START, END, options, bias)[i].tokens for i in (0, 1))
         assert 5 not in plain and 5 in biased
 
@@ -126,7 +133,7 @@ def test_top_k_sorts_as_onnx_topk():
 def test_a_ranking_model_gives_the_same_captions():
     assert isinstance(RankingTableModel(), RankingStepModel) and not isinstance(TableModel(), RankingStepModel)
     features = np.zeros((2, 4, 2), np.float32)
-    for options in (DecodeOptions(beam_size=3, max_length=5, no_repeat_ngram=2), DecodeOptions(beam_size=1, max_length=5)):
+    for options in (loop(beam_size=3, max_length=5, no_repeat_ngram=2), loop(beam_size=1, max_length=5)):
         for a, b in zip(beam_search(TableModel(), features, START, END, options),
                         beam_search(RankingTableModel(), features, START, END, options)):
             assert a.tokens == b.tokens and a.score == b.score and a.alternatives == b.alternatives
@@ -140,7 +147,7 @@ def test_photos_that_end_early_leave_the_others_alone():
     bias[2, 3] = 4.0  # photo 2 prefers to ramble
     bias[3:, 5] = [1.0, 2.0, 3.0]
     features = np.zeros((6, 4, 2), np.float32)
-    for options in (DecodeOptions(beam_size=3, max_length=8), DecodeOptions(beam_size=1, max_length=8)):
+    for options in (loop(beam_size=3, max_length=8), loop(beam_size=1, max_length=8)):
         batch = beam_search(TableModel(), features, START, END, options, bias)
         for b in range(6):
             alone = beam_search(TableModel(), features[b:b + 1], START, END, options, bias[b:b + 1])[0]
@@ -150,7 +157,7 @@ def test_photos_that_end_early_leave_the_others_alone():
 
 
 def test_n_best_lists_distinct_hypotheses_best_first():
-    options = DecodeOptions(beam_size=4, max_length=4, n_best=4, no_repeat_ngram=2)
+    options = loop(beam_size=4, max_length=4, n_best=4, no_repeat_ngram=2)
     cap = beam_search(TableModel(), np.zeros((1, 4, 2), np.float32), START, END, options)[0]
     assert len(cap.alternatives) == 4 and len({tuple(t) for t, _ in cap.alternatives}) == 4
     assert [s for _, s in cap.alternatives] == sorted((s for _, s in cap.alternatives), reverse=True)
@@ -188,8 +195,8 @@ def test_photos_joining_a_running_search_get_the_captions_they_get_alone():
         bias = rng.normal(scale=2.0, size=(n, V)).astype(np.float32)
         bias[:, END] = rng.uniform(-6, 0, size=n)  # some captions run to max_length
         batches[step] = rng.normal(size=(n, 4, 2)), bias
-    for options in (DecodeOptions(beam_size=3, max_length=7, no_repeat_ngram=2, n_best=3),
-                    DecodeOptions(beam_size=2, max_length=5, n_best=2, suppress=(5,), length_penalty=0.5)):
+    for options in (loop(beam_size=3, max_length=7, no_repeat_ngram=2, n_best=3),
+                    loop(beam_size=2, max_length=5, n_best=2, suppress=(5,), length_penalty=0.5)):
         search, got, shared, early = BeamSearch(StatefulModel(), START, END, options), {}, 0, 0
         step = 0
         while step <= max(joins) or len(search):
@@ -221,10 +228,10 @@ def test_sentence_guards_keep_a_caption_readable():
                  5: [0, 0, 0.9, 0.05, 0.05, 0.0]}
 
     features = np.zeros((1, 2, 2), np.float32)
-    plain = greedy_search(Stutter(), features, START, END, DecodeOptions(beam_size=1, max_length=4))[0]
+    plain = greedy_search(Stutter(), features, START, END, loop(beam_size=1, max_length=4))[0]
     assert plain.tokens[:2] == [3, 3]
-    guarded = DecodeOptions(beam_size=1, max_length=4, no_word_twice=True, no_end_after=(4,), not_after=(((4,), (5,)),))
-    for options in (guarded, DecodeOptions(**{**vars(guarded), "beam_size": 3})):
+    guarded = loop(beam_size=1, max_length=4, no_word_twice=True, no_end_after=(4,), not_after=(((4,), (5,)),))
+    for options in (guarded, replace(guarded, beam_size=3)):
         search = greedy_search if options.beam_size == 1 else beam_search
         for tokens, _ in search(Stutter(), features, START, END, options)[0].alternatives:
             assert all(a != b for a, b in zip(tokens, tokens[1:])), tokens  # no word twice in a row

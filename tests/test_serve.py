@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "resources" / "models" / "default"
 CORPUS = ROOT.parent / "shared" / "datasets" / "metadata-corpus" / "images"
 SAMPLE_NAMES = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "chelsea-small.png")
-CLI_DECODE = DecodeOptions(beam_size=3, max_length=20, no_repeat_ngram=3)  # `photocaption caption`'s defaults
 
 
 def call(url: str, data: bytes | None = None, token: str | None = None, content_type: str | None = None,
@@ -80,7 +79,7 @@ def photos(pristine_samples) -> list[Path]:
 @pytest.fixture(scope="module")
 def cli_results(captioner, photos) -> dict:
     """Each sample's result from the model used directly, as the CLI does."""
-    return dict(zip(photos, captioner.caption_paths(photos, CLI_DECODE)))
+    return dict(zip(photos, captioner.caption_paths(photos, DecodeOptions())))
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +246,7 @@ def test_real_camera_and_broken_files_are_answered_as_the_cli_reads_them(server,
         except PhotoError as exc:
             expected[path] = str(exc)
     readable = [p for p in files if expected[p] is None]
-    captions = dict(zip(readable, (r.text for r in captioner.caption_paths(readable, CLI_DECODE))))
+    captions = dict(zip(readable, (r.text for r in captioner.caption_paths(readable, DecodeOptions()))))
     with ThreadPoolExecutor(8) as pool:  # concurrent, so real files share batches
         answers = dict(zip(files, pool.map(
             lambda p: call(f"{url}/v1/caption", p.read_bytes(), token, "application/octet-stream"), files)))
@@ -453,7 +452,7 @@ def test_a_photo_encoded_during_a_search_joins_it(captioner, photos, monkeypatch
     from desktop_app.serve.service import CaptionService, ServiceOptions
 
     pixels = [load_pixels(photo, captioner.preprocessing) for photo in photos[:2]]
-    expected = [captioner.search(captioner.encode_batch(p[None]), CLI_DECODE)[0] for p in pixels]
+    expected = [captioner.search(captioner.encode_batch(p[None]), DecodeOptions())[0] for p in pixels]
     top, held, release = captioner.decoder.top, threading.Event(), threading.Event()
 
     def first_step_held(*args):
@@ -468,7 +467,7 @@ def test_a_photo_encoded_during_a_search_joins_it(captioner, photos, monkeypatch
 
     def caption(n: int) -> threading.Thread:
         thread = threading.Thread(target=lambda: answers.__setitem__(
-            n, asyncio.run(service.caption_bytes(photos[n].read_bytes(), CLI_DECODE))))
+            n, asyncio.run(service.caption_bytes(photos[n].read_bytes(), DecodeOptions()))))
         thread.start()
         return thread
 
@@ -522,11 +521,12 @@ def test_a_failed_search_step_answers_its_callers_and_the_service_goes_on(captio
     service = CaptionService(captioner, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2))
     try:
         with pytest.raises(RuntimeError, match="the step graph failed"):
-            asyncio.run(service.caption_bytes(photos[0].read_bytes(), CLI_DECODE))
-        after = asyncio.run(service.caption_bytes(photos[1].read_bytes(), CLI_DECODE))
+            asyncio.run(service.caption_bytes(photos[0].read_bytes(), DecodeOptions()))
+        after = asyncio.run(service.caption_bytes(photos[1].read_bytes(), DecodeOptions()))
     finally:
         service.close()
-    expected = captioner.search(captioner.encode_batch(load_pixels(photos[1], captioner.preprocessing)[None]), CLI_DECODE)[0]
+    pixels = load_pixels(photos[1], captioner.preprocessing)[None]
+    expected = captioner.search(captioner.encode_batch(pixels), DecodeOptions())[0]
     assert (after.text, after.score) == (expected.text, expected.score)
     assert service.waiting == 0
 

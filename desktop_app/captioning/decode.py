@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from desktop_app.captioning.options import DecodeOptions
+
 
 COMPACT_AT = 0.75  # drop ended photos' rows once the rows still searching are this share or fewer
 
@@ -72,21 +74,6 @@ class Caption:
     score: float  # length-normalised log-probability
     attention: np.ndarray  # [len(tokens), N]: where the model looked for each word
     alternatives: list[tuple[list[int], float]] = field(default_factory=list)  # n-best, best first, incl. this one
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    beam_size: int = 3
-    max_length: int = 20
-    length_penalty: float = 1.0  # score = logp / len**length_penalty
-    no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0 = off)
-    n_best: int = 3
-    suppress: tuple[int, ...] = ()  # token ids never emitted (<unk>, <pad>, <start>: not words a person reads)
-    # A sentence a person reads: no word twice in a row ("is is"), no ending on these token ids ("on a.", "a red.").
-    no_word_twice: bool = False
-    no_end_after: tuple[int, ...] = ()
-    # (previous words, words that may not follow them): no "on a in a park", no "a white is"
-    not_after: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from desktop_app.arguments import HelpFormatter, UsageError, existing, whole_number
+from desktop_app.arguments import HelpFormatter, UsageError, add_decode_arguments, decode_options, existing, whole_number
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2  # as desktop_app.cli's
 INSTALL_HINT = 'install the cluster extra: pip install -e ".[cluster]"'
@@ -26,10 +26,7 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
                    "default: start a local Ray for this run")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
     c.add_argument("--retry-failed", action="store_true", help="caption again the photos that failed before")
-    c.add_argument("--beam", type=whole_number(1), default=3, help="beam width (1 = greedy)")
-    c.add_argument("--max-length", type=whole_number(1), default=20, help="longest caption in words")
-    c.add_argument("--no-repeat-ngram", type=whole_number(0), default=3,
-                   help="forbid repeating n-grams of this size (0 = off)")
+    add_decode_arguments(c)
     c.add_argument("--batch-size", type=whole_number(1), default=32, help="photos per model batch")
     c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",
                    help="where the model runs: auto = the GPU (CUDA) when it really works, else the CPU")
@@ -54,7 +51,6 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
         raise UsageError(f"photocaption cluster needs {(exc.name or 'ray').split('.')[0]}: {INSTALL_HINT}") from None
     from ray.exceptions import RayError
 
-    from desktop_app.captioning.decode import DecodeOptions
     from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray
     from desktop_app.photos.discover import find_photos
 
@@ -65,8 +61,7 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
     if not photos:
         raise UsageError("no photos in " + ", ".join(map(str, args.paths)))
     options = JobOptions(model=args.model, provider=args.provider, threads=args.threads,
-                         decode=DecodeOptions(beam_size=args.beam, max_length=args.max_length,
-                                              no_repeat_ngram=args.no_repeat_ngram),
+                         decode=decode_options(args),
                          batch_size=args.batch_size, read_cpus=args.read_cpus, actors=args.actors,
                          retry_failed=args.retry_failed, rows_per_part=args.rows_per_part)
 

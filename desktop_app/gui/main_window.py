@@ -492,7 +492,7 @@ class MainWindow(QMainWindow):
                                                  not s.overwrite_person_captions)):
             self.statusBar().showMessage(f"nothing to caption: skipped {self.session.run_skipped} (see Problems)", 8000)
             return
-        options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length, no_repeat_ngram=3),
+        options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length),
                                   recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
                                   sidecar_naming=s.sidecar_naming)
         journal = self.session.new_journal(f"captions written as made ({count_of(len(paths), 'photo')})") \

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
 
 from desktop_app.bundle.format import BundleError, load_bundle
+from desktop_app.captioning.options import LIMITS, DecodeOptions
 from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
 
 SETTINGS_VERSION = 2
@@ -68,8 +69,8 @@ class Memory:
 class AppSettings:
     model_path: str = ""  # empty: the bundled default model
     provider: str = "auto"
-    beam_size: int = 3
-    max_length: int = 20
+    beam_size: int = DecodeOptions.beam_size  # the app's decode defaults and limits: captioning/options.py
+    max_length: int = DecodeOptions.max_length
     write_mode: str = EMBED
     sidecar_naming: str = "ext"
     write_exif: bool = True
@@ -116,9 +117,9 @@ class SettingsDialog(QDialog):
         form.addRow(QLabel("&Model bundle:", buddy=self.model_path), row)
         self.provider = self._combo(["auto", "cuda", "cpu"], settings.provider, "Execution provider")
         form.addRow("&Run on:", self.provider)
-        self.beam = self._spin(1, 10, settings.beam_size, "Beam width")
+        self.beam = self._spin(*LIMITS["beam_size"], settings.beam_size, "Beam width")
         form.addRow("Beam &width:", self.beam)
-        self.max_length = self._spin(5, 40, settings.max_length, "Longest caption in words")
+        self.max_length = self._spin(*LIMITS["max_length"], settings.max_length, "Longest caption in words")
         form.addRow("Longest caption (&words):", self.max_length)
         self.write_mode = self._combo([EMBED, SIDECAR], settings.write_mode, "Where to write captions")
         form.addRow("Write &captions:", self.write_mode)

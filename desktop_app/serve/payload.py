@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from desktop_app.captioning.captioner import CaptionResult
-from desktop_app.captioning.decode import DecodeOptions
+from desktop_app.captioning.options import LIMITS, DecodeOptions
 
 MAX_UPLOAD_MB = 16  # a 50 MP camera JPEG is ~25 MB: those are better captioned by path
-MAX_BEAM = 10  # wider beams cost linearly more and stop improving captions well before this
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -38,12 +37,15 @@ class Option:
     high: int = 0
 
 
-# The decode defaults are `photocaption caption`'s, so a photo gets the same caption either way.
+# The decode defaults and limits are the app's (captioning/options.py), so a photo gets the same caption either way.
+_DEFAULT, _BEAM = DecodeOptions(), LIMITS["beam_size"]
 OPTIONS = (
-    Option("beam", 3, f"beam width, 1 (greedy) to {MAX_BEAM}", 1, MAX_BEAM),
-    Option("n_best", 1, "how many captions to return, best first (at most beam)", 1, MAX_BEAM),
-    Option("max_length", 20, "longest caption in words (the model's own limit applies too)", 1, 100),
-    Option("no_repeat_ngram", 3, "forbid repeating word sequences of this length (0 = off)", 0, 10),
+    Option("beam", _DEFAULT.beam_size, f"beam width, 1 (greedy) to {_BEAM.high}", *_BEAM),
+    Option("n_best", 1, "how many captions to return, best first (at most beam)", 1, _BEAM.high),
+    Option("max_length", _DEFAULT.max_length, "longest caption in words (the model's own limit applies too)",
+           *LIMITS["max_length"]),
+    Option("no_repeat_ngram", _DEFAULT.no_repeat_ngram, "forbid repeating word sequences of this length (0 = off)",
+           *LIMITS["no_repeat_ngram"]),
     Option("keywords", True, "add keywords picked from the caption"),
     Option("attention", False, "add where the model looked for each word (grid weights)"),
 )
