@@ -205,10 +205,6 @@ class Session(QObject):
         self.problems_changed.emit()
         self.reset.emit()
 
-    def close_folder(self) -> None:
-        self.folder, self.items, self._by_path, self.problems = None, [], {}, []
-        self.reset.emit()
-
     def item(self, path: Path) -> PhotoItem | None:
         return self._by_path.get(Path(path))
 

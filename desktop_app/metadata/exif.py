@@ -38,14 +38,6 @@ def parse_exif_caption(exif: bytes) -> tuple[str, str]:
     return _decode_text(description_bytes), _decode_utf16(comment_bytes)
 
 
-def read_exif_caption(exif: bytes) -> tuple[str, str]:
-    """(ImageDescription, XPComment) from a raw EXIF block; ("", "") when it cannot be read."""
-    try:
-        return parse_exif_caption(exif)
-    except ExifError:
-        return "", ""
-
-
 def with_caption(exif: bytes | None, text: str, density: tuple[int, int, int] | None = None) -> bytes:
     """The EXIF block (without the 'Exif\\0\\0' header) with the caption set, every other byte kept.
 
