@@ -53,6 +53,16 @@ def _senses(wn, word: str) -> list:
     return senses[:1] + [s for s in senses[1:] if s.lexname() in EVERYDAY and senses[0].lexname() != "noun.person"]
 
 
+def _mostly_noun(wn, word: str) -> bool:
+    """Whether people use the word as a noun more than as an adjective or a verb (WordNet's SemCor counts)."""
+    name = singular(word).replace(" ", "_")
+
+    def used(pos: str) -> int:
+        return sum(lemma.count() for lemma in wn.lemmas(name, pos=pos))
+
+    return used("n") >= max(used("a") + used("s"), used("v"))
+
+
 def _lemma_words(synset) -> set[str]:
     return {name.replace("_", " ").lower() for name in synset.lemma_names()}
 
@@ -62,6 +72,8 @@ def broader_words(wn, words: list[str]) -> dict[str, list[str]]:
     known = set(words)
     out: dict[str, list[str]] = {}
     for word in words:
+        if not _mostly_noun(wn, word):
+            continue  # "white" is a person in WordNet, but in a caption it is a colour
         found: list[str] = []
         for sense in _senses(wn, word):
             chain = [sense] + list(sense.closure(lambda s: s.hypernyms() + s.instance_hypernyms()))
