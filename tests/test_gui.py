@@ -63,8 +63,8 @@ def test_caption_review_edit_write_undo(qtbot, window, samples, pristine_samples
 
     select(window, "coffee.jpg")
     qtbot.keyClicks(window.caption_edit, " Mine")
-    edited = window._current.caption
-    assert edited.endswith("Mine") and window._current.source == PERSON
+    edited = window.current.caption
+    assert edited.endswith("Mine") and window.current.source == PERSON
     write_and_wait(qtbot, window)
     assert not any(i.unsaved for i in window.photos.items)
     assert "wrote 5 photos" in window.statusBar().currentMessage()
@@ -130,12 +130,12 @@ def test_attention_view_and_keyboard(qtbot, window, samples):
     window.open_folder(samples)
     select(window, "rocket.jpg")
     caption_and_wait(qtbot, window, everything=False)
-    item = window._current
+    item = window.current
     assert item.attention is not None and len(item.attention) == len(item.words)
     plain = window.preview.pixmap().toImage()
     window.step_word(1)
     heat = window.preview.pixmap().toImage()
-    assert heat != plain and window._word == 0
+    assert heat != plain and [b.isChecked() for b in window.panel.word_buttons].index(True) == 0
     assert window.preview.accessibleDescription() == item.caption
     # every menu command a person needs has a keyboard shortcut
     a = window.actions
@@ -166,7 +166,7 @@ def test_unreadable_photo_goes_to_the_problem_list(qtbot, window, tmp_path, pris
     assert broken.failed and "unreadable" in broken.badges() and "1 failed" in window.counts_label.text()
     # clicking the problem selects its photo
     window.problems.itemClicked.emit(window.problems.item(0))
-    assert window._current is broken
+    assert window.current is broken
     window.problems_panel.clear_button.click()  # the run's notes go; a photo still failed stays listed
     assert [window.problems.item(i).text() for i in range(window.problems.count())] == \
         [p.replace("Failed:", "Failed earlier:") for p in problems if "broken.jpg" in p and p.startswith("Failed")]

@@ -44,7 +44,7 @@ def test_typing_wins_over_the_model_caption_arriving(qtbot, window, samples):
     The model's outcome can only arrive through the event loop, so it lands after the keys typed here."""
     opened(qtbot, window, samples)
     select(window, "coffee.jpg")
-    item = window._current
+    item = window.current
     window.caption_all()
     assert window.caption_worker is not None and not item.caption  # nothing from the model yet
     window.focus_caption()
@@ -66,13 +66,13 @@ def test_keywords_typed_without_return_are_kept_by_ctrl_return_and_ctrl_s(qtbot,
     """Issue 25 item 7: Ctrl+Return dropped ", dugout"; Ctrl+S said "nothing to write" with text still in the field."""
     opened(qtbot, window, samples)
     select(window, "astronaut.jpg")
-    astronaut = window._current
+    astronaut = window.current
     qtbot.keyClicks(window.caption_edit, "An astronaut.")
     window.panel.keywords.setFocus()
     window.panel.keywords.selectAll()
     qtbot.keyClicks(window.panel.keywords, "space, dugout")
     qtbot.keyClick(window.panel.keywords, Qt.Key.Key_Return, CTRL)  # keep and go on to the next photo
-    assert window._current is not astronaut
+    assert window.current is not astronaut
     assert astronaut.keywords == ["space", "dugout"] and astronaut.unsaved
 
     select(window, "rocket.jpg")

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -411,33 +412,49 @@ def test_photos_accepted_while_the_search_is_busy_are_encoded_as_they_come(capti
     service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=8, decode_workers=2))
     answers: dict[Path, str] = {}
 
-    def caption(photo: Path, delay: float, admitted: threading.Event | None = None) -> None:
+    def caption(photo: Path, uploaded: threading.Event | None = None, admitted: threading.Event | None = None) -> None:
         with service.admitted():
             if admitted is not None:
                 admitted.set()
-            time.sleep(delay)  # still uploading: accepted, not yet in the queue
+            if uploaded is not None:
+                assert uploaded.wait(timeout=60)  # still uploading: accepted, not yet in the queue
             answers[photo] = asyncio.run(service.caption_bytes(photo.read_bytes(), DecodeOptions())).text
 
+    def encoded(batches: int) -> list[int]:
+        deadline = time.monotonic() + 30
+        while len(held.encoded) < batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return held.encoded
+
+    accepted = [threading.Event() for _ in photos[1:4]]
+    uploaded = [threading.Event() for _ in photos[1:4]]
     try:
-        first = threading.Thread(target=caption, args=(photos[0], 0.0))
+        first = threading.Thread(target=caption, args=(photos[0],))
         first.start()
         assert held.entered.wait(timeout=30)  # photo 0 is in the search stage, held at its first step
-        accepted = [threading.Event() for _ in photos[1:4]]
-        later = [threading.Thread(target=caption, args=(photo, 0.2 * n, event))
-                 for n, (photo, event) in enumerate(zip(photos[1:4], accepted))]
+        # While it is held a photo that waited for company would wait two minutes: a busy search lets it go at once.
+        service.options = replace(service.options, max_wait=120.0)
+        later = [threading.Thread(target=caption, args=(photo, done, event))
+                 for photo, done, event in zip(photos[1:4], uploaded, accepted)]
         for thread in later:
             thread.start()
         for event in accepted:
             assert event.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while len(held.encoded) < 3 and time.monotonic() < deadline:  # arrivals 0, 200 and 400 ms apart
-            time.sleep(0.01)
-        assert held.encoded == [1, 1, 1]  # photo 1 encoded alone while photos 2 and 3 were on their way
+        # Each photo arrives only once the one before it is in the encoder, however slow the machine: an encoder
+        # that waited for the photos still uploading would not take it, and encoded() would time out. Two of
+        # them: the encoder hands the search one batch ahead and waits while the search is held.
+        for n, done in enumerate(uploaded[:2], 2):
+            done.set()
+            assert encoded(n) == [1] * n  # alone, while the next photos were still on their way
+        service.options = replace(service.options, max_wait=0.0)
         held.release.set()
+        uploaded[2].set()
         for thread in [first, *later]:
             thread.join(timeout=60)
     finally:
         held.release.set()
+        for done in uploaded:
+            done.set()
         service.close()
     assert held.encoded == [1, 1, 1, 1] and service.stats.joined >= 1
     assert answers == {photo: reference[photo] for photo in photos[:4]}

@@ -368,6 +368,11 @@ class MainWindow(QMainWindow):
         rows = sorted(self.filter.mapToSource(i).row() for i in self.grid.selectionModel().selectedIndexes())
         return [self.photos.items[r] for r in rows]
 
+    @property
+    def current(self) -> PhotoItem | None:
+        """The photo the caption panel shows (read-only: the grid's current row sets it)."""
+        return self._current
+
     def show_photo(self, index) -> None:
         self.panel.commit_keywords()  # keywords typed for the photo being left belong to it
         self._current = self.session.item(Path(index.data(PathRole))) if index.isValid() else None
