@@ -32,31 +32,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.caption_folder import BEAM  # noqa: E402
 from benchmarks.photo_folders import make_folder  # noqa: E402
+from benchmarks.process_tree import cpu_seconds, rss_mib  # noqa: E402
 from desktop_app.captioning.captioner import Captioner  # noqa: E402
 from desktop_app.captioning.pipeline import PipelineOptions, caption_photos  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS, MAX_DURATION = 64, 600  # bounded: this is a load test on the local machine, not a stress tool
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (Linux /proc; NaN elsewhere)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 CLI_OPTIONS = PipelineOptions(decode=BEAM, decode_workers=2, recaption=True)  # `photocaption caption`'s engine
