@@ -74,9 +74,8 @@ def _open_index(path: Path | None):
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner, result_fields
     from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
-    from desktop_app.library.index import Details
-    from desktop_app.metadata.record import MACHINE, CaptionRecord
-    from desktop_app.metadata.store import EMBED, SIDECAR, MetadataError, WriteOptions, read_caption, write_caption
+    from desktop_app.library.keep import index_photo, machine_details, machine_record, write_and_index
+    from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
     from desktop_app.photos.discover import find_photos
 
     existing(args.paths)
@@ -115,18 +114,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
     def on_outcome(outcome) -> None:
         nonlocal review
         status, message, places = outcome.status, outcome.message, []
-        if status == CAPTIONED and write != "none":
-            r = outcome.result
-            record = CaptionRecord(r.text, MACHINE, captioner.model_id, r.keywords, r.score,
-                                   needs_review=r.needs_review, confidence=r.confidence)
-            try:
-                written = write_caption(outcome.path, record, write_options)
-                places, message = written.places, written.skipped or "; ".join(written.warnings)
-                status = SKIPPED if written.skipped else CAPTIONED
-            except MetadataError as exc:
-                status, message = FAILED, str(exc)
-            except Exception as exc:  # one photo must never stop the batch: it fails alone, named in the summary
-                status, message = FAILED, f"unexpected error: {type(exc).__name__}: {exc}"
+        if status == CAPTIONED and write != "none":  # written, read back and indexed as the app's writers do
+            report = write_and_index(outcome.path, machine_record(outcome.result, captioner.model_id), write_options,
+                                     index)
+            places, message = report.places, report.error or report.skipped or "; ".join(report.warnings)
+            status = FAILED if report.error else CAPTIONED if report.places else SKIPPED
         counts[status] += 1
         if status == SKIPPED:
             skip_reasons[message] = skip_reasons.get(message, 0) + 1
@@ -134,13 +126,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
             problems.append(f"{status}: {outcome.path}: {message}")
         if index is not None and outcome.path.is_file():
             try:
-                index.record(outcome.path, read_caption(outcome.path, args.sidecar_naming))
-                if status == CAPTIONED and outcome.result is not None:  # confidence and needs-review, for the GUI
-                    r = outcome.result
-                    index.save_details({outcome.path: Details(r.text, captioner.model_id, r.words, r.alternatives,
-                                                              r.attention, r.confidence, r.needs_review)})
-            except Exception:  # an unreadable photo just stays out of the index
-                pass
+                if not places:  # what the photo holds; a written one was indexed as it was read back
+                    index_photo(index, outcome.path, args.sidecar_naming)
+                if status == CAPTIONED:  # confidence and needs-review, for the GUI
+                    index.save_details({outcome.path: machine_details(outcome.result, captioner.model_id)})
+            except Exception as exc:  # the photo stays out of the library; said unless its failure is said above
+                if outcome.status != FAILED:
+                    problems.append(f"not indexed: {outcome.path}: {exc}")
         if status == CAPTIONED and outcome.result:
             review += outcome.result.needs_review
             if not args.quiet:

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from desktop_app.metadata.record import MACHINE, CaptionRecord
-from desktop_app.metadata import store
 from desktop_app.metadata.store import MetadataError, read_caption, write_caption
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +53,7 @@ def test_a_deep_xmp_photo_fails_alone_and_the_cli_batch_goes_on(deep_photos, tmp
 def test_any_unexpected_write_error_fails_that_photo_only(tmp_path, monkeypatch, capsys):
     """Whatever a write raises, the CLI names the photo and captions the rest."""
     from desktop_app import cli
+    from desktop_app.library import keep
 
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         Image.new("RGB", (64, 48), "orange").save(tmp_path / name)
@@ -63,24 +63,52 @@ def test_any_unexpected_write_error_fails_that_photo_only(tmp_path, monkeypatch,
             raise RecursionError("maximum recursion depth exceeded")
         return write_caption(path, record, options)
 
-    monkeypatch.setattr(store, "write_caption", write)  # wherever the CLI imports it from
-    monkeypatch.setattr(cli, "write_caption", write, raising=False)
+    monkeypatch.setattr(keep, "write_caption", write)  # the writer the CLI and the app share
     assert cli.main(["caption", str(tmp_path), "--no-index", "-q"]) == cli.EXIT_SOME_FAILED
     err = capsys.readouterr().err
     assert "captioned 2, skipped 0, failed 1 of 3 photos" in err
     assert any("b.jpg" in line and "RecursionError" in line for line in err.splitlines()), err
 
 
-def test_gui_write_one_reports_any_error_as_that_photos_failure(tmp_path, deep_photos, monkeypatch):
-    from desktop_app.gui import workers
+def test_a_photo_the_library_index_refuses_is_said_not_swallowed(tmp_path, monkeypatch, capsys):
+    """Issue 27: the CLI dropped index errors (``except Exception: pass``); now each reaches its photo's line,
+    whether the caption was written (and read back) or the photo was only indexed as it is."""
+    import sqlite3
+
+    from desktop_app import cli
+    from desktop_app.library.index import LibraryIndex
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        Image.new("RGB", (64, 48), "orange").save(folder / name)
+    record = LibraryIndex.record
+
+    def refuse_b(self, path, saved):
+        if Path(path).name == "b.jpg":
+            raise sqlite3.OperationalError("database or disk is full")
+        return record(self, path, saved)
+
+    monkeypatch.setattr(LibraryIndex, "record", refuse_b)
+    for write, said in (("embed", "captioned: {}: written, but could not be read back or indexed: "),
+                        ("none", "not indexed: {}: ")):
+        assert cli.main(["caption", str(folder), "--write", write, "--recaption",
+                         "--index", str(tmp_path / "i.sqlite")]) == cli.EXIT_OK
+        lines = capsys.readouterr().err.splitlines()
+        assert said.format(folder / "b.jpg") + "database or disk is full" in lines, lines
+        assert not any("a.jpg" in line and "index" in line for line in lines), lines
+
+
+def test_the_apps_writer_reports_any_error_as_that_photos_failure(tmp_path, deep_photos, monkeypatch):
+    from desktop_app.library import keep
     from desktop_app.library.undo import WriteJournal
     from desktop_app.metadata.store import WriteOptions
 
     journal = WriteJournal()
-    report = workers.write_one(deep_photos[0], CAPTION, WriteOptions(), journal, None)
+    report = keep.write_and_index(deep_photos[0], CAPTION, WriteOptions(), None, journal)
     assert "nested" in report.error
-    monkeypatch.setattr(workers, "write_caption", lambda *a: (_ for _ in ()).throw(RecursionError("deep")))
-    report = workers.write_one(deep_photos[1], CAPTION, WriteOptions(), journal, None)
+    monkeypatch.setattr(keep, "write_caption", lambda *a: (_ for _ in ()).throw(RecursionError("deep")))
+    report = keep.write_and_index(deep_photos[1], CAPTION, WriteOptions(), None, journal)
     assert "RecursionError" in report.error
 
 

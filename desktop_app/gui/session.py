@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED
 from desktop_app.library.index import Details, Draft, LibraryIndex
+from desktop_app.library.keep import WriteReport, machine_details
 from desktop_app.library.undo import UndoReport, WriteJournal, clean_stale
 from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
 
@@ -94,18 +95,6 @@ class Problem:
     kind: str  # "failed", "skipped" or "warning"
     message: str  # in plain words
     earlier: bool = False  # a failure from before this run, still standing
-
-
-@dataclass
-class WriteReport:
-    """One photo's write, as the writer saw it."""
-
-    path: Path
-    places: list[str] = field(default_factory=list)
-    skipped: str = ""
-    warnings: list[str] = field(default_factory=list)
-    error: str = ""
-    saved: CaptionRecord | None = None  # what the photo holds now, read back after the write
 
 
 _PLAIN = [
@@ -296,8 +285,7 @@ class Session(QObject):
                 item.error, item.skipped = "", ""
                 item.confidence = getattr(r, "confidence", None)
                 item.model_id, item.details_text = model_id or item.model_id, r.text
-                details[item.path] = Details(r.text, item.model_id, list(r.words), list(r.alternatives), r.attention,
-                                             item.confidence, bool(getattr(r, "needs_review", False)))
+                details[item.path] = machine_details(r, item.model_id)
                 counts["captioned"] += 1
                 if report is not None:
                     counts["written" if self._apply_report(item, report) == "written" else "not written"] += 1

@@ -2,9 +2,9 @@
 
 Each worker is a QObject moved to its own QThread; it talks to the window only
 through queued signals, so the event loop never blocks. Every write goes through
-``write_one``: remember for undo, write, read back what the photo now holds and
-index it, all on the worker's thread (each worker opens the index itself; every index
-operation uses its own short connection).
+``library.keep.write_and_index`` (as the CLI's do): remember for undo, write, read back
+what the photo now holds and index it, all on the worker's thread (each worker opens
+the index itself; every index operation uses its own short connection).
 """
 
 from __future__ import annotations
@@ -17,38 +17,12 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.pipeline import PipelineOptions, PhotoOutcome, Progress, caption_photos
-from desktop_app.gui.session import WriteReport
 from desktop_app.library.index import LibraryIndex
+from desktop_app.library.keep import WriteReport, machine_record, write_and_index
 from desktop_app.library.undo import WriteJournal
 from desktop_app.metadata.atomic import remove_stale_temp_files
-from desktop_app.metadata.record import MACHINE, CaptionRecord
-from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, write_caption
-
-
-def write_one(path: Path, record: CaptionRecord, options: WriteOptions, journal: WriteJournal,
-              index: LibraryIndex | None) -> WriteReport:
-    """Write one caption and say honestly what happened: written (where), skipped (why) or failed (why)."""
-    try:
-        journal.remember(path)
-        result = write_caption(path, record, options)
-    except (MetadataError, OSError) as exc:
-        journal.forget(path)
-        return WriteReport(path, error=str(exc))
-    except Exception as exc:  # one photo must never stop the batch: it fails alone, named in Problems
-        journal.forget(path)
-        return WriteReport(path, error=f"unexpected error: {type(exc).__name__}: {exc}")
-    if not result.places:
-        journal.forget(path)
-        return WriteReport(path, skipped=result.skipped or "nothing was written", warnings=list(result.warnings))
-    journal.written(path)
-    report = WriteReport(path, list(result.places), "", list(result.warnings))
-    try:
-        report.saved = read_caption(path, options.sidecar_naming)
-        if index is not None:
-            index.record(path, report.saved)
-    except Exception as exc:  # written, but reading it back failed: say so, keep going
-        report.warnings.append(f"written, but could not be read back: {exc}")
-    return report
+from desktop_app.metadata.record import CaptionRecord
+from desktop_app.metadata.store import WriteOptions, read_caption
 
 
 def sweep_temp_files(paths: list[Path]) -> None:
@@ -86,10 +60,8 @@ class CaptionWorker(QObject):
     def _on_outcome(self, outcome: PhotoOutcome) -> None:
         report = None
         if self.write and outcome.result is not None:
-            r = outcome.result
-            record = CaptionRecord(r.text, MACHINE, self.captioner.model_id, r.keywords, r.score,
-                                   needs_review=r.needs_review, confidence=r.confidence)
-            report = write_one(outcome.path, record, self.write, self.journal, self._index)
+            record = machine_record(outcome.result, self.captioner.model_id)
+            report = write_and_index(outcome.path, record, self.write, self._index, self.journal)
         self._pending.append((outcome, report))
 
     def _on_progress(self, progress: Progress) -> None:
@@ -146,7 +118,7 @@ class WriteWorker(QObject):
             for n, (path, record) in enumerate(self.jobs, 1):
                 if self.cancel_event.is_set():
                     break
-                pending.append(write_one(path, record, self.options, self.journal, index))
+                pending.append(write_and_index(path, record, self.options, index, self.journal))
                 if time.monotonic() - flushed >= self.FLUSH_SECONDS:
                     self.written.emit(pending)
                     self.progress.emit(n, len(self.jobs))
