@@ -68,6 +68,14 @@ def existing(paths: list[Path]) -> None:
         raise UsageError("no such file or folder: " + ", ".join(missing))
 
 
+def photos_only(paths: list[Path], command: str, instead: str) -> None:
+    """Every path must exist and be a photo: ``command`` does not take folders; ``instead`` says what does."""
+    existing(paths)
+    named_folders = [str(p) for p in paths if p.is_dir()]
+    if named_folders:
+        raise UsageError(f"{command} takes photos, not folders ({', '.join(named_folders)}); {instead}")
+
+
 def folders(paths: list[Path]) -> None:
     existing(paths)
     files = [str(p) for p in paths if not p.is_dir()]

@@ -14,7 +14,7 @@ from pathlib import Path
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
 from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, decode_options, existing, folders,
-                                   whole_number, writable_file)
+                                   photos_only, whole_number, writable_file)
 from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
@@ -203,11 +203,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    existing(args.photos)
-    named_folders = [str(p) for p in args.photos if p.is_dir()]
-    if named_folders:
-        raise UsageError(f"show takes photos, not folders ({', '.join(named_folders)}); "
-                         "photocaption scan FOLDER indexes a folder's captions and photocaption search finds them")
+    photos_only(args.photos, "show",
+                "photocaption scan FOLDER indexes a folder's captions and photocaption search finds them")
     from desktop_app.library.index import default_index_path
     from desktop_app.metadata.store import MetadataError, read_caption
     from desktop_app.photos.discover import READABLE, is_photo

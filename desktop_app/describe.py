@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from desktop_app.arguments import HelpFormatter, UsageError, existing
+from desktop_app.arguments import HelpFormatter, UsageError, photos_only
 
 if TYPE_CHECKING:
     from desktop_app.captioning.captioner import Captioner, CaptionResult
@@ -159,11 +159,7 @@ def speak(text: str) -> str:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    existing(args.photos)
-    named_folders = [str(p) for p in args.photos if p.is_dir()]
-    if named_folders:
-        raise UsageError(f"describe takes photos, not folders ({', '.join(named_folders)}); "
-                         "photocaption caption FOLDER captions a folder")
+    photos_only(args.photos, "describe", "photocaption caption FOLDER captions a folder")
     if args.window and (args.json or args.speak):
         raise UsageError("--window shows the photos in a window; --json and --speak are for the terminal")
     model = ModelOnce(args.model, args.provider)

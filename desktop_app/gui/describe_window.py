@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QCloseEvent, QGuiApplication, QIcon, QImage, \
     QKeySequence, QPixmap, QShortcut
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
 from desktop_app.describe import Description, ModelOnce, describe_photo
@@ -245,15 +245,11 @@ class DescribeWindow(QWidget):
 
 
 def run_window(photos: list[Path], model: ModelOnce, sidecar_naming: str = "ext") -> int:
-    from desktop_app.gui import platform_check
+    from desktop_app.gui.app import start_qt
 
-    problem = platform_check.check()
-    if problem:
-        print(problem, file=sys.stderr)
+    app = start_qt()
+    if app is None:
         return 1
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("photocaption")
-    app.setOrganizationName("photocaption")
     window = DescribeWindow(photos, model, sidecar_naming)
     window.show()
     return app.exec()

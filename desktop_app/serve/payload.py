@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from desktop_app.captioning.captioner import CaptionResult
+from desktop_app.captioning.captioner import CaptionResult, result_fields
 from desktop_app.captioning.options import LIMITS, DecodeOptions
 
 MAX_UPLOAD_MB = 16  # a 50 MP camera JPEG is ~25 MB: those are better captioned by path
@@ -98,14 +98,15 @@ def attention_grid(grid_size: int) -> list[int]:
 
 
 def caption_json(result: CaptionResult, options: RequestOptions, model_id: str, grid_size: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"caption": result.text, "score": round(float(result.score), 4), "model": model_id,
-                            "confidence": None if result.confidence is None else round(float(result.confidence), 3),
-                            "needs_review": bool(result.needs_review)}
+    """The answer's JSON, from the fields the CLI's --jsonl writes (same rounding), shaped as the API says."""
+    fields = result_fields(result)
+    body: dict[str, Any] = {"caption": fields["caption"], "score": fields["score"], "model": model_id,
+                            "confidence": fields["confidence"], "needs_review": fields["needs_review"]}
     if options.n_best > 1:
-        body["alternatives"] = [{"caption": text, "score": round(float(score), 4)}
-                                for text, score in result.alternatives[:options.n_best]]
+        body["alternatives"] = [{"caption": text, "score": score}
+                                for text, score in fields["alternatives"][:options.n_best]]
     if options.keywords:
-        body["keywords"] = list(result.keywords)
+        body["keywords"] = list(fields["keywords"])
     if options.attention:
         body["attention"] = {"grid": attention_grid(grid_size), "words": list(result.words),
                              "weights": [[round(float(w), 5) for w in row] for row in result.attention]}
