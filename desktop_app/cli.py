@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
@@ -19,6 +20,9 @@ from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
 from desktop_app.serve.cli import add_serve_parser
+
+if TYPE_CHECKING:
+    from desktop_app.metadata.store import WriteOptions
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
 PROVIDER_HELP = "where the model runs: auto = the GPU (CUDA) when it really works, else the CPU"
@@ -74,35 +78,23 @@ def _open_index(path: Path | None):
 def cmd_caption(args: argparse.Namespace) -> int:
     from desktop_app.captioning.captioner import Captioner, result_fields
     from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PipelineOptions, caption_photos
-    from desktop_app.library.keep import index_photo, machine_details, machine_record, write_and_index
-    from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
-    from desktop_app.photos.discover import find_photos
+    from desktop_app.library.keep import index_photo, machine_details, machine_record, sweep_temp_files, write_and_index
 
     existing(args.paths)
     writable_file(args.jsonl, "--jsonl")
     writable_file(args.index, "--index")
-    paths = list(find_photos(args.paths, args.recursive))
-    if not paths:
-        nested = not args.recursive and any(p.is_dir() and any(c.is_dir() for c in p.iterdir()) for p in args.paths)
-        raise UsageError("no photos in " + ", ".join(map(str, args.paths))
-                         + (" (its sub-folders are read with -r)" if nested else ""))
+    paths = _photos_to_caption(args.paths, args.recursive)
     captioner = Captioner.open(args.model, provider=args.provider, threads=args.threads)
     write = "none" if args.dry_run else args.write
-    if write != "none":  # a killed run's hidden temp files go, even when this run ends up writing nothing
-        from desktop_app.metadata.atomic import remove_stale_temp_files
-
-        for folder in sorted({path.parent for path in paths}):
-            remove_stale_temp_files(folder, force=True)
+    if write != "none":
+        sweep_temp_files(paths)
     print(f"model {captioner.model_id} on {captioner.provider}; {len(paths)} photos; "
           f"writing: {write if write != 'none' else 'nothing'}", file=sys.stderr)
     options = PipelineOptions(
         decode=decode_options(args),
         batch_size=args.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
         protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
-    write_options = WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
-                                 overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
-                                 write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs,
-                                 keyword_hierarchy=args.keyword_hierarchy)
+    write_options = _write_options(args, write)
     index = None if args.dry_run or args.no_index else _open_index(args.index)
     jsonl = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     counts = {CAPTIONED: 0, SKIPPED: 0, FAILED: 0}
@@ -153,18 +145,44 @@ def cmd_caption(args: argparse.Namespace) -> int:
         if jsonl:
             jsonl.close()
     seconds = time.perf_counter() - start
-    for line in problems:
+    summary = summary_line(counts[CAPTIONED], counts[SKIPPED], counts[FAILED], len(paths), seconds, cancel.is_set())
+    for line in [*problems, summary, *_closing_lines(review, counts[CAPTIONED], skip_reasons)]:
         print(line, file=sys.stderr)
-    print(summary_line(counts[CAPTIONED], counts[SKIPPED], counts[FAILED], len(paths), seconds, cancel.is_set()),
-          file=sys.stderr)
-    if review:
-        print(f"needs review: {review} of the {counts[CAPTIONED]} captions (the model is not sure of them)",
-              file=sys.stderr)
-    if skip_reasons:
-        print("why skipped: " + "; ".join(f"{n} {reason}" for reason, n in skip_reasons.items()), file=sys.stderr)
     if cancel.is_set():
         return EXIT_CANCELLED
     return EXIT_SOME_FAILED if counts[FAILED] else EXIT_OK
+
+
+def _photos_to_caption(paths: list[Path], recursive: bool) -> list[Path]:
+    """The photos under ``paths``; none is a usage error that says where sub-folders were left out."""
+    from desktop_app.photos.discover import find_photos
+
+    photos = list(find_photos(paths, recursive))
+    if not photos:
+        nested = not recursive and any(p.is_dir() and any(c.is_dir() for c in p.iterdir()) for p in paths)
+        raise UsageError("no photos in " + ", ".join(map(str, paths))
+                         + (" (its sub-folders are read with -r)" if nested else ""))
+    return photos
+
+
+def _write_options(args: argparse.Namespace, write: str) -> WriteOptions:
+    """How ``caption`` writes, from its flags (``write``: embed or sidecar)."""
+    from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
+
+    return WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
+                        overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
+                        write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs,
+                        keyword_hierarchy=args.keyword_hierarchy)
+
+
+def _closing_lines(review: int, captioned: int, skip_reasons: dict[str, int]) -> list[str]:
+    """What a run says below its summary line: how many captions a person should check, why photos were skipped."""
+    lines = []
+    if review:
+        lines.append(f"needs review: {review} of the {captioned} captions (the model is not sure of them)")
+    if skip_reasons:
+        lines.append("why skipped: " + "; ".join(f"{n} {reason}" for reason, n in skip_reasons.items()))
+    return lines
 
 
 def summary_line(captioned: int, skipped: int, failed: int, total: int, seconds: float, cancelled: bool) -> str:

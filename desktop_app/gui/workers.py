@@ -18,17 +18,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.pipeline import PipelineOptions, PhotoOutcome, Progress, caption_photos
 from desktop_app.library.index import LibraryIndex
-from desktop_app.library.keep import WriteReport, machine_record, write_and_index
+from desktop_app.library.keep import WriteReport, machine_record, sweep_temp_files, write_and_index
 from desktop_app.library.undo import WriteJournal
-from desktop_app.metadata.atomic import remove_stale_temp_files
 from desktop_app.metadata.record import CaptionRecord
 from desktop_app.metadata.store import WriteOptions, read_caption
-
-
-def sweep_temp_files(paths: list[Path]) -> None:
-    """Remove a killed run's hidden temp files beside these photos, even when this batch writes nothing."""
-    for folder in sorted({Path(path).parent for path in paths}):
-        remove_stale_temp_files(folder, force=True)
 
 
 class CaptionWorker(QObject):

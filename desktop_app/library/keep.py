@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from desktop_app.library.index import Details, LibraryIndex
 from desktop_app.library.undo import WriteJournal
+from desktop_app.metadata.atomic import remove_stale_temp_files
 from desktop_app.metadata.record import MACHINE, CaptionRecord
 from desktop_app.metadata.store import MetadataError, WriteOptions, read_caption, write_caption
 
@@ -77,6 +78,12 @@ def write_and_index(path: Path, record: CaptionRecord, options: WriteOptions, in
     except Exception as exc:  # written, but reading it back failed: say so, keep going
         report.warnings.append(f"written, but could not be read back or indexed: {exc}")
     return report
+
+
+def sweep_temp_files(paths: list[Path]) -> None:
+    """Remove a killed run's hidden temp files beside these photos, even when this batch writes nothing."""
+    for folder in sorted({Path(path).parent for path in paths}):
+        remove_stale_temp_files(folder, force=True)
 
 
 def _forget(journal: WriteJournal | None, path: Path) -> None:
