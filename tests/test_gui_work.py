@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from conftest import exiftool
+from desktop_app.library.keep import WriteReport
 from desktop_app.metadata.record import MACHINE, PERSON
 from test_gui import caption_and_wait, make_window, select, write_and_wait
 
@@ -381,5 +382,5 @@ def test_problems_come_to_the_front_of_an_empty_library_search(qtbot, window, sa
     window.open_folder(samples)
     qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
     window.session.start_run("Write")
-    window.session._problem(window.session.items[0], "failed", "read-only")
+    window.session.apply_writes([WriteReport(window.session.items[0].path, error="read-only")])  # a failed write
     assert not window.problems_dock.visibleRegion().isEmpty() and window.library_dock.visibleRegion().isEmpty()
