@@ -92,8 +92,8 @@ def test_bad_photos_are_named_and_the_batch_goes_on(tiny_bundle, tmp_path):
     run = run_cli("caption", folder, "--model", tiny_bundle[0], index=tmp_path / "index.sqlite")
     assert run.returncode == 1  # some failed
     assert "captioned 1, skipped 0, failed 5 of 6 photos" in run.stderr
-    for name, reason in [("truncated.jpg", "corrupt or truncated"), ("zero.jpg", "not an image"),
-                         ("notes.jpg", "not an image"), ("bomb.jpg", "refused"), ("locked.jpg", "read-only")]:
+    for name, reason in [("truncated.jpg", "corrupt or truncated"), ("zero.jpg", "not a photo this app can open"),
+                         ("notes.jpg", "not a photo this app can open"), ("bomb.jpg", "refused"), ("locked.jpg", "read-only")]:
         assert any(name in line and reason in line for line in run.stderr.splitlines()), (name, run.stderr)
     for path in folder.iterdir():
         if path.name != "good.jpg":

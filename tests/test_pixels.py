@@ -63,7 +63,7 @@ def test_refusals_name_the_problem(tmp_path):
     Image.new("RGB", (300, 300), "blue").save(tmp_path / "ok.jpg")
     data = (tmp_path / "ok.jpg").read_bytes()
     (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
-    for name, reason in [("empty.jpg", "not an image"), ("text.jpg", "not an image"),
+    for name, reason in [("empty.jpg", "not a photo this app can open"), ("text.jpg", "not a photo this app can open"),
                          ("truncated.jpg", "corrupt or truncated"), ("absent.jpg", "file not found")]:
         with pytest.raises(PhotoError, match=reason):
             load_pixels(tmp_path / name, SPEC)

@@ -213,7 +213,7 @@ def test_not_an_image_corrupt_and_bomb_are_4xx_in_words(server, pristine_samples
     status, _, body = call(f"{url}/v1/caption", b"hello", token, "text/plain")
     assert status == 415 and "image/*" in body["error"]
     status, _, body = call(f"{url}/v1/caption", b"this is not a photo at all", token, "application/octet-stream")
-    assert status == 422 and "not an image" in body["error"]
+    assert status == 422 and "not a photo this app can open" in body["error"]
     status, _, body = call(f"{url}/v1/caption", jpeg[: len(jpeg) // 3], token, "image/jpeg")
     assert status == 422 and "corrupt or truncated" in body["error"]
     status, _, body = call(f"{url}/v1/caption", _png_header_only(20_000, 20_000), token, "image/png")
@@ -280,7 +280,7 @@ def test_caption_by_path_only_inside_the_allowed_folders(server, folders, refere
     assert by_path("chelsea.jpg")[0] == 400
     assert by_path(str(allowed / "missing.jpg"))[0] == 404
     status, body = by_path(str(allowed / "notes.jpg"))
-    assert status == 422 and "not an image" in body["error"]
+    assert status == 422 and "not a photo this app can open" in body["error"]
 
 
 def test_docs_page_and_openapi_need_no_token(server):
