@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         window.panel.set_caption_text("A cup of coffee on a saucer, with a spoon.")  # a person's edit
         (samples / "rocket.jpg").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # a read-only photo
         window.write([window.session.item(samples / n) for n in ("chelsea.jpg", "rocket.jpg")])
-        wait(lambda: window.write_worker is None, after_write)
+        wait(lambda: window.runs.write_worker is None, after_write)
 
     def after_write() -> None:
         window.search_bar.sort.setCurrentIndex(1)  # needs attention first
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def start() -> None:
         window.caption_all()
-        wait(lambda: window.caption_worker is None and not window.threads_running(), after_captions)
+        wait(lambda: window.runs.caption_worker is None and not window.runs.threads_running(), after_captions)
 
     QTimer.singleShot(300, start)
     app.exec()

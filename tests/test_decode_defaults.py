@@ -61,7 +61,7 @@ def test_desktop_app_defaults_and_limits_are_the_apps(qtbot, tmp_path, pristine_
     (the worker is stopped as it is made: only the options it was given are read)."""
     from PySide6.QtCore import QSettings
 
-    from desktop_app.gui import main_window
+    from desktop_app.gui import main_window, runs
     from desktop_app.gui.settings import AppSettings, SettingsDialog
 
     dialog = SettingsDialog(AppSettings())
@@ -78,7 +78,7 @@ def test_desktop_app_defaults_and_limits_are_the_apps(qtbot, tmp_path, pristine_
         given.append(options.decode)
         raise Stop
 
-    monkeypatch.setattr(main_window, "CaptionWorker", worker)
+    monkeypatch.setattr(runs, "CaptionWorker", worker)
     window = main_window.MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
                                     tmp_path / "library.sqlite")
     qtbot.addWidget(window)

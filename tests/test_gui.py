@@ -32,15 +32,15 @@ def window(qtbot, tmp_path):
 
 def caption_and_wait(qtbot, win, everything=True):
     (win.caption_all if everything else win.caption_selected)()
-    assert win.caption_worker is not None
-    with qtbot.waitSignal(win.caption_worker.finished, timeout=120_000):
+    assert win.runs.caption_worker is not None
+    with qtbot.waitSignal(win.runs.caption_worker.finished, timeout=120_000):
         pass
-    qtbot.waitUntil(lambda: win.caption_worker is None)
+    qtbot.waitUntil(lambda: win.runs.caption_worker is None)
 
 
 def write_and_wait(qtbot, win, everything=True):
     (win.write_all if everything else win.write_selected)()
-    qtbot.waitUntil(lambda: win.write_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.runs.write_worker is None, timeout=30_000)
 
 
 def select(win, name):
@@ -76,7 +76,7 @@ def test_caption_review_edit_write_undo(qtbot, window, samples, pristine_samples
 
     assert window.actions.undo_write.isEnabled() and "write of 5 photos" in window.actions.undo_write.text()
     window.actions.undo_write.trigger()
-    qtbot.waitUntil(lambda: window.write_worker is None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.runs.write_worker is None, timeout=10_000)
     assert {p.name: p.read_bytes() for p in samples.iterdir()} == originals
     assert all(i.unsaved for i in window.photos.items)  # the captions are drafts again, not lost
 
@@ -91,7 +91,7 @@ def test_cancel_mid_batch_leaves_photos_whole(qtbot, window, tmp_path, pristine_
     window.settings.write_as_captioned = True
     window.open_folder(folder)
     window.caption_all()
-    worker = window.caption_worker
+    worker = window.runs.caption_worker
     qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=60_000)
     window.actions.cancel.trigger()
     with qtbot.waitSignal(worker.finished, timeout=60_000) as blocker:

@@ -24,7 +24,7 @@ def window(qtbot, tmp_path):
 
 def opened(qtbot, window, folder):
     window.open_folder(folder)
-    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     return window
 
 
@@ -46,10 +46,10 @@ def test_typing_wins_over_the_model_caption_arriving(qtbot, window, samples):
     select(window, "coffee.jpg")
     item = window.current
     window.caption_all()
-    assert window.caption_worker is not None and not item.caption  # nothing from the model yet
+    assert window.runs.caption_worker is not None and not item.caption  # nothing from the model yet
     window.focus_caption()
     qtbot.keyClicks(window.caption_edit, "An espresso cup")
-    qtbot.waitUntil(lambda: window.caption_worker is None, timeout=120_000)  # its signals may be queued already
+    qtbot.waitUntil(lambda: window.runs.caption_worker is None, timeout=120_000)  # its signals may be queued already
     qtbot.keyClicks(window.caption_edit, " on a saucer")
     typed = "An espresso cup on a saucer"
     assert window.caption_edit.toPlainText() == typed
@@ -81,7 +81,7 @@ def test_keywords_typed_without_return_are_kept_by_ctrl_return_and_ctrl_s(qtbot,
     window.panel.keywords.selectAll()
     qtbot.keyClicks(window.panel.keywords, "launch, paddleboard")
     qtbot.keyClick(window.panel.keywords, Qt.Key.Key_S, CTRL)  # write the selected photo
-    qtbot.waitUntil(lambda: window.write_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.runs.write_worker is None, timeout=30_000)
     assert read_caption(samples / "rocket.jpg").keywords == ["launch", "paddleboard"]
     assert "wrote 1 photo " in window.statusBar().currentMessage()  # item 10: not "1 photos"
 
@@ -156,10 +156,10 @@ def test_counts_add_up_to_the_photos_at_every_step(qtbot, window, samples):
 
     window.open_folder(samples)
     assert check("opened")["failed"] == 1 and window.photos.thumbnails_loaded() == 0  # before any thumbnail
-    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     check("captions read")
     window.caption_all()
-    qtbot.waitUntil(lambda: window.caption_worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: window.runs.caption_worker is None, timeout=120_000)
     assert check("captioned")["unsaved"] == 5
     window.session.start_run("another run")  # a new run's list starts empty: the failed photo is still named
     assert check("new run")["failed"] == 1
@@ -170,7 +170,7 @@ def test_counts_add_up_to_the_photos_at_every_step(qtbot, window, samples):
 def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
     """Issue 25 item 10: the first window was taller than a 768-pixel screen; a re-run listed one "already captioned"
     line per photo and counted those photos in its speed; library results did not follow arriving captions."""
-    from desktop_app.gui import main_window
+    from desktop_app.gui import runs
 
     available = window.screen().availableGeometry()
     assert window.width() <= available.width() and window.height() <= available.height()
@@ -183,13 +183,13 @@ def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
     assert lines == ["Skipped 3 photos: already captioned by this model"]
     assert window.problems_panel.title.text().endswith("0 failed, 3 skipped")
 
-    window._run_counts, window._rate_start = {"captioned": 0}, None
+    window.runs.counts, window.runs.rate_start = {"captioned": 0}, None
     with monkeypatch.context() as patch:
         clock = iter([100.0, 102.0])
-        patch.setattr(main_window.time, "perf_counter", lambda: next(clock))
-        window._caption_progress(500, 1000, 0.0, 0.0)  # 500 skipped photos: no model time
-        window._run_counts["captioned"] = 10
-        window._caption_progress(510, 1000, 0.0, 0.0)
+        patch.setattr(runs.time, "perf_counter", lambda: next(clock))
+        window.runs.caption_progress(500, 1000, 0.0, 0.0)  # 500 skipped photos: no model time
+        window.runs.counts["captioned"] = 10
+        window.runs.caption_progress(510, 1000, 0.0, 0.0)
     assert window.rate_label.text().startswith("5.0 photos/s")  # 10 captioned in 2 s, not 510
 
     window.search_bar.whole_library.setChecked(True)

@@ -134,3 +134,30 @@ def test_undoing_an_edit_back_to_the_models_words_is_the_models_caption_again(se
     session.edit_caption(a, "Another one.")  # typing an alternative's words is choosing it
     assert a.source == MACHINE and a.score == -2.0 and a.attention is None
     assert session.index.drafts_under(session.folder)[a.path].source == MACHINE
+
+
+def test_runs_write_and_undo_without_a_window(qtbot, samples, tmp_path):
+    """The run controller needs no window: a write runs on its thread, says what it did, and is undone."""
+    from desktop_app.gui.runs import Runs
+    from desktop_app.gui.settings import AppSettings
+
+    index_path = tmp_path / "library.sqlite"
+    session = Session(LibraryIndex(index_path), tmp_path / "undo")
+    folder = samples.resolve()
+    session.open(folder, sorted(folder.glob("*.jpg")))
+    session.apply_saved({})
+    runs = Runs(session, AppSettings(), index_path)
+    messages, shown = [], []
+    runs.message.connect(lambda text, ms: messages.append(text))
+    runs.started.connect(shown.append)
+    item = session.items[0]
+    session.edit_caption(item, "A photo a person described.")
+    with qtbot.waitSignal(runs.write_finished, timeout=30_000):
+        assert runs.write([item]) and runs.busy
+    assert shown == [1] and runs.counts == {"written": 1, "skipped": 0, "failed": 0} and not item.unsaved
+    assert messages[-1] == "wrote 1 photo (Ctrl+Alt+Z undoes)" and not runs.busy
+    with qtbot.waitSignal(runs.undone, timeout=30_000):
+        runs.undo_write()
+    assert item.saved_caption != "A photo a person described." and messages[-1].startswith("restored 1 photo")
+    runs.wait_all()
+    qtbot.waitUntil(lambda: not runs.threads_running())

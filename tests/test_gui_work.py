@@ -57,7 +57,7 @@ def test_caption_all_quit_reopen_keeps_every_caption_and_edit(qtbot, window, sam
 
     reopened = make_window(qtbot, tmp_path)  # same settings file and library index
     assert reopened.reopen_last()  # the last folder comes back
-    qtbot.waitUntil(lambda: not reopened.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not reopened.runs.threads_running(), timeout=10_000)
     items = {i.path.name: i for i in reopened.photos.items}
     assert {name: i.caption for name, i in items.items()} == machine
     assert items["coffee.jpg"].caption == edited and items["coffee.jpg"].source == PERSON
@@ -221,7 +221,7 @@ def test_write_as_made_then_undo(qtbot, window, samples):
     assert "written into 5 photos, not written 0" in window.statusBar().currentMessage()
     assert not window.session.unsaved_items() and window.session.counts()["captioned"] == 5
     window.undo_write()
-    qtbot.waitUntil(lambda: window.write_worker is None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.runs.write_worker is None, timeout=10_000)
     assert {p.name: p.read_bytes() for p in samples.iterdir()} == originals
     assert len(window.session.unsaved_items()) == 5  # back to drafts, not lost
 
@@ -280,7 +280,7 @@ def test_mnemonics_are_unique_and_tab_order_follows_the_layout(window):
 
 def test_filters_sort_and_stale_preview(qtbot, window, samples):
     window.open_folder(samples)
-    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     select(window, "rocket.jpg")
     caption_and_wait(qtbot, window, everything=False)
     window.search_bar.show_only.setCurrentText("Show: uncaptioned")
@@ -316,7 +316,7 @@ def test_settings_remember_and_do_not_keep_a_failed_provider(qtbot, window, samp
             return True
 
     monkeypatch.setattr("desktop_app.gui.main_window.SettingsDialog", Dialog)
-    monkeypatch.setattr("desktop_app.gui.main_window.Captioner.open", failing_open)
+    monkeypatch.setattr("desktop_app.gui.runs.Captioner.open", failing_open)
     window.open_settings()
     assert window.settings.provider == "auto" and window.store.value("provider") == "auto"
 
@@ -346,7 +346,7 @@ def test_library_search_finds_other_folders_and_opens_them(qtbot, window, sample
     qtbot.keyClicks(window.caption_edit, "An espresso in a red cup.")
     write_and_wait(qtbot, window)
     window.open_folder(samples)
-    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     window.search_bar.whole_library.setChecked(True)
     qtbot.keyClicks(window.search, "espresso")
     assert window.filter.rowCount() == 0  # not in this folder...
@@ -364,7 +364,7 @@ def test_caption_all_again_keeps_a_typed_draft(qtbot, window, samples):
     qtbot.keyClicks(window.caption_edit, " Mine")
     typed = window.current.caption
     window.caption_all()  # every photo has an unsaved caption already: none is captioned again
-    assert window.caption_worker is None and "nothing to caption: skipped 5" in window.statusBar().currentMessage()
+    assert window.runs.caption_worker is None and "nothing to caption: skipped 5" in window.statusBar().currentMessage()
     assert window.session.item((samples / "coffee.jpg").resolve()).caption == typed
     texts = [window.problems.item(i).text() for i in range(window.problems.count())]
     assert "Skipped: coffee.jpg: has an unsaved caption a person wrote (kept as a draft)" in texts
@@ -380,7 +380,7 @@ def test_problems_come_to_the_front_of_an_empty_library_search(qtbot, window, sa
     window.library_dock.show()
     window.library_dock.raise_()  # as a restored window layout may have it, with no search typed
     window.open_folder(samples)
-    qtbot.waitUntil(lambda: not window.threads_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     window.session.start_run("Write")
     window.session.apply_writes([WriteReport(window.session.items[0].path, error="read-only")])  # a failed write
     assert not window.problems_dock.visibleRegion().isEmpty() and window.library_dock.visibleRegion().isEmpty()

@@ -9,16 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSettings, QSize, Qt, QThread, QTimer, Slot
+from PySide6.QtCore import QItemSelectionModel, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QMenu,
                                QMessageBox, QProgressBar, QSplitter, QVBoxLayout, QWidget)
 
-from desktop_app.bundle.format import BundleError
-from desktop_app.captioning.captioner import Captioner
-from desktop_app.captioning.decode import DecodeOptions
-from desktop_app.captioning.pipeline import PipelineOptions
-from desktop_app.captioning.runtime import ProviderError
 from desktop_app.gui.accessibility import SpokenLabel
 from desktop_app.gui.actions import Actions
 from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
@@ -26,7 +21,7 @@ from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, 
 from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
-from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
+from desktop_app.gui.runs import Runs
 from desktop_app.library.index import LibraryIndex, default_index_path
 from desktop_app.photos.discover import find_photos
 
@@ -39,20 +34,14 @@ class MainWindow(QMainWindow):
         available = self.screen().availableGeometry()  # a 1366x768 laptop: the status bar stays on the screen
         self.resize(min(1280, available.width() * 95 // 100), min(800, available.height() * 9 // 10))
         self.store = settings_store or QSettings("photocaption", "photocaption")
-        self.settings = AppSettings.load(self.store)
         self.memory = Memory(self.store)
         self.index_path = Path(index_path or default_index_path())
         self.index = LibraryIndex(self.index_path)
         self.session = Session(self.index, self.index_path.parent / "undo", self)
-        self.captioner: Captioner | None = None
+        self.runs = Runs(self.session, AppSettings.load(self.store), self.index_path, self)
         self.folder: Path | None = None
-        self._threads: list[tuple[QThread, object]] = []
-        self.caption_worker: CaptionWorker | None = None
-        self.write_worker: WriteWorker | UndoWorker | None = None
         self._current: PhotoItem | None = None
         self._word = -1
-        self._run_counts: dict[str, int] = {}
-        self._rate_start: tuple[float, int] | None = None
         self._close_after_write = False
         self._open_after_write: Path | None = None
         self._focused_once = False
@@ -69,6 +58,7 @@ class MainWindow(QMainWindow):
         self.actions.menus["view"].addAction(self.actions.view_problems)
         self.actions.menus["view"].addAction(self.library_dock.toggleViewAction())
         self._connect_session()
+        self._connect_runs()
         self._tab_order()
         self._restore_memory()
         self._update_actions()
@@ -188,6 +178,25 @@ class MainWindow(QMainWindow):
         self.session.problems_changed.connect(self._show_problems)
         self.session.undo_changed.connect(self._update_actions)
 
+    def _connect_runs(self) -> None:
+        r = self.runs
+        r.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        r.started.connect(self._run_started)
+        r.progress.connect(self.progress.setValue)
+        r.rate.connect(self.rate_label.setText)
+        r.busy_changed.connect(self._update_actions)
+        r.caption_finished.connect(self._caption_finished)
+        r.write_finished.connect(self._write_finished)
+        r.undone.connect(self._undone)
+        r.captions_read.connect(self._captions_read)
+        r.model_changed.connect(self.model_label.setText)
+        r.model_failed.connect(self._show_model_error)
+
+    @property
+    def settings(self) -> AppSettings:
+        """The app's settings: one object, shared with the runs."""
+        return self.runs.settings
+
     def _show_problems(self) -> None:
         """The run's problems, brought to the front when there are some (unless library hits are showing)."""
         self.problems_panel.show_problems(self.session.shown_problems(), self.session.run_label)
@@ -227,29 +236,20 @@ class MainWindow(QMainWindow):
             self._focused_once = True
             self.grid.setFocus()
 
-    def threads_running(self) -> bool:
-        """Any worker still at work (the folder scan included)."""
-        return bool(self._threads)
-
-    @property
-    def busy(self) -> bool:
-        return self.caption_worker is not None or self.write_worker is not None
-
     def _update_actions(self) -> None:
         a = self.actions
         has_photos = bool(self.session.items)
-        captioning = self.caption_worker is not None
+        busy = self.runs.busy
         selected = bool(self.grid.selectionModel().selectedIndexes())
-        for action in (a.caption_selected, a.caption_all):
-            action.setEnabled(has_photos and not self.busy)
-        a.caption_selected.setEnabled(has_photos and selected and not self.busy)
-        a.pause.setEnabled(captioning)
-        a.cancel.setEnabled(self.busy)
+        a.caption_all.setEnabled(has_photos and not busy)
+        a.caption_selected.setEnabled(has_photos and selected and not busy)
+        a.pause.setEnabled(self.runs.caption_worker is not None)
+        a.cancel.setEnabled(busy)
         label = self.session.undo_label()
-        a.undo_write.setEnabled(bool(label) and not self.busy)
+        a.undo_write.setEnabled(bool(label) and not busy)
         a.undo_write.setText(f"&Undo {label}" if label else "&Undo Last Write")
         for action in (a.write_selected, a.write_all, a.discard):  # one writer at a time
-            action.setEnabled(has_photos and not self.busy)
+            action.setEnabled(has_photos and not busy)
         for action in (a.export_csv, a.export_json):
             action.setEnabled(has_photos)
 
@@ -263,21 +263,6 @@ class MainWindow(QMainWindow):
         self.counts_label.setText(f"{count_of(c['photos'], 'photo')}: {states}{review}")
 
     # ---- model ---------------------------------------------------------------------------------
-    def ensure_captioner(self) -> Captioner | None:
-        if self.captioner is None:
-            try:
-                self.captioner = self._open_captioner(self.settings)
-            except (BundleError, ProviderError) as exc:
-                self._show_model_error(str(exc))
-                return None
-            self.model_label.setText(f"model: {self.captioner.model_id} on {self.captioner.provider}")
-        return self.captioner
-
-    @staticmethod
-    def _open_captioner(settings: AppSettings) -> Captioner:
-        path = Path(settings.model_path) if settings.model_path else None
-        return Captioner.open(path, provider=settings.provider)
-
     def _show_model_error(self, message: str) -> None:
         """Window-modal but not blocking: the event loop (and any test driving it) keeps running."""
         self.statusBar().showMessage(f"model cannot be used: {' '.join(message.split())}", 15000)  # one line
@@ -308,11 +293,11 @@ class MainWindow(QMainWindow):
 
     def open_folder_asking(self, folder: Path) -> bool:
         """Open another folder; unsaved work in this one is asked about first."""
-        if self.busy:
+        if self.runs.busy:
             self.statusBar().showMessage("wait for the current captioning or writing to finish (Esc cancels)", 5000)
             return False
         if not self._settle_unsaved("open another folder"):
-            if self.write_worker is not None:  # writing everything first: open it when that is done
+            if self.runs.write_worker is not None:  # writing everything first: open it when that is done
                 self._open_after_write = Path(folder)
             return False
         self.open_folder(folder)
@@ -335,33 +320,15 @@ class MainWindow(QMainWindow):
         if paths:
             self.grid.selectionModel().setCurrentIndex(self.filter.index(0, 0),
                                                        QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        worker = ScanWorker(self.index_path, self.folder, self.settings.recursive, self.settings.sidecar_naming)
-        worker.finished.connect(self._captions_read)
-        self._start(worker)
+        self.runs.scan(self.folder)
 
-    def _captions_read(self, captions: dict) -> None:
-        self.session.apply_saved(captions)
+    def _captions_read(self) -> None:
         self._show_counts()
         c = self.session.counts()
         restored = self.session.restored_drafts
         self.statusBar().showMessage(f"{count_of(c['photos'], 'photo')}, {c['captioned']} captioned"
                                      + (f", {c['unsaved']} unsaved (kept from last time)" if restored else ""), 8000)
         self._refresh_current()
-
-    def _start(self, worker) -> QThread:
-        thread = QThread(self)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.finished.connect(thread.quit)
-        thread.finished.connect(self._forget_thread)  # a window slot, so it runs on the UI thread
-        self._threads.append((thread, worker))
-        thread.start()
-        return thread
-
-    @Slot()
-    def _forget_thread(self) -> None:
-        finished = self.sender()
-        self._threads = [(thread, worker) for thread, worker in self._threads if thread is not finished]
 
     # ---- selection & preview ---------------------------------------------------------------
     def selected_items(self) -> list[PhotoItem]:
@@ -489,73 +456,16 @@ class MainWindow(QMainWindow):
         self.caption([i.path for i in self.session.items], recaption=False, label="Caption all")
 
     def caption(self, paths: list[Path], recaption: bool, label: str = "Caption") -> None:
-        if not paths or self.busy or self.ensure_captioner() is None:
-            return
-        s = self.settings
-        self.session.start_run(label)  # drafts are not captioned again unasked: they are this run's first skips
-        if not (paths := self.session.to_caption(paths, recaption, self.captioner.model_id,
-                                                 not s.overwrite_person_captions)):
-            self.statusBar().showMessage(f"nothing to caption: skipped {self.session.run_skipped} (see Problems)", 8000)
-            return
-        options = PipelineOptions(decode=DecodeOptions(beam_size=s.beam_size, max_length=s.max_length),
-                                  recaption=recaption, protect_person_captions=not s.overwrite_person_captions,
-                                  sidecar_naming=s.sidecar_naming)
-        journal = self.session.new_journal(f"captions written as made ({count_of(len(paths), 'photo')})") \
-            if s.write_as_captioned else None
-        write = s.write_options() if journal is not None else None
-        worker = CaptionWorker(self.captioner, paths, options, write, journal, self.index_path)
-        worker.outcomes.connect(self._caption_outcomes)
-        worker.progress.connect(self._caption_progress)
-        worker.finished.connect(self._caption_finished)
-        self.caption_worker = worker
-        self._run_counts = {}
-        self._rate_start = None
-        self.progress.setRange(0, len(paths))
+        if self.runs.caption(paths, recaption, label):
+            self.actions.pause.setText("&Pause")
+
+    def _run_started(self, total: int) -> None:
+        self.progress.setRange(0, total)
         self.progress.setValue(0)
         self.progress.show()
-        self.rate_label.setText("estimating…")
-        self.actions.pause.setText("&Pause")
-        self._start(worker)
-        self._update_actions()
 
-    def _caption_outcomes(self, outcomes: list) -> None:
-        """A bundle of finished photos from the worker: the session takes them (and keeps them as drafts)."""
-        counts = self.session.apply_outcomes(outcomes, self.captioner.model_id if self.captioner else "")
-        for key, value in counts.items():
-            self._run_counts[key] = self._run_counts.get(key, 0) + value
-
-    def _caption_progress(self, done: int, total: int, rate: float, eta: float) -> None:
-        """The rate counts photos the model captioned (a skipped one costs it nothing), from the first delivered
-        photo: the first batch pays for warming the model up."""
-        self.progress.setValue(done)
-        now, made = time.perf_counter(), self._run_counts.get("captioned", 0)
-        if self._rate_start is None:
-            self._rate_start = (now, made)
-            return
-        start, made0 = self._rate_start
-        if now - start < 1.0 or made - made0 < 2:
-            return
-        rate = (made - made0) / (now - start)
-        left = (total - done) / rate
-        self.rate_label.setText(f"{rate:.1f} photos/s, {int(left) // 60}:{int(left) % 60:02d} left")
-
-    def _caption_finished(self, counts: dict, cancelled: bool, journal) -> None:
-        self.caption_worker = None
+    def _caption_finished(self) -> None:
         self.progress.hide()
-        self.rate_label.setText("")
-        if journal is not None:
-            self.session.push_undo(journal)
-        c = self._run_counts
-        counts = {**counts, "skipped": counts["skipped"] + self.session.run_skipped}  # drafts left alone count too
-        message = (f"{'Cancelled: ' if cancelled else ''}captioned {counts['captioned']}, skipped {counts['skipped']}, "
-                   f"failed {counts['failed']}")
-        if journal is not None:
-            message += f"; written into {count_of(c.get('written', 0), 'photo')}, not written {c.get('not written', 0)}"
-        elif counts["captioned"]:
-            message += " (unsaved: Ctrl+Shift+S writes all)"
-        if counts["skipped"] or counts["failed"] or c.get("not written"):
-            message += "; see Problems"
-        self.statusBar().showMessage(message, 15000)
         self.filter.refilter()
         self._show_counts()
         self._update_actions()
@@ -563,25 +473,11 @@ class MainWindow(QMainWindow):
             self.apply_search(self.search.text())
 
     def toggle_pause(self) -> None:
-        worker = self.caption_worker
-        if worker is None:
-            return
-        if worker.pause_event.is_set():
-            worker.pause_event.clear()
-            self.actions.pause.setText("&Pause")
-            self.statusBar().showMessage("resumed", 2000)
-        else:
-            worker.pause_event.set()
-            self.actions.pause.setText("&Resume")
-            self.statusBar().showMessage("paused")
+        if self.runs.caption_worker is not None:
+            self.actions.pause.setText("&Resume" if self.runs.toggle_pause() else "&Pause")
 
     def cancel(self) -> None:
-        if self.caption_worker is not None:
-            self.caption_worker.cancel_event.set()
-            self.statusBar().showMessage("cancelling after the current batch…")
-        elif isinstance(self.write_worker, WriteWorker):
-            self.write_worker.cancel_event.set()
-            self.statusBar().showMessage("stopping after the current photo…")
+        self.runs.cancel()
 
     # ---- review & edit ---------------------------------------------------------------------
     def _caption_edited(self, text: str) -> None:
@@ -655,50 +551,12 @@ class MainWindow(QMainWindow):
         self.write(self.session.items)
 
     def write(self, items: list[PhotoItem]) -> bool:
-        """Write these photos' unsaved captions and keyword edits, on the writer thread; undoable."""
+        """Write these photos' unsaved captions and keyword edits (the keywords being typed too); undoable."""
         self.panel.commit_keywords()
-        if self.busy:
-            self.statusBar().showMessage("wait for the current captioning or writing to finish", 5000)
-            return False
-        jobs = self.session.write_jobs(items, self.captioner.model_id if self.captioner else "")
-        if not jobs:
-            self.statusBar().showMessage("nothing to write: no unsaved captions or keyword edits", 3000)
-            return False
-        journal = self.session.new_journal(f"write of {len(jobs)} photo{'s' if len(jobs) > 1 else ''}")
-        worker = WriteWorker(jobs, self.settings.write_options(), journal, self.index_path)
-        worker.written.connect(self._written)
-        worker.progress.connect(self._write_progress)  # a window method: runs on the UI thread
-        worker.finished.connect(self._write_finished)
-        self.write_worker = worker
-        self.session.start_run(f"Write {count_of(len(jobs), 'photo')}")
-        self._run_counts = {}
-        self.progress.setRange(0, len(jobs))
-        self.progress.setValue(0)
-        self.progress.show()
-        self.statusBar().showMessage(f"writing {count_of(len(jobs), 'caption')}…")
-        self._start(worker)
-        self._update_actions()
-        return True
+        return self.runs.write(items)
 
-    def _write_progress(self, done: int, total: int) -> None:
-        self.progress.setValue(done)
-
-    def _written(self, reports: list) -> None:
-        for key, value in self.session.apply_writes(reports).items():
-            self._run_counts[key] = self._run_counts.get(key, 0) + value
-
-    def _write_finished(self, journal, cancelled: bool) -> None:
-        self.write_worker = None
+    def _write_finished(self) -> None:
         self.progress.hide()
-        self.session.push_undo(journal)
-        c = self._run_counts
-        written, skipped, failed = c.get("written", 0), c.get("skipped", 0), c.get("failed", 0)
-        message = f"{'Stopped: ' if cancelled else ''}wrote {count_of(written, 'photo')}"
-        if skipped or failed:
-            message += f", skipped {skipped}, failed {failed} (see Problems)"
-        if written:
-            message += " (Ctrl+Alt+Z undoes)"
-        self.statusBar().showMessage(message, 15000)
         self.filter.refilter()
         self._show_counts()
         self._update_actions()
@@ -707,28 +565,14 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.close)
         elif self._open_after_write is not None:
             folder, self._open_after_write = self._open_after_write, None
-            if not failed:  # all written: go on to the folder asked for (after a failure, stay and show why)
+            if not self.runs.counts.get("failed", 0):  # all written: go on (after a failure, stay and show why)
                 QTimer.singleShot(0, lambda: self.open_folder_asking(folder))
 
     def undo_write(self) -> None:
-        if self.busy or not self.session.undo_stack:
-            return
-        journal = self.session.pop_undo()
-        worker = UndoWorker(journal, self.settings.sidecar_naming, self.index_path)
-        worker.finished.connect(self._undone)
-        self.write_worker = worker
-        self.statusBar().showMessage(f"undoing the {journal.label}…")
-        self._start(worker)
-        self._update_actions()
+        self.runs.undo_write()
 
-    def _undone(self, report, saved: dict) -> None:
-        self.write_worker = None
-        self.session.apply_undo(report, saved)
+    def _undone(self) -> None:
         self._show_counts()
-        message = f"restored {count_of(len(report.restored), 'photo')} as they were before the write"
-        if report.refused:
-            message += f"; {len(report.refused)} left as they are (see Problems)"
-        self.statusBar().showMessage(message, 10000)
         self._refresh_current()
         self._update_actions()
 
@@ -777,18 +621,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.settings, self)
         if not dialog.exec():
             return
-        new = dialog.settings
-        if (new.model_path, new.provider) != (self.settings.model_path, self.settings.provider):
-            try:
-                captioner = self._open_captioner(new)
-            except (BundleError, ProviderError) as exc:
-                # the model in use stays, and so does the saved choice: a failed provider is never remembered
-                new.model_path, new.provider = self.settings.model_path, self.settings.provider
-                self._show_model_error(f"{exc}\n\nKept the model and provider in use.")
-            else:
-                self.captioner = captioner
-                self.model_label.setText(f"model: {captioner.model_id} on {captioner.provider}")
-        self.settings = new
+        self.runs.use_settings(dialog.settings)
         self.settings.save(self.store)
 
     def show_shortcuts(self) -> None:
@@ -822,24 +655,18 @@ class MainWindow(QMainWindow):
         return choice in (KEEP, DISCARD)
 
     def closeEvent(self, event) -> None:
-        if self.write_worker is not None:
+        if self.runs.write_worker is not None:
             self.statusBar().showMessage("still writing: the window closes when it is done", 5000)
             self._close_after_write = True
             event.ignore()
             return
-        if self.caption_worker is not None:
-            self.caption_worker.cancel_event.set()  # captions made so far are drafts already
-            for thread, worker in list(self._threads):
-                if worker is self.caption_worker:
-                    thread.quit()
-                    thread.wait(30000)
+        if self.runs.caption_worker is not None:
+            self.runs.stop_captioning()
             QGuiApplication.processEvents()  # take in the worker's last outcomes
         if not self._settle_unsaved("quit"):
             event.ignore()
             return
-        for thread, _ in list(self._threads):
-            thread.quit()
-            thread.wait(10000)
+        self.runs.wait_all()
         self.memory.save_window(self.saveGeometry(), self.saveState(),
                                 {s.objectName(): s.saveState() for s in (self.splitter, self.right)})
         self.session.discard_undo()
