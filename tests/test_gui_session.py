@@ -137,7 +137,8 @@ def test_undoing_an_edit_back_to_the_models_words_is_the_models_caption_again(se
 
 
 def test_runs_write_and_undo_without_a_window(qtbot, samples, tmp_path):
-    """The run controller needs no window: a write runs on its thread, says what it did, and is undone."""
+    """The run controller needs no window: a write runs on its thread, says what it did, goes on to the folder
+    asked for meanwhile, and is undone."""
     from desktop_app.gui.runs import Runs
     from desktop_app.gui.settings import AppSettings
 
@@ -152,8 +153,10 @@ def test_runs_write_and_undo_without_a_window(qtbot, samples, tmp_path):
     runs.started.connect(shown.append)
     item = session.items[0]
     session.edit_caption(item, "A photo a person described.")
-    with qtbot.waitSignal(runs.write_finished, timeout=30_000):
+    with qtbot.waitSignal(runs.open_requested, timeout=30_000) as asked:  # the folder a person asked for, after
         assert runs.write([item]) and runs.busy
+        runs.open_after_write = tmp_path
+    assert asked.args == [tmp_path] and runs.open_after_write is None
     assert shown == [1] and runs.counts == {"written": 1, "skipped": 0, "failed": 0} and not item.unsaved
     assert messages[-1] == "wrote 1 photo (Ctrl+Alt+Z undoes)" and not runs.busy
     with qtbot.waitSignal(runs.undone, timeout=30_000):

@@ -42,8 +42,6 @@ class MainWindow(QMainWindow):
         self.folder: Path | None = None
         self._current: PhotoItem | None = None
         self._word = -1
-        self._close_after_write = False
-        self._open_after_write: Path | None = None
         self._focused_once = False
         self.shortcuts_window: QMessageBox | None = None
         self.opened_at = 0.0
@@ -191,6 +189,8 @@ class MainWindow(QMainWindow):
         r.captions_read.connect(self._captions_read)
         r.model_changed.connect(self.model_label.setText)
         r.model_failed.connect(self._show_model_error)
+        r.close_requested.connect(self.close)
+        r.open_requested.connect(self.open_folder_asking)
 
     @property
     def settings(self) -> AppSettings:
@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
             return False
         if not self._settle_unsaved("open another folder"):
             if self.runs.write_worker is not None:  # writing everything first: open it when that is done
-                self._open_after_write = Path(folder)
+                self.runs.open_after_write = Path(folder)
             return False
         self.open_folder(folder)
         return True
@@ -560,13 +560,6 @@ class MainWindow(QMainWindow):
         self.filter.refilter()
         self._show_counts()
         self._update_actions()
-        if self._close_after_write:
-            self._close_after_write = False
-            QTimer.singleShot(0, self.close)
-        elif self._open_after_write is not None:
-            folder, self._open_after_write = self._open_after_write, None
-            if not self.runs.counts.get("failed", 0):  # all written: go on (after a failure, stay and show why)
-                QTimer.singleShot(0, lambda: self.open_folder_asking(folder))
 
     def undo_write(self) -> None:
         self.runs.undo_write()
@@ -598,9 +591,8 @@ class MainWindow(QMainWindow):
 
     def _show_library_hits(self, text: str) -> int:
         """Photos of every indexed folder matching ``text`` (drafts on their draft); returns how many."""
-        hits = {h.path: h for h in self.index.search(text, limit=500)}
-        hits.update({h.path: h for h in self.index.search_drafts(text)})
-        self.library_results.show_hits(list(hits.values()))
+        hits = self.session.library_hits(text)
+        self.library_results.show_hits(hits)
         return len(hits)
 
     def export(self, kind: str) -> None:
@@ -650,14 +642,14 @@ class MainWindow(QMainWindow):
             self.session.discard_all()
         elif choice == WRITE:
             if self.write(self.session.items):
-                self._close_after_write = doing == "quit"
+                self.runs.close_after_write = doing == "quit"
                 return False  # goes on (quits) when the writes are done
         return choice in (KEEP, DISCARD)
 
     def closeEvent(self, event) -> None:
         if self.runs.write_worker is not None:
             self.statusBar().showMessage("still writing: the window closes when it is done", 5000)
-            self._close_after_write = True
+            self.runs.close_after_write = True
             event.ignore()
             return
         if self.runs.caption_worker is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from desktop_app.bundle.format import BundleError
 from desktop_app.captioning.captioner import Captioner
@@ -41,6 +41,8 @@ class Runs(QObject):
     captions_read = Signal()  # the folder scan's captions are in the session
     model_changed = Signal(str)  # what to say about the model in use
     model_failed = Signal(str)  # why the model cannot be used
+    close_requested = Signal()  # the writes asked for before quitting are done
+    open_requested = Signal(object)  # the writes asked for before opening this folder are done, all of them
 
     def __init__(self, session: Session, settings: AppSettings, index_path: Path, parent: QObject | None = None):
         super().__init__(parent)
@@ -50,6 +52,8 @@ class Runs(QObject):
         self.write_worker: WriteWorker | UndoWorker | None = None
         self.counts: dict[str, int] = {}  # this run's outcomes so far, by kind
         self.rate_start: tuple[float, int] | None = None  # (time, photos captioned) of the first delivery
+        self.close_after_write = False  # quit once the running write is done
+        self.open_after_write: Path | None = None  # open this folder once the running write is done
         self._threads: list[tuple[QThread, QObject]] = []
 
     @property
@@ -267,6 +271,13 @@ class Runs(QObject):
             message += " (Ctrl+Alt+Z undoes)"
         self.message.emit(message, 15000)
         self.write_finished.emit()
+        if self.close_after_write:
+            self.close_after_write = False
+            QTimer.singleShot(0, self.close_requested.emit)
+        elif self.open_after_write is not None:
+            folder, self.open_after_write = self.open_after_write, None
+            if not failed:  # all written: go on to the folder asked for (after a failure, stay and show why)
+                QTimer.singleShot(0, lambda: self.open_requested.emit(folder))
 
     def undo_write(self) -> None:
         """Put the last write back, on the writer thread."""

@@ -573,6 +573,12 @@ class Session(QObject):
                 out.add(item.path)
         return out
 
+    def library_hits(self, text: str) -> list:
+        """Photos of every indexed folder matching ``text``, those with a draft found by their draft."""
+        hits = {h.path: h for h in self.index.search(text, limit=500)}
+        hits.update({h.path: h for h in self.index.search_drafts(text)})
+        return list(hits.values())
+
     def state_key(self, item: PhotoItem) -> tuple:
         """The needs-attention order: by state, captions needing review least confident first, then by name."""
         rank = self.state_rank(item)
