@@ -69,7 +69,13 @@ class MainWindow(QMainWindow):
         self.photos = PhotoListModel(self.session, self)
         self.filter = PhotoFilter(self.session, self)
         self.filter.setSourceModel(self.photos)
+        left = self._build_grid()
+        self._build_editor(left)
+        self._build_docks()
+        self._build_status_bar()
 
+    def _build_grid(self) -> QWidget:
+        """The search bar over the thumbnail grid: the left side of the window."""
         self.search_bar = SearchBar()
         self.search = self.search_bar.search
         self.search.textChanged.connect(self.apply_search)
@@ -106,7 +112,10 @@ class MainWindow(QMainWindow):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.search_bar)
         left_layout.addWidget(self.grid)
+        return left
 
+    def _build_editor(self, left: QWidget) -> None:
+        """The preview over the caption panel, beside the grid."""
         self.preview = PreviewPane()
         self.panel = CaptionPanel()
         self.caption_edit = self.panel.caption_edit
@@ -128,6 +137,8 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 2)
         self.setCentralWidget(self.splitter)
 
+    def _build_docks(self) -> None:
+        """Problems and library search, tabbed below; Problems in front."""
         self.problems_panel = ProblemsList()
         self.problems = self.problems_panel.list
         self.problems_panel.clear_button.clicked.connect(self.session.clear_problems)
@@ -148,6 +159,7 @@ class MainWindow(QMainWindow):
         self.problems_dock.raise_()
         self.library_dock.hide()
 
+    def _build_status_bar(self) -> None:
         self.counts_label = SpokenLabel()
         self.counts_label.setAccessibleDescription("Photo counts")  # a name would hide the counts from a screen reader
         self.model_label = QLabel("model: not loaded")
