@@ -18,21 +18,14 @@ import tempfile
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png] [SHORTCUTS.png]",
-              file=sys.stderr)
-        return 2
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+def _window_on_samples(work: Path):
+    """A shown main window at laptop size on a throwaway copy (in ``work``) of the sample photos plus a damaged file;
+    returns it and the copy's folder."""
+    from PySide6.QtCore import QSettings
 
     from desktop_app.gui.main_window import MainWindow
     from desktop_app.resources import SAMPLE_PHOTOS
 
-    app = QApplication.instance() or QApplication([])
-    work = Path(tempfile.mkdtemp(prefix="photocaption-shot-"))
     samples = Path(shutil.copytree(SAMPLE_PHOTOS, work / "samples", ignore=shutil.ignore_patterns("*.md")))
     (samples / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat), work / "index.sqlite")
@@ -40,6 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(1366, 768)
     window.show()
     window.open_folder(samples)
+    return window, samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m desktop_app.screenshot OUT.png [ATTENTION.png] [PROBLEMS.png] [SHORTCUTS.png]",
+              file=sys.stderr)
+        return 2
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    work = Path(tempfile.mkdtemp(prefix="photocaption-shot-"))
+    window, samples = _window_on_samples(work)
 
     def select(name: str) -> None:
         for row in range(window.filter.rowCount()):
