@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desktop_app.captioning.options import LIMITS, DecodeOptions
+
+if TYPE_CHECKING:
+    from desktop_app.metadata.store import WriteOptions
 
 
 class UsageError(Exception):
@@ -108,3 +112,38 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 def decode_options(args: argparse.Namespace) -> DecodeOptions:
     """The options :func:`add_decode_arguments` parsed."""
     return DecodeOptions(beam_size=args.beam, max_length=args.max_length, no_repeat_ngram=args.no_repeat_ngram)
+
+
+def add_write_arguments(parser: argparse.ArgumentParser) -> None:
+    """How captions are written into photos (--write, --overwrite, --touch, ...), so ``caption`` and
+    ``cluster write`` write by the same flags and safety rules."""
+    parser.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
+                        help="embed: XMP inside JPEG, PNG, WebP and TIFF, plus EXIF in JPEGs (HEIC, RAW get a "
+                             "sidecar); sidecar: .xmp files only")
+    parser.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext",
+                        help="ext: photo.jpg.xmp; stem: photo.xmp")
+    parser.add_argument("--overwrite", action="store_true", help="replace captions a person wrote")
+    parser.add_argument("--touch", action="store_true", help="let the photo's modification time change")
+    parser.add_argument("--no-exif", action="store_true", help="write XMP only, leave EXIF alone")
+    parser.add_argument("--no-keywords", action="store_true", help="do not add dc:subject keywords")
+    parser.add_argument("--keyword-hierarchy", choices=["auto", "always", "never"], default="auto",
+                        help="also list machine keywords as lr:hierarchicalSubject photocaption|word (read by Immich, "
+                             "Lightroom, digiKam); auto: only where the photo has no keywords a person chose")
+    parser.add_argument("--no-xattrs", action="store_true",
+                        help="do not set user.xdg.comment / user.xdg.tags (the attributes desktop search reads)")
+
+
+def write_options(args: argparse.Namespace, write: str) -> WriteOptions:
+    """The options :func:`add_write_arguments` parsed (``write``: embed or sidecar)."""
+    from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
+
+    return WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
+                        overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
+                        write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs,
+                        keyword_hierarchy=args.keyword_hierarchy)
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    """--index and --no-index, for commands that keep the library index up to date as they write."""
+    parser.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")
+    parser.add_argument("--no-index", action="store_true", help="do not update the library index")

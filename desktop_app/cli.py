@@ -10,19 +10,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
-from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, decode_options, existing, folders,
-                                   photos_only, whole_number, writable_file)
+from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, add_index_arguments,
+                                   add_write_arguments, decode_options, existing, folders, photos_only, whole_number,
+                                   writable_file, write_options)
 from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
 from desktop_app.serve.cli import add_serve_parser
-
-if TYPE_CHECKING:
-    from desktop_app.metadata.store import WriteOptions
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
 PROVIDER_HELP = "where the model runs: auto = the GPU (CUDA) when it really works, else the CPU"
@@ -66,7 +63,7 @@ class ProgressLine:
             sys.stderr.write("\n")
 
 
-def _open_index(path: Path | None):
+def open_index(path: Path | None):
     from desktop_app.library.index import LibraryIndex, default_index_path
 
     index = LibraryIndex(path or default_index_path())
@@ -94,8 +91,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
         decode=decode_options(args),
         batch_size=args.batch_size, decode_workers=args.decode_workers, recaption=args.recaption or args.dry_run,
         protect_person_captions=not args.overwrite, sidecar_naming=args.sidecar_naming)
-    write_options = _write_options(args, write)
-    index = None if args.dry_run or args.no_index else _open_index(args.index)
+    writing = write_options(args, write)
+    index = None if args.dry_run or args.no_index else open_index(args.index)
     jsonl = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     counts = {CAPTIONED: 0, SKIPPED: 0, FAILED: 0}
     skip_reasons: dict[str, int] = {}
@@ -107,7 +104,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
         nonlocal review
         status, message, places = outcome.status, outcome.message, []
         if status == CAPTIONED and write != "none":  # written, read back and indexed as the app's writers do
-            report = write_and_index(outcome.path, machine_record(outcome.result, captioner.model_id), write_options,
+            report = write_and_index(outcome.path, machine_record(outcome.result, captioner.model_id), writing,
                                      index)
             places, message = report.places, report.error or report.skipped or "; ".join(report.warnings)
             status = FAILED if report.error else CAPTIONED if report.places else SKIPPED
@@ -165,16 +162,6 @@ def _photos_to_caption(paths: list[Path], recursive: bool) -> list[Path]:
     return photos
 
 
-def _write_options(args: argparse.Namespace, write: str) -> WriteOptions:
-    """How ``caption`` writes, from its flags (``write``: embed or sidecar)."""
-    from desktop_app.metadata.store import EMBED, SIDECAR, WriteOptions
-
-    return WriteOptions(mode=EMBED if write == "embed" else SIDECAR, sidecar_naming=args.sidecar_naming,
-                        overwrite=args.overwrite, keep_mtime=not args.touch, write_exif=not args.no_exif,
-                        write_keywords=not args.no_keywords, write_xattrs=not args.no_xattrs,
-                        keyword_hierarchy=args.keyword_hierarchy)
-
-
 def _closing_lines(review: int, captioned: int, skip_reasons: dict[str, int]) -> list[str]:
     """What a run says below its summary line: how many captions a person should check, why photos were skipped."""
     lines = []
@@ -195,7 +182,7 @@ def summary_line(captioned: int, skipped: int, failed: int, total: int, seconds:
 def cmd_search(args: argparse.Namespace) -> int:
     folders(args.scan or [])
     writable_file(args.index, "--index")
-    index = _open_index(args.index)
+    index = open_index(args.index)
     if args.scan:
         index.scan(args.scan, recursive=True)
     query = " ".join(args.query)
@@ -214,7 +201,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     folders(args.folders)
     writable_file(args.index, "--index")
-    index = _open_index(args.index)
+    index = open_index(args.index)
     read = index.scan(args.folders, recursive=not args.no_recursive)
     print(f"indexed {read} new or changed photos; {len(index)} in the library ({index.path})")
     return EXIT_OK
@@ -228,7 +215,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from desktop_app.photos.discover import READABLE, is_photo
 
     index_path = args.index or default_index_path()
-    index = _open_index(index_path) if index_path.is_file() else None  # needs-review marks live in the index
+    index = open_index(index_path) if index_path.is_file() else None  # needs-review marks live in the index
     status = EXIT_OK
     for photo in args.photos:
         if not is_photo(photo):
@@ -301,20 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=HelpFormatter)
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
-    c.add_argument("--write", choices=["embed", "sidecar", "none"], default="embed",
-                   help="embed: XMP inside JPEG, PNG, WebP and TIFF, plus EXIF in JPEGs (HEIC, RAW get a "
-                        "sidecar); sidecar: .xmp files only")
-    c.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
-    c.add_argument("--overwrite", action="store_true", help="replace captions a person wrote")
+    add_write_arguments(c)
     c.add_argument("--recaption", action="store_true", help="caption again photos this model already captioned")
-    c.add_argument("--touch", action="store_true", help="let the photo's modification time change")
-    c.add_argument("--no-exif", action="store_true", help="write XMP only, leave EXIF alone")
-    c.add_argument("--no-keywords", action="store_true", help="do not add dc:subject keywords")
-    c.add_argument("--keyword-hierarchy", choices=["auto", "always", "never"], default="auto",
-                   help="also list machine keywords as lr:hierarchicalSubject photocaption|word (read by Immich, "
-                        "Lightroom, digiKam); auto: only where the photo has no keywords a person chose")
-    c.add_argument("--no-xattrs", action="store_true",
-                   help="do not set user.xdg.comment / user.xdg.tags (the attributes desktop search reads)")
     add_decode_arguments(c)
     c.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto", help=PROVIDER_HELP)
     c.add_argument("--threads", type=whole_number(0), default=0, help="model threads (0 = one per core)")
@@ -324,8 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
     c.add_argument("--jsonl", type=Path, help="also append one JSON line per photo to this file")
     c.add_argument("--dry-run", action="store_true", help="caption and print; write nothing")
-    c.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")
-    c.add_argument("--no-index", action="store_true", help="do not update the library index")
+    add_index_arguments(c)
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-photo lines")
     c.set_defaults(run=cmd_caption)
 

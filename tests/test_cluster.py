@@ -1,7 +1,8 @@
-"""photocaption cluster caption (issue 31): tiny local Ray jobs on copies of the sample photos.
+"""photocaption cluster caption and cluster write (issue 31): tiny local Ray jobs on copies of the sample photos.
 
-The same photos give the same results as ``photocaption caption`` (the CLI's --jsonl fields), and a rerun
-with the same results folder captions only what is not done yet: no photo twice, none lost.
+The same photos give the same results as ``photocaption caption`` (the CLI's --jsonl fields), a rerun
+with the same results folder captions only what is not done yet: no photo twice, none lost; and the results
+written back give the photos those captions, by the CLI's safety rules.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import pytest
 pytest.importorskip("ray.data", reason='the cluster extra is not installed (pip install -e ".[cluster]")')
 
 from desktop_app.bundle.format import load_bundle  # noqa: E402
+from conftest import exiftool  # noqa: E402
 from desktop_app.cluster import results  # noqa: E402
 from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray, plan_pool  # noqa: E402
+from desktop_app.cluster.write import ALREADY, CHANGED, NOT_CAPTIONED  # noqa: E402
+from desktop_app.library.index import LibraryIndex  # noqa: E402
+from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord  # noqa: E402
+from desktop_app.metadata.store import read_caption, write_caption  # noqa: E402
 from desktop_app.photos.discover import find_photos  # noqa: E402
 from desktop_app.resources import DEFAULT_BUNDLE  # noqa: E402
 
@@ -121,6 +127,42 @@ def test_a_run_stopped_midway_keeps_what_it_finished_and_the_rerun_does_the_rest
     assert rest.already_done == len(kept) and rest.captioned + rest.failed == len(paths) - len(kept)
     assert set(rows_by_path(out)) == {str(p.resolve()) for p in paths}
     assert not list(out.glob(results.TEMP_PREFIX + "*"))
+
+
+def test_results_written_back_give_the_photos_their_captions_and_keep_a_persons(photos, tmp_path, local_ray):
+    """``cluster write``: every photo still as captioned gets its row's caption (the app's reader, exiftool and
+    the library index agree); a photo changed since is skipped in words, a person's caption is kept."""
+    person = photos / "copies" / "coffee.jpg"
+    write_caption(person, CaptionRecord("Grandma's coffee, Lisbon 1998", PERSON))
+    paths = list(find_photos([photos / "samples", photos / "copies"]))
+    out = tmp_path / "out"
+    caption_on_ray(paths, out, JobOptions(batch_size=4))
+    changed = photos / "copies" / "rocket.jpg"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    changed_bytes = changed.read_bytes()
+
+    index = tmp_path / "index.sqlite"
+    back = run("cluster", "write", out, "--index", index, index=tmp_path / "unused.sqlite")
+    assert back.returncode == 0, back.stderr
+    assert "written 8, kept a person's caption 1, skipped 2, failed 0 of 11 photos" in back.stderr
+    assert f"1 {CHANGED}" in back.stderr and f"1 {NOT_CAPTIONED}" in back.stderr
+    assert f"kept: {person.resolve()}: kept the caption a person wrote" in back.stderr
+    assert changed.read_bytes() == changed_bytes
+    assert read_caption(person).text == "Grandma's coffee, Lisbon 1998"
+
+    library = LibraryIndex(index)
+    for path, row in rows_by_path(out).items():
+        if row["status"] != "captioned" or Path(path) in (changed.resolve(), person.resolve()):
+            continue
+        saved = read_caption(Path(path))
+        assert (saved.text, saved.source, saved.model_id) == (row["caption"], MACHINE, row["model_id"]), path
+        assert exiftool(path)["XMP-dc:Description"] == row["caption"], path
+        assert library.get(Path(path)).caption == row["caption"]
+        assert library.details_of(Path(path)).confidence == row["confidence"]
+    assert library.get(person).caption == "Grandma's coffee, Lisbon 1998"
+    again = run("cluster", "write", out, "--index", index, index=tmp_path / "unused.sqlite")
+    assert "written 0, kept a person's caption 1, skipped 10, failed 0 of 11 photos" in again.stderr
+    assert f"8 {ALREADY}" in again.stderr  # an embedded write changed their size: not "changed since captioned"
 
 
 def test_the_pool_leaves_cpus_for_reading():

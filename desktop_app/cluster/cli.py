@@ -1,4 +1,4 @@
-"""``photocaption cluster caption``: its arguments, and the run with its summary in words."""
+"""``photocaption cluster caption`` and ``cluster write``: their arguments, and each run with its summary in words."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from desktop_app.arguments import HelpFormatter, UsageError, add_decode_arguments, decode_options, existing, whole_number
+from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, add_index_arguments,
+                                   add_write_arguments, decode_options, existing, whole_number, writable_file,
+                                   write_options)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2  # as desktop_app.cli's
 INSTALL_HINT = 'install the cluster extra: pip install -e ".[cluster]"'
 
 
 def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``cluster caption`` on photocaption's subcommands."""
+    """Register ``cluster caption`` and ``cluster write`` on photocaption's subcommands."""
     cluster = sub.add_parser("cluster", help="caption many photos on a Ray cluster (or a local Ray) into Parquet",
                              formatter_class=HelpFormatter)
     jobs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
@@ -41,6 +43,12 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--rows-per-part", type=whole_number(1), default=1000,
                    help="photos per Parquet part (a part is also written every 30 s); a killed run loses at most one")
     c.set_defaults(run=cmd_cluster_caption)
+    w = jobs.add_parser("write", help="write a results folder's captions into the photos and the library index "
+                        "(here, in one process)", formatter_class=HelpFormatter)
+    w.add_argument("results", type=Path, metavar="RESULTS_DIR", help="the --out folder of cluster caption")
+    add_write_arguments(w)
+    add_index_arguments(w)
+    w.set_defaults(run=cmd_cluster_write)
 
 
 def cmd_cluster_caption(args: argparse.Namespace) -> int:
@@ -88,4 +96,34 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
     rate = f" in {summary.seconds:.1f} s, {ran / summary.seconds:.1f} photos/s" if ran and summary.seconds else ""
     print(f"captioned {summary.captioned}, failed {summary.failed}, already done {summary.already_done} "
           f"of {summary.photos} photos{rate}; results in {args.out}", file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_cluster_write(args: argparse.Namespace) -> int:
+    """Write back locally: no Ray needed, only pyarrow to read the parts."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UsageError(f"photocaption cluster needs pyarrow: {INSTALL_HINT}") from None
+    from desktop_app.cli import open_index
+    from desktop_app.cluster.results import parts
+    from desktop_app.cluster.write import write_back
+
+    existing([args.results])
+    writable_file(args.index, "--index")
+    if not args.results.is_dir() or not parts(args.results):
+        raise UsageError(f"{args.results} holds no results of cluster caption (part-*.parquet)")
+    index = None if args.no_index else open_index(args.index)
+    summary = write_back(args.results, write_options(args, args.write), index, write=args.write != "none")
+    lines = [*(f"failed: {line}" for line in summary.failed), *(f"kept: {line}" for line in summary.kept_person),
+             *(f"warning: {line}" for line in summary.warnings),
+             f"written {summary.written}, kept a person's caption {len(summary.kept_person)}, "
+             f"skipped {sum(summary.skipped.values())}, failed {len(summary.failed)} of {summary.rows} photos "
+             f"in {args.results}"]
+    if summary.needs_review:
+        lines.append(f"needs review: {summary.needs_review} of the {summary.written} captions "
+                     "(the model is not sure of them)")
+    if summary.skipped:
+        lines.append("why skipped: " + "; ".join(f"{n} {reason}" for reason, n in summary.skipped.items()))
+    print("\n".join(lines), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
