@@ -9,16 +9,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QMenu,
-                               QMessageBox, QProgressBar, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout,
+                               QWidget)
 
-from desktop_app.gui.accessibility import SpokenLabel
 from desktop_app.gui.actions import Actions
-from desktop_app.gui.panels import (CANCEL, DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
-                                    ProblemsList, SearchBar, StatusBar, ask_about_unsaved)
-from desktop_app.gui.photo_model import THUMB, PathRole, PhotoFilter, PhotoListModel
+from desktop_app.gui.panels import (DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
+                                    ProblemsList, SearchBar, StatusBar, ask_about_unsaved, photo_grid)
+from desktop_app.gui.photo_model import PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
 from desktop_app.gui.runs import Runs
@@ -84,22 +83,8 @@ class MainWindow(QMainWindow):
         self.search_bar.sort.currentIndexChanged.connect(
             lambda _: (self.filter.set_order(self.search_bar.sort.currentData()), self._keep_current_visible()))
 
-        self.grid = QListView()
+        self.grid = photo_grid()
         self.grid.setModel(self.filter)
-        self.grid.setViewMode(QListView.ViewMode.IconMode)
-        self.grid.setIconSize(QSize(THUMB, THUMB))
-        self.grid.setGridSize(QSize(THUMB + 24, THUMB + 44))
-        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
-        self.grid.setUniformItemSizes(True)
-        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
-        self.grid.setBatchSize(200)
-        self.grid.setMovement(QListView.Movement.Static)
-        self.grid.setWordWrap(False)
-        self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.grid.setAccessibleName("Photos")
-        self.grid.setAccessibleDescription("Thumbnails of the open folder with their state; each reads its caption")
-        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._grid_menu)
         self.grid.doubleClicked.connect(lambda _: self.focus_caption())
         self.grid.selectionModel().currentChanged.connect(lambda current, _: self.show_photo(current))
@@ -160,20 +145,11 @@ class MainWindow(QMainWindow):
         self.library_dock.hide()
 
     def _build_status_bar(self) -> None:
-        self.counts_label = SpokenLabel()
-        self.counts_label.setAccessibleDescription("Photo counts")  # a name would hide the counts from a screen reader
-        self.model_label = QLabel("model: not loaded")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.setAccessibleName("Progress")
-        self.progress.setFormat("%v/%m")
-        self.progress.hide()
-        self.rate_label = QLabel()
-        self.setStatusBar(StatusBar())
-        self.statusBar().addPermanentWidget(self.counts_label)
-        self.statusBar().addPermanentWidget(self.rate_label)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.model_label)
+        """The status bar, with the counts, the rate, the progress and the model at its right."""
+        bar = StatusBar()
+        self.setStatusBar(bar)
+        self.counts_label, self.rate_label, self.progress = bar.counts, bar.rate, bar.progress
+        self.model_label = bar.model
 
     def _tab_order(self) -> None:
         chain = [self.search, self.search_bar.whole_library, self.search_bar.show_only, self.search_bar.sort,

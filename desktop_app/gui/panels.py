@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QStatusBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView,
+                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QScrollArea, QSizePolicy, QStatusBar, QVBoxLayout, QWidget)
 
 from desktop_app.gui.accessibility import SpokenLabel, announce
 from desktop_app.gui.attention import overlay
+from desktop_app.gui.photo_model import THUMB
 from desktop_app.gui.session import FILTERS, SORT_NAME, SORT_STATE, PhotoItem, Problem
 from desktop_app.metadata.record import MACHINE, PERSON
 
@@ -85,6 +86,27 @@ class SearchBar(QWidget):
 
     def kind(self) -> str:
         return FILTERS[self.show_only.currentIndex()]
+
+
+def photo_grid() -> QListView:
+    """The thumbnails with their state badges; uniform items laid out in batches, so thousands scroll smoothly
+    (a plain QListView: what a screen reader and the X server test see stays as it was)."""
+    grid = QListView()
+    grid.setViewMode(QListView.ViewMode.IconMode)
+    grid.setIconSize(QSize(THUMB, THUMB))
+    grid.setGridSize(QSize(THUMB + 24, THUMB + 44))
+    grid.setResizeMode(QListView.ResizeMode.Adjust)
+    grid.setUniformItemSizes(True)
+    grid.setLayoutMode(QListView.LayoutMode.Batched)
+    grid.setBatchSize(200)
+    grid.setMovement(QListView.Movement.Static)
+    grid.setWordWrap(False)
+    grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+    grid.setAccessibleName("Photos")
+    grid.setAccessibleDescription("Thumbnails of the open folder with their state; each reads its caption")
+    grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    return grid
 
 
 class PreviewPane(QScrollArea):
@@ -322,6 +344,17 @@ class StatusBar(QStatusBar):
         self._permanent: list[QWidget] = []
         self.messageChanged.connect(self.setToolTip)
         self.messageChanged.connect(lambda message: announce(self, message))
+        self.counts = SpokenLabel()
+        self.counts.setAccessibleDescription("Photo counts")  # a name would hide the counts from a screen reader
+        self.rate = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setAccessibleName("Progress")
+        self.progress.setFormat("%v/%m")
+        self.progress.hide()
+        self.model = QLabel("model: not loaded")
+        for widget in (self.counts, self.rate, self.progress, self.model):
+            self.addPermanentWidget(widget)
 
     def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:
         self._permanent.append(widget)
