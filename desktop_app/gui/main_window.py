@@ -242,13 +242,7 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_photos)
 
     def _show_counts(self) -> None:
-        c = self.session.counts()
-        if not c["photos"]:
-            self.counts_label.setText("")
-            return
-        states = ", ".join(f"{c[k]} {k}" for k in ("captioned", "unsaved", "uncaptioned", "failed") if c[k])
-        review = f" · {c['needs review']} needs review" if c["needs review"] else ""
-        self.counts_label.setText(f"{count_of(c['photos'], 'photo')}: {states}{review}")
+        self.counts_label.setText(self.session.counts_text())
 
     # ---- model ---------------------------------------------------------------------------------
     def _show_model_error(self, message: str) -> None:
@@ -405,15 +399,9 @@ class MainWindow(QMainWindow):
         if self.caption_edit.toPlainText().strip() != item.caption:
             self._refresh_current()  # changed from elsewhere (the model, a revert, an undo)
             return
-        self.panel.describe(item)
-        self.panel.show_alternatives(item)  # the model's caption for a photo a person is typing lands here
         self.preview.setAccessibleDescription(item.caption or "no caption yet")
-        if not self.panel.keywords.hasFocus():
-            self.panel.keywords.setText(", ".join(item.keywords))
-        if len(self.panel.word_buttons) != (len(item.words) if item.attention is not None else 0):
-            self.panel.fill_words(item)
-            if item.attention is None:
-                self.show_attention(None)
+        if self.panel.follow(item) and item.attention is None:
+            self.show_attention(None)
 
     def _grid_menu(self, position) -> None:
         a = self.actions

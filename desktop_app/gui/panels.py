@@ -258,6 +258,18 @@ class CaptionPanel(QWidget):
             entry.setToolTip(f"model score {score:.2f}")
             self.alternatives.addItem(entry)
 
+    def follow(self, item: PhotoItem) -> bool:
+        """The shown photo changed elsewhere while its caption is being typed: all but the caption follows (the
+        model's caption lands among the alternatives). True when its words were laid out again."""
+        self.describe(item)
+        self.show_alternatives(item)
+        if not self.keywords.hasFocus():
+            self.keywords.setText(", ".join(item.keywords))
+        if len(self.word_buttons) == (len(item.words) if item.attention is not None else 0):
+            return False
+        self.fill_words(item)
+        return True
+
     def describe(self, item: PhotoItem | None) -> None:
         if item is None:
             self.info.setText("")

@@ -539,6 +539,15 @@ class Session(QObject):
             c["machine"] += bool(item.caption) and item.source == MACHINE
         return c
 
+    def counts_text(self) -> str:
+        """The counts in words for the status bar ("" with no photos)."""
+        c = self.counts()
+        if not c["photos"]:
+            return ""
+        states = ", ".join(f"{c[k]} {k}" for k in ("captioned", "unsaved", "uncaptioned", "failed") if c[k])
+        review = f" · {c['needs review']} needs review" if c["needs review"] else ""
+        return f"{count_of(c['photos'], 'photo')}: {states}{review}"
+
     def unsaved_items(self) -> list[PhotoItem]:
         return [i for i in self.items if i.unsaved]
 
