@@ -80,7 +80,22 @@ class Actions:
         self.recent_menu = QMenu("Open &Recent", window)
         self.menus["file"].insertMenu(self.recursive, self.recent_menu)
 
+    def enable(self, has_photos: bool, selected: bool, busy: bool, captioning: bool, undo_label: str) -> None:
+        """What may be done now: one run and one writer at a time, and nothing on an empty folder."""
+        self.caption_all.setEnabled(has_photos and not busy)
+        self.caption_selected.setEnabled(has_photos and selected and not busy)
+        self.pause.setEnabled(captioning)
+        self.cancel.setEnabled(busy)
+        self.undo_write.setEnabled(bool(undo_label) and not busy)
+        self.undo_write.setText(f"&Undo {undo_label}" if undo_label else "&Undo Last Write")
+        for action in (self.write_selected, self.write_all, self.discard):
+            action.setEnabled(has_photos and not busy)
+        for action in (self.export_csv, self.export_json):
+            action.setEnabled(has_photos)
+
     def shortcuts(self) -> list[str]:
-        """Every action's key and name, for the shortcuts window."""
+        """Every action's key and name, then the keys of the text fields and the grid, for the shortcuts window."""
         return [f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}: {a.text().replace('&', '')}"
-                for a in self.all.values() if not a.shortcut().isEmpty()]
+                for a in self.all.values() if not a.shortcut().isEmpty()] + [
+            "Ctrl+Backspace (in text): delete the word before the cursor", "Ctrl+Z (in the caption): undo typing",
+            "Esc (in search): clear the search", "Double-click a photo: edit its caption"]

@@ -225,21 +225,8 @@ class MainWindow(QMainWindow):
             self.grid.setFocus()
 
     def _update_actions(self) -> None:
-        a = self.actions
-        has_photos = bool(self.session.items)
-        busy = self.runs.busy
-        selected = bool(self.grid.selectionModel().selectedIndexes())
-        a.caption_all.setEnabled(has_photos and not busy)
-        a.caption_selected.setEnabled(has_photos and selected and not busy)
-        a.pause.setEnabled(self.runs.caption_worker is not None)
-        a.cancel.setEnabled(busy)
-        label = self.session.undo_label()
-        a.undo_write.setEnabled(bool(label) and not busy)
-        a.undo_write.setText(f"&Undo {label}" if label else "&Undo Last Write")
-        for action in (a.write_selected, a.write_all, a.discard):  # one writer at a time
-            action.setEnabled(has_photos and not busy)
-        for action in (a.export_csv, a.export_json):
-            action.setEnabled(has_photos)
+        self.actions.enable(bool(self.session.items), bool(self.grid.selectionModel().selectedIndexes()),
+                            self.runs.busy, self.runs.caption_worker is not None, self.session.undo_label())
 
     def _show_counts(self) -> None:
         self.counts_label.setText(self.session.counts_text())
@@ -306,10 +293,6 @@ class MainWindow(QMainWindow):
 
     def _captions_read(self) -> None:
         self._show_counts()
-        c = self.session.counts()
-        restored = self.session.restored_drafts
-        self.statusBar().showMessage(f"{count_of(c['photos'], 'photo')}, {c['captioned']} captioned"
-                                     + (f", {c['unsaved']} unsaved (kept from last time)" if restored else ""), 8000)
         self._refresh_current()
 
     # ---- selection & preview ---------------------------------------------------------------
@@ -598,9 +581,7 @@ class MainWindow(QMainWindow):
             self.shortcuts_window = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "",
                                                 QMessageBox.StandardButton.Close, self)
             self.shortcuts_window.setWindowModality(Qt.WindowModality.NonModal)
-        self.shortcuts_window.setText("\n".join(self.actions.shortcuts() + [
-            "Ctrl+Backspace (in text): delete the word before the cursor", "Ctrl+Z (in the caption): undo typing",
-            "Esc (in search): clear the search", "Double-click a photo: edit its caption"]))
+        self.shortcuts_window.setText("\n".join(self.actions.shortcuts()))
         self.shortcuts_window.show()
         self.shortcuts_window.raise_()
 

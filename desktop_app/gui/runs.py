@@ -118,6 +118,10 @@ class Runs(QObject):
 
     def _captions_read(self, captions: dict) -> None:
         self.session.apply_saved(captions)
+        c = self.session.counts()
+        self.message.emit(f"{count_of(c['photos'], 'photo')}, {c['captioned']} captioned"
+                          + (f", {c['unsaved']} unsaved (kept from last time)" if self.session.restored_drafts else ""),
+                          8000)
         self.captions_read.emit()
 
     # ---- captioning ------------------------------------------------------------------------
