@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         window.mark_reviewed()  # a person checked this one: it needs review no more
         save(args[0], "grid with state badges")
         if len(args) > 1:
-            words = window._current.words
+            words = window.current.words
             window.show_attention(words.index(max(words, key=len)) if words else 0)
             save(args[1], "attention view")
         if len(args) > 2:

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMenu, QMe
                                QWidget)
 
 from desktop_app.gui.actions import Actions
-from desktop_app.gui.panels import (DISCARD, KEEP, WRITE, CaptionPanel, LibraryResults, PreviewPane,
-                                    ProblemsList, SearchBar, StatusBar, ask_about_unsaved, photo_grid)
+from desktop_app.gui.panels import (DISCARD, KEEP, WRITE, LibraryResults, ProblemsList, SearchBar, StatusBar,
+                                    ask_about_unsaved, photo_grid)
+from desktop_app.gui.photo_view import PhotoView
 from desktop_app.gui.photo_model import PathRole, PhotoFilter, PhotoListModel
 from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings, Memory, SettingsDialog
@@ -40,7 +41,6 @@ class MainWindow(QMainWindow):
         self.runs = Runs(self.session, AppSettings.load(self.store), self.index_path, self)
         self.folder: Path | None = None
         self._current: PhotoItem | None = None
-        self._word = -1
         self._focused_once = False
         self.shortcuts_window: QMessageBox | None = None
         self.opened_at = 0.0
@@ -101,19 +101,14 @@ class MainWindow(QMainWindow):
 
     def _build_editor(self, left: QWidget) -> None:
         """The preview over the caption panel, beside the grid."""
-        self.preview = PreviewPane()
-        self.panel = CaptionPanel()
+        self.right = PhotoView()
+        self.preview, self.panel = self.right.preview, self.right.panel
         self.caption_edit = self.panel.caption_edit
         self.panel.caption_edited.connect(self._caption_edited)
         self.panel.keywords_edited.connect(self._keywords_edited)
         self.panel.alternative_chosen.connect(self.use_alternative)
         self.panel.word_chosen.connect(self.show_attention)
 
-        self.right = QSplitter(Qt.Orientation.Vertical)
-        self.right.setObjectName("right")
-        self.right.addWidget(self.preview)
-        self.right.addWidget(self.panel)
-        self.right.setStretchFactor(0, 3)
         self.splitter = QSplitter()
         self.splitter.setObjectName("main")
         self.splitter.addWidget(left)
@@ -311,15 +306,7 @@ class MainWindow(QMainWindow):
         self._refresh_current()
 
     def _refresh_current(self) -> None:
-        item = self._current
-        if item is None:
-            self.preview.show_photo(None, "No photo selected" if self.session.items else "Open a folder (Ctrl+O)")
-        else:
-            problem = "This file cannot be opened as a photo." if item.unreadable else item.error
-            self.preview.show_photo(item.path, problem or "This file cannot be opened as a photo.")
-        self.preview.setAccessibleDescription(item.caption if item and item.caption else "no caption yet")
-        self.panel.show_item(item)
-        self._word = -1
+        self.right.show_item(self._current, "No photo selected" if self.session.items else "Open a folder (Ctrl+O)")
 
     def _keep_current_visible(self) -> None:
         """After a search, filter or sort: the preview shows the selected photo, never a hidden one."""
@@ -358,33 +345,19 @@ class MainWindow(QMainWindow):
 
     def show_attention(self, word: int | None) -> None:
         """The photo, with the heat-map of word ``word`` (None: the plain photo)."""
-        item = self._current
-        if item is not None and word is not None and item.attention is not None and 0 <= word < len(item.attention):
-            self._word = word
-            self.preview.set_attention(item.attention[word])
-            self.panel.check_word(word)
-            self.statusBar().showMessage(f"where the model looked for '{item.words[word]}'", 3000)
-        else:
-            self._word = -1
-            self.preview.set_attention(None)
-            self.panel.check_word(None)
+        shown = self.right.show_attention(self._current, word)
+        if shown is not None:
+            self.statusBar().showMessage(f"where the model looked for '{shown}'", 3000)
 
     def step_word(self, delta: int) -> None:
         if self._current and self._current.words and self._current.attention is not None:
-            self.show_attention((self._word + delta) % len(self._current.words))
+            self.show_attention((self.right.word + delta) % len(self._current.words))
 
     def _session_changed(self, paths: list) -> None:
         if not self._counts_timer.isActive():  # counts and actions at most every 150 ms, not per bundle
             self._counts_timer.start()
-        item = self._current
-        if item is None or item.path not in set(paths):
-            return
-        if self.caption_edit.toPlainText().strip() != item.caption:
-            self._refresh_current()  # changed from elsewhere (the model, a revert, an undo)
-            return
-        self.preview.setAccessibleDescription(item.caption or "no caption yet")
-        if self.panel.follow(item) and item.attention is None:
-            self.show_attention(None)
+        if self._current is not None and self._current.path in set(paths):
+            self.right.follow(self._current)
 
     def _grid_menu(self, position) -> None:
         a = self.actions
