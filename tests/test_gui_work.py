@@ -220,7 +220,7 @@ def test_write_as_made_then_undo(qtbot, window, samples):
     caption_and_wait(qtbot, window)
     assert "written into 5 photos, not written 0" in window.statusBar().currentMessage()
     assert not window.session.unsaved_items() and window.session.counts()["captioned"] == 5
-    window.undo_write()
+    window.runs.undo_write()
     qtbot.waitUntil(lambda: window.runs.write_worker is None, timeout=10_000)
     assert {p.name: p.read_bytes() for p in samples.iterdir()} == originals
     assert len(window.session.unsaved_items()) == 5  # back to drafts, not lost

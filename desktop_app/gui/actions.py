@@ -1,4 +1,4 @@
-"""Every command of the window, in one registry: menu, text, shortcut, and the window method it calls.
+"""Every command of the window, in one registry: menu, text, shortcut, and the window (or run) method it calls.
 
 Shortcuts follow common editors: Ctrl+Backspace is left to the text fields
 (delete a word), Ctrl+Z is the caption editor's undo only, and undoing a write
@@ -37,7 +37,7 @@ class Actions:
             ("caption", "caption_selected", "Caption &Selected", w.caption_selected, "Ctrl+R"),
             ("caption", "caption_all", "Caption &All", w.caption_all, "Ctrl+Shift+R"),
             ("caption", "pause", "&Pause", w.toggle_pause, "Ctrl+P"),
-            ("caption", "cancel", "&Cancel", w.cancel, "Esc"),
+            ("caption", "cancel", "&Cancel", w.runs.cancel, "Esc"),
             ("edit", "accept", "&Keep Caption and Next Photo", w.accept_and_next, "Ctrl+Return"),
             ("edit", "mark_reviewed", "&Mark Reviewed", w.mark_reviewed, "Ctrl+M"),
             ("edit", "revert", "&Revert to Saved Caption", w.revert, None),
@@ -45,7 +45,7 @@ class Actions:
             ("edit", None, None, None, None),
             ("edit", "write_selected", "&Write Selected to Photos", w.write_selected, Std.Save),
             ("edit", "write_all", "Write A&ll to Photos", w.write_all, "Ctrl+Shift+S"),
-            ("edit", "undo_write", "&Undo Last Write", w.undo_write, "Ctrl+Alt+Z"),
+            ("edit", "undo_write", "&Undo Last Write", w.runs.undo_write, "Ctrl+Alt+Z"),
             ("edit", "discard", "&Discard Unsaved Changes…", w.discard_unsaved, None),
             ("edit", None, None, None, None),
             ("edit", "find", "&Find", w.focus_search, Std.Find),

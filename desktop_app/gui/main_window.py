@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
         r.rate.connect(self.rate_label.setText)
         r.busy_changed.connect(self._update_actions)
         r.caption_finished.connect(self._caption_finished)
-        r.write_finished.connect(self._write_finished)
+        r.write_finished.connect(self._run_finished)
         r.undone.connect(self._undone)
         r.captions_read.connect(self._captions_read)
         r.model_changed.connect(self.model_label.setText)
@@ -396,20 +396,21 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.progress.show()
 
-    def _caption_finished(self) -> None:
+    def _run_finished(self) -> None:
+        """A caption or write run ended: its photos' states are final for now."""
         self.progress.hide()
         self.filter.refilter()
         self._show_counts()
         self._update_actions()
+
+    def _caption_finished(self) -> None:
+        self._run_finished()
         if self.search.text():
             self.apply_search(self.search.text())
 
     def toggle_pause(self) -> None:
         if self.runs.caption_worker is not None:
             self.actions.pause.setText("&Resume" if self.runs.toggle_pause() else "&Pause")
-
-    def cancel(self) -> None:
-        self.runs.cancel()
 
     # ---- review & edit ---------------------------------------------------------------------
     def _caption_edited(self, text: str) -> None:
@@ -486,15 +487,6 @@ class MainWindow(QMainWindow):
         """Write these photos' unsaved captions and keyword edits (the keywords being typed too); undoable."""
         self.panel.commit_keywords()
         return self.runs.write(items)
-
-    def _write_finished(self) -> None:
-        self.progress.hide()
-        self.filter.refilter()
-        self._show_counts()
-        self._update_actions()
-
-    def undo_write(self) -> None:
-        self.runs.undo_write()
 
     def _undone(self) -> None:
         self._show_counts()
