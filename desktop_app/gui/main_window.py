@@ -1,7 +1,7 @@
-"""The main window: wires the session (state) to the panels (widgets), the actions (commands) and the workers.
+"""The main window: builds the widgets and wires them to the session (state), the runs (workers) and the actions.
 
 Folder -> thumbnail grid with state badges -> preview + attention -> caption editor -> write.
-What a person does goes to the ``Session``; what the session says changed is shown.
+What a person does goes to the ``Session`` or ``Runs``; what they say changed is shown.
 """
 
 from __future__ import annotations

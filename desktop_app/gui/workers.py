@@ -1,6 +1,6 @@
 """Long work off the UI thread: captioning a batch, writing captions, scanning a folder.
 
-Each worker is a QObject moved to its own QThread; it talks to the window only
+Each worker is a QObject moved to its own QThread; it talks to ``runs.Runs`` only
 through queued signals, so the event loop never blocks. Every write goes through
 ``library.keep.write_and_index`` (as the CLI's do): remember for undo, write, read back
 what the photo now holds and index it, all on the worker's thread (each worker opens
