@@ -7,6 +7,7 @@ held, to fill the queue and watch requests share a batch deterministically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -318,16 +319,11 @@ class HeldCaptioner:
         return self.captioner.encode_batch(pixels)
 
 
-@pytest.fixture
-def held_server(captioner):
+@contextlib.contextmanager
+def serving(app):
+    """``app`` on uvicorn in a thread of this process, on a free loopback port: yields the port."""
     import uvicorn
 
-    from desktop_app.serve.app import AppSettings, build_app
-    from desktop_app.serve.service import CaptionService, ServiceOptions
-
-    held = HeldCaptioner(captioner)
-    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=4, decode_workers=2))
-    app = build_app(service, AppSettings(token="t" * 32))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -335,12 +331,25 @@ def held_server(captioner):
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", "t" * 32, held, service
-    held.release.set()
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def held_server(captioner):
+    from desktop_app.serve.app import AppSettings, build_app
+    from desktop_app.serve.service import CaptionService, ServiceOptions
+
+    held = HeldCaptioner(captioner)
+    service = CaptionService(held, ServiceOptions(max_batch=8, max_wait=0.0, max_queue=4, decode_workers=2))
+    with serving(build_app(service, AppSettings(token="t" * 32))) as port:
+        yield f"http://127.0.0.1:{port}", "t" * 32, held, service
+        held.release.set()
     service.close()
-    sock.close()
 
 
 def test_queue_full_is_503_with_retry_after_and_waiting_photos_share_a_batch(held_server, reference, photos):
@@ -630,27 +639,15 @@ def test_a_request_from_a_web_page_is_refused(server, pristine_samples):
 @pytest.fixture
 def small_server(captioner, monkeypatch):
     """An in-process server that admits 2 photos at once and waits 1 s for a stalled body."""
-    import uvicorn
-
     from desktop_app.serve import guard
     from desktop_app.serve.app import AppSettings, build_app
     from desktop_app.serve.service import CaptionService, ServiceOptions
 
     monkeypatch.setattr(guard, "BODY_IDLE_S", 1.0, raising=False)
     service = CaptionService(captioner, ServiceOptions(max_queue=2))
-    app = build_app(service, AppSettings(token="t" * 32, max_upload=2**20))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield sock.getsockname()[1], "t" * 32
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(build_app(service, AppSettings(token="t" * 32, max_upload=2**20))) as port:
+        yield port, "t" * 32
     service.close()
-    sock.close()
 
 
 def test_slow_uploads_take_no_place_and_are_dropped(small_server, pristine_samples):
