@@ -35,6 +35,42 @@ class AppSettings:
     folders: AllowedFolders = field(default_factory=lambda: AllowedFolders(()))
 
 
+def _refused(status: int, message: str, **headers: str) -> Response:
+    return error_response(status, message, headers or None)
+
+
+async def _on_http(request: Request, exc: HTTPException) -> Response:
+    messages = {404: f"no such endpoint: {request.url.path} (see /docs)",
+                405: f"{request.method} is not accepted on {request.url.path} (see /docs)"}
+    return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), exc.headers)
+
+
+async def _on_photo(request: Request, exc: PhotoError) -> Response:
+    return _refused(422, f"cannot caption this photo: {exc}")
+
+
+async def _on_queue_full(request: Request, exc: QueueFull) -> Response:
+    return _refused(503, str(exc), **{"Retry-After": str(exc.retry_after)})
+
+
+async def _on_bad_request(request: Request, exc: BadRequest) -> Response:
+    return _refused(400, str(exc))
+
+
+async def _on_path(request: Request, exc: PathRefused) -> Response:
+    return _refused(exc.status, str(exc))
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    log.exception("request %s %s failed", request.method, request.url.path)  # the traceback stays in the log
+    return _refused(500, f"the server failed on this request ({type(exc).__name__}); its log has the details")
+
+
+# Every failure a request can meet, as an answer in words with its status (never a bare 500 page).
+EXCEPTION_HANDLERS = {HTTPException: _on_http, PhotoError: _on_photo, QueueFull: _on_queue_full,
+                      BadRequest: _on_bad_request, PathRefused: _on_path, Exception: _on_error}
+
+
 def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
     captioner = service.captioner
     manifest = captioner.bundle.manifest
@@ -104,30 +140,6 @@ def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
     async def docs(request: Request) -> Response:
         return HTMLResponse(docs_page(spec))
 
-    def refused(status: int, message: str, **headers: str) -> Response:
-        return error_response(status, message, headers or None)
-
-    async def on_http(request: Request, exc: HTTPException) -> Response:
-        messages = {404: f"no such endpoint: {request.url.path} (see /docs)",
-                    405: f"{request.method} is not accepted on {request.url.path} (see /docs)"}
-        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), exc.headers)
-
-    async def on_photo(request: Request, exc: PhotoError) -> Response:
-        return refused(422, f"cannot caption this photo: {exc}")
-
-    async def on_queue_full(request: Request, exc: QueueFull) -> Response:
-        return refused(503, str(exc), **{"Retry-After": str(exc.retry_after)})
-
-    async def on_bad_request(request: Request, exc: BadRequest) -> Response:
-        return refused(400, str(exc))
-
-    async def on_path(request: Request, exc: PathRefused) -> Response:
-        return refused(exc.status, str(exc))
-
-    async def on_error(request: Request, exc: Exception) -> Response:
-        log.exception("request %s %s failed", request.method, request.url.path)  # the traceback stays in the log
-        return refused(500, f"the server failed on this request ({type(exc).__name__}); its log has the details")
-
     routes = [Route("/v1/caption", caption_upload, methods=["POST"]),
               Route("/v1/caption/path", caption_path, methods=["POST"]),
               Route("/v1/health", health, methods=["GET"]),
@@ -136,6 +148,4 @@ def build_app(service: CaptionService, settings: AppSettings) -> Starlette:
               Route("/docs", docs, methods=["GET"])]
     guard = Middleware(RequestGuard, token=settings.token, max_body=settings.max_upload,
                        loopback_only=settings.loopback_only, open_paths=OPEN_PATHS)
-    return Starlette(routes=routes, middleware=[guard], exception_handlers={
-        HTTPException: on_http, PhotoError: on_photo, QueueFull: on_queue_full, BadRequest: on_bad_request,
-        PathRefused: on_path, Exception: on_error})
+    return Starlette(routes=routes, middleware=[guard], exception_handlers=EXCEPTION_HANDLERS)
