@@ -164,3 +164,27 @@ def test_runs_write_and_undo_without_a_window(qtbot, samples, tmp_path):
     assert item.saved_caption != "A photo a person described." and messages[-1].startswith("restored 1 photo")
     runs.wait_all()
     qtbot.waitUntil(lambda: not runs.threads_running())
+
+
+def test_ctrl_s_writes_an_unsure_machine_caption_with_its_note(qapp, samples, tmp_path):
+    """Issue 29: a machine caption that needs review, written from the app (Ctrl+S), says so beside the alt text,
+    as one written by `photocaption caption` does; a sure one and a person's caption carry no note."""
+    from conftest import exiftool
+    from desktop_app.library.keep import write_and_index
+    from desktop_app.metadata.store import WriteOptions
+
+    photos = [samples / "chelsea.jpg", samples / "coffee.jpg", samples / "rocket.jpg"]
+    s = Session(LibraryIndex(tmp_path / "index.sqlite"), tmp_path / "undo")
+    s.open(samples, photos)
+    s.apply_saved({})
+    unsure, sure, typed = s.items
+    s.apply_outcomes([(PhotoOutcome(unsure.path, CAPTIONED, result("A cat on a rug.", True, 0.25)), None),
+                      (PhotoOutcome(sure.path, CAPTIONED, result("A cup of coffee.", False, 0.9)), None)], "m1")
+    s.edit_caption(typed, "A rocket launch at dusk.")
+    for path, record in s.write_jobs(s.items, "m1"):
+        report = write_and_index(path, record, WriteOptions(), s.index)
+        assert report.places and not report.error and not report.skipped, report
+    notes = {p.name: exiftool("-XMP-iptcCore:ExtDescrAccessibility", str(p)).get("XMP-iptcCore:ExtDescrAccessibility")
+             for p in photos}
+    assert "not sure of it (confidence 25%)" in notes["chelsea.jpg"]
+    assert notes["coffee.jpg"] is None and notes["rocket.jpg"] is None

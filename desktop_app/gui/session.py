@@ -392,8 +392,11 @@ class Session(QObject):
                 self._problem(item, "skipped", "not written: add a caption first (its keywords are kept as a draft)")
                 continue
             source = item.source if item.source in (MACHINE, PERSON) else PERSON
+            machine = source == MACHINE  # an unsure machine caption says so beside the alt text (issue 29)
             jobs.append((item.path, CaptionRecord(item.caption, source, item.model_id or model_id,
-                                                  list(item.keywords), item.score if source == MACHINE else None)))
+                                                  list(item.keywords), item.score if machine else None,
+                                                  needs_review=machine and item.needs_review,
+                                                  confidence=item.confidence if machine else None)))
         return jobs
 
     def apply_writes(self, reports: list[WriteReport]) -> dict[str, int]:
