@@ -259,9 +259,10 @@ class Captioner:
         vocab = self.bundle.vocabulary
         words = vocab.decode(caption.tokens)
         alternatives = [(sentence(vocab.decode(t)), s) for t, s in caption.alternatives]
-        result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention,
-                               keywords_from_words(words))
-        if concepts is not None:
+        result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention)
+        if concepts is None:
+            result.keywords = keywords_from_words(words)  # a bundle without concepts: the caption's content words
+        else:
             named = self.scorer.seen_in_caption(caption.tokens, concepts)
             result.keywords = named + [w for w in self.scorer.keywords(concepts) if w not in named]
             result.confidence = self.scorer.confidence(self.scorer.confidence_features(

@@ -53,14 +53,14 @@ class ConceptScorer:
         self.tokens = np.array([tokens[i] for i in biased], dtype=np.int64)  # decoder tokens the bias reaches
         self.token_words = np.array([words[i] for i in biased], dtype=np.int64)  # ... and their concept's index
         self.vocab_size = len(vocabulary)
-        self._penalised = self._penalty_plan(concepts, tokens, words)
+        self._penalised = self._penalty_plan(concepts, index, tokens, words)
 
     @staticmethod
-    def _penalty_plan(concepts: Concepts, tokens: list[int], words: list[int]) -> "_PenaltyPlan | None":
+    def _penalty_plan(concepts: Concepts, index: dict[str, int], tokens: list[int],
+                      words: list[int]) -> "_PenaltyPlan | None":
         """Which decoder tokens the doubt penalty reaches, with each one's evidence columns, penalty and floor."""
         if not (concepts.object_penalty or concepts.word_penalty) or not tokens:
             return None
-        index = {w: i for i, w in enumerate(concepts.words)}
         group_of: dict[int, list[int]] = {}
         kind_floor: dict[int, float] = {}
         for group in concepts.object_groups:
@@ -113,20 +113,24 @@ class ConceptScorer:
         """The concept words a caption names that the models also see (keyword thresholds), in caption order:
         the caption's keywords, so a word is a keyword only when the concept models agree ("dog" named for a
         cat, "small" or "playing" never)."""
-        c = self.concepts
+        score = self._keyword_scores(photo)
         out: list[str] = []
         for t in tokens:
             i = self.token_concept.get(t)
-            if i is not None and (photo.whole[i] >= c.keyword_threshold or photo.region[i] >= c.region_threshold) \
-                    and c.words[i] not in out:
-                out.append(c.words[i])
+            if i is not None and score[i] > 0 and self.concepts.words[i] not in out:
+                out.append(self.concepts.words[i])
         return out
+
+    def _keyword_scores(self, photo: PhotoConcepts) -> np.ndarray:
+        """[W]: each concept word's probability where it is over a keyword threshold (whole photo or a region), else 0."""
+        c = self.concepts
+        score = np.where(photo.whole >= c.keyword_threshold, photo.whole, 0.0)
+        return np.maximum(score, np.where(photo.region >= c.region_threshold, photo.region, 0.0))
 
     def keywords(self, photo: PhotoConcepts) -> list[str]:
         """Concept words over the thresholds, surest first."""
         c = self.concepts
-        score = np.where(photo.whole >= c.keyword_threshold, photo.whole, 0.0)
-        score = np.maximum(score, np.where(photo.region >= c.region_threshold, photo.region, 0.0))
+        score = self._keyword_scores(photo)
         chosen = [i for i in np.argsort(-score, kind="stable")[: c.max_keywords] if score[i] > 0]
         return [c.words[i] for i in chosen]
 

@@ -128,7 +128,7 @@ def _ban_repeats(history: np.ndarray, n: int, ids: np.ndarray, values: np.ndarra
 def _ban_unreadable(options: DecodeOptions, previous: np.ndarray, end_id: int, ids: np.ndarray,
                     values: np.ndarray) -> None:
     """Set to -inf the candidates ``ids`` [R, K] that would break the sentence after each row's ``previous`` word:
-    the same word again, or the end after a word a sentence cannot end on."""
+    the same word again, the end after a word a sentence cannot end on, a word ``not_after`` bans after it."""
     if options.no_word_twice:
         values[ids == previous[:, None]] = -np.inf
     if options.no_end_after:
