@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS photos (
     keywords TEXT NOT NULL DEFAULT ''
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS photos_fts USING fts5(
-    caption, keywords, content='photos', content_rowid='id', tokenize='porter unicode61'
+    caption, keywords, content='photos', content_rowid='id', tokenize='""" + terms.FTS_TOKENIZER + """'
 );
 CREATE TRIGGER IF NOT EXISTS photos_ai AFTER INSERT ON photos BEGIN
     INSERT INTO photos_fts(rowid, caption, keywords) VALUES (new.id, new.caption, new.keywords);

@@ -18,6 +18,7 @@ from desktop_app.bundle.vocabulary import singular
 from desktop_app.resources import SEARCH_TERMS
 
 CAPTION, KEYWORDS = "caption", "keywords"
+FTS_TOKENIZER = "porter unicode61"  # the index's tokenizer, which ``matches`` must share to say why a photo matched
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,7 @@ class Tree:
 
     covers: dict[str, tuple[str, ...]]
     known: frozenset[str]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The two-word names ("hot dog", "teddy bear")."""
-        return tuple(sorted(w for w in self.known if " " in w))
+    names: tuple[str, ...] = ()  # the two-word names ("hot dog", "teddy bear")
 
 
 @lru_cache(maxsize=4)
@@ -68,8 +65,9 @@ def load_tree(path: Path = SEARCH_TERMS) -> Tree:
     for word, above in broader.items():
         for broad in above:
             covers.setdefault(broad, []).append(word)
-    return Tree({broad: tuple(sorted(words)) for broad, words in covers.items()},
-                frozenset(broader) | frozenset(covers))
+    known = frozenset(broader) | frozenset(covers)
+    return Tree({broad: tuple(sorted(words)) for broad, words in covers.items()}, known,
+                tuple(sorted(w for w in known if " " in w)))
 
 
 def parse(text: str, tree: Tree | None = None) -> list[Term]:
@@ -93,12 +91,16 @@ def _quoted(word: str) -> str:
     return '"' + word.replace('"', "") + '"'
 
 
+def _options(term: Term) -> list[tuple[str, str]]:
+    """(word, FTS5 query) for each way the term can match: its words, and what was typed as a prefix."""
+    return [(w, _quoted(w)) for w in term.words] + ([(term.typed, _quoted(term.typed) + "*")] if term.prefix else [])
+
+
 def fts_query(terms: list[Term]) -> str:
     """An FTS5 query: every term must match, by any of its words (the last one also as a prefix)."""
     groups = []
     for term in terms:
-        options = [_quoted(w) for w in term.words] + ([_quoted(term.typed) + "*"] if term.prefix else [])
-        group = "(" + " OR ".join(options) + ")"
+        group = "(" + " OR ".join(query for _, query in _options(term)) + ")"
         groups.append(f"({group} NOT ({' OR '.join(map(_quoted, term.unless))}))" if term.unless else group)
     return " AND ".join(groups)
 
@@ -108,18 +110,16 @@ def matches(terms: list[Term], caption: str, keywords: list[str]) -> list[Match]
     (stemming, phrases, the last word a prefix) on a one-row table, so the answer is the search's answer."""
     db = sqlite3.connect(":memory:")
     try:
-        db.execute("CREATE VIRTUAL TABLE hit USING fts5(caption, keywords, tokenize='porter unicode61')")
+        db.execute(f"CREATE VIRTUAL TABLE hit USING fts5(caption, keywords, tokenize='{FTS_TOKENIZER}')")
         db.execute("INSERT INTO hit VALUES (?, ?)", (caption or "", " ".join(keywords)))
         found: list[Match] = []
         for term in terms:
-            options = [(w, _quoted(w)) for w in term.words] + ([(term.typed, _quoted(term.typed) + "*")]
-                                                                if term.prefix else [])
             hit = None
             if term.unless and db.execute("SELECT 1 FROM hit WHERE hit MATCH ?",
                                           (" OR ".join(map(_quoted, term.unless)),)).fetchone():
                 continue  # "dog" in "hot dog": the search did not count it
             for place in (CAPTION, KEYWORDS):
-                for word, query in options:
+                for word, query in _options(term):
                     if db.execute("SELECT 1 FROM hit WHERE hit MATCH ?", (f"{place} : {query}",)).fetchone():
                         hit = Match(term.typed, word, place, word not in term.words[:2] and word != term.typed)
                         break
