@@ -66,10 +66,9 @@ def flickr8k_test() -> tuple[Path, dict[str, list[str]], list[str]]:
     return data.image_dir, {n: data.captions[n] for n in names}, names
 
 
-def report_chair(refs: dict[str, list[str]], hyps: dict[str, str], annotated: dict | None, worst: int = 8) -> dict:
+def report_chair(table: ObjectTable, truth: dict[str, set[str]], hyps: dict[str, str], worst: int = 8) -> dict:
     """Print CHAIRs/CHAIRi/coverage and the objects most often named where they are absent."""
-    table = ObjectTable.load()
-    score = chair(table, ground_truth(table, refs, annotated), hyps)
+    score = chair(table, truth, hyps)
     print(score.line())
     print("most often named where absent: " + ", ".join(f"{c} {n}" for c, n in score.absent.most_common(worst)))
     return {"chair_s": score.chair_s, "chair_i": score.chair_i, "coverage": score.coverage,
@@ -86,14 +85,12 @@ BROAD = {"person": {"person"},
 
 
 def report_search(images: Path, refs: dict[str, list[str]], results: dict[str, CaptionResult],
-                  annotated: dict | None, per_word: bool) -> dict:
+                  truth: dict[str, set[str]], per_word: bool) -> dict:
     """What ``photocaption search WORD`` returns: every photo recorded in a real library index with its caption and
     keywords, then searched for each everyday noun (relevant: >= 2 references name it) and each broad word."""
     from desktop_app.library.index import LibraryIndex
     from desktop_app.metadata.record import CaptionRecord
 
-    table = ObjectTable.load()
-    truth = ground_truth(table, refs, annotated)
     with tempfile.TemporaryDirectory() as work:
         index = LibraryIndex(Path(work) / "library.sqlite")
         for name in refs:
@@ -118,13 +115,11 @@ def report_search(images: Path, refs: dict[str, list[str]], results: dict[str, C
     return {"mean": mean, "nouns": [vars(s) for s in rows], "broad": [vars(s) for s in broad]}
 
 
-def report_keywords(refs: dict[str, list[str]], results: dict[str, CaptionResult], annotated: dict | None) -> dict:
+def report_keywords(table: ObjectTable, truth: dict[str, set[str]], results: dict[str, CaptionResult]) -> dict:
     """Print how many keywords a photo gets and the share of those naming a COCO object that name an absent one."""
-    table = ObjectTable.load()
-    truth = ground_truth(table, refs, annotated)
-    named = [(n, c) for n in refs for k in results[n].keywords for c in table.mentions(k)]
+    named = [(n, c) for n in truth for k in results[n].keywords for c in table.mentions(k)]
     absent = sum(c not in truth[n] for n, c in named)
-    per_photo = sum(len(results[n].keywords) for n in refs) / max(len(refs), 1)
+    per_photo = sum(len(results[n].keywords) for n in truth) / max(len(truth), 1)
     share = absent / len(named) if named else 0.0
     print(f"keywords: {per_photo:.1f} a photo; {100 * share:.1f}% of the {len(named)} naming a COCO object name an absent one")
     return {"per_photo": per_photo, "object_keywords": len(named), "absent_share": share}
@@ -173,13 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
     scores = score_captions(refs, hyps)
     print(f"captioned {len(results)} photos in {seconds:.1f}s")
     print("  ".join(f"{k} {v:.1f}" for k, v in scores.items()))
-    report = {"scores": scores, "chair": report_chair(refs, hyps, annotated),
-              "keywords": report_keywords(refs, results, annotated),
-              "search": report_search(images, refs, results, annotated, args.per_noun)}
+    table = ObjectTable.load()
+    truth = ground_truth(table, refs, annotated)  # each photo's objects: what CHAIR, keywords and search are judged by
+    report = {"scores": scores, "chair": report_chair(table, truth, hyps),
+              "keywords": report_keywords(table, truth, results),
+              "search": report_search(images, refs, results, truth, args.per_noun)}
     if any(r.confidence is not None for r in results.values()):
         cider = per_photo_cider(refs, hyps)
-        table = ObjectTable.load()
-        truth = ground_truth(table, refs, annotated)
         flagged = [n for n in refs if results[n].needs_review]
         kept = [n for n in refs if not results[n].needs_review]
         report["review"] = {}
