@@ -34,7 +34,10 @@ _DOUBLE_WORDS = ("motor bike", "motor cycle", "air plane", "traffic light", "str
                  "mobile phone", "teddy bear", "hair drier", "potted plant", "bow tie", "laptop computer",
                  "stove top oven", "home plate", "train track")
 _ANIMALS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "animal", "cub")
+
+
 def words_of(caption: str) -> list[str]:
+    """A caption's words as CHAIR reads them: letters only ("dog's" is "dog" and "s")."""
     return re.findall(r"[a-z]+", caption.lower())
 
 
