@@ -9,6 +9,7 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 
 import timm
@@ -82,7 +83,8 @@ class GridEncoder(nn.Module):
             load_imagenet_weights(self.net, self.spec)
         self.net.reset_classifier(0)
         self.feature_dim = self.net.num_features
-        self.grid_side = self.spec.input_size // 32
+        # TF "same" padding rounds each stride-2 stage up: 260 px -> a 9x9 grid, not 8x8.
+        self.grid_side = math.ceil(self.spec.input_size / 32)
         self.set_trainable_blocks(0)
 
     def set_trainable_blocks(self, count: int) -> None:

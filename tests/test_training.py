@@ -11,7 +11,7 @@ from conftest import TINY_EPOCHS, TINY_MODEL
 from desktop_app.captioning.decode import DecodeOptions
 from model_export.checkpoint import load_trained
 from model_export.data.prepare import PreparedData
-from model_export.encoder import build_classifier, ENCODERS
+from model_export.encoder import build_classifier, ENCODERS, GridEncoder
 from model_export.evaluate import TorchStepModel, caption_features
 from model_export.train import TrainConfig, train
 from synthetic_scenes import COLOURS, SHAPES, slots_of
@@ -29,6 +29,16 @@ def test_imagenet_weights_load_into_timm():
     with torch.no_grad():
         top = model(torch.from_numpy(pixels)[None]).softmax(-1).topk(3).indices[0].tolist()
     assert top[0] in range(281, 286)
+
+
+@pytest.mark.parametrize("name", ["lite1", "lite2"])
+def test_grid_side_matches_the_encoders_output(name):
+    """240 and 260 px do not divide by 32: the feature cache must be sized from the real grid (8x8, 9x9)."""
+    encoder = GridEncoder(name, pretrained=False).eval()
+    size = encoder.spec.input_size
+    with torch.no_grad():
+        grid = encoder(torch.zeros(1, 3, size, size))
+    assert grid.shape == (1, encoder.grid_side ** 2, encoder.feature_dim)
 
 
 def test_training_learns_to_describe_held_out_scenes(trained, synthetic):
