@@ -8,7 +8,9 @@ import pytest
 
 from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED, PhotoOutcome
 from desktop_app.gui.session import (FAILED_FILTER, NEEDS_REVIEW, UNCAPTIONED, UNSAVED, Session, WriteReport,
-                                     follow_caption, plain_words)
+                                     follow_caption)
+from desktop_app.gui.messages import for_problems_list
+from desktop_app.gui.panels import ProblemsList
 from desktop_app.library.index import LibraryIndex
 from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
 
@@ -102,8 +104,82 @@ def test_a_written_draft_is_dropped_when_the_photo_holds_it(session):
 
 def test_helpers():
     assert follow_caption(["dog", "grass", "retriever"], "A dog on grass.", "A cat on a mat.") == ["cat", "mat", "retriever"]
-    assert plain_words("a caption a person wrote is there; use overwrite to replace it") == \
+    photo = Path("/p/a.jpg")
+    assert for_problems_list("a caption a person wrote is there; use overwrite to replace it", photo) == \
         "a caption a person wrote is there; turn on 'Replace captions a person wrote' in Settings to replace it"
+    assert [for_problems_list(m, photo) for m in (
+        "a.jpg: file not found", "cannot read a.jpg: permission denied", "a.jpg.xmp: could not write (denied)",
+        "[Errno 13] Permission denied: '/p/a.jpg'", "ba.jpg is another photo", "a.jpg is read-only")] == [
+        "file not found", "cannot read the photo: permission denied", "a.jpg.xmp: could not write (denied)",
+        "[Errno 13] Permission denied", "ba.jpg is another photo", "the photo is read-only"]
+
+
+def problem_lines(session) -> list[str]:
+    shown = ProblemsList()
+    shown.show_problems(session.shown_problems(), session.run_label)
+    return [shown.list.item(i).text() for i in range(shown.list.count())]
+
+
+def test_each_problem_line_names_its_photo_once(session):
+    """Issue 25 item 10: "Failed: a.jpg: a.jpg: file not found" named the photo twice (the writer's and the
+    reader's messages start with, or hold, the photo's name)."""
+    a, b, c, _ = session.items
+    session.apply_outcomes([(PhotoOutcome(a.path, FAILED, message="a.jpg: file not found"), None),
+                            (PhotoOutcome(b.path, FAILED, message="cannot read b.jpg: permission denied"), None)])
+    session.apply_writes([WriteReport(c.path, error="c.jpg: could not write (Permission denied)")])
+    lines = problem_lines(session)
+    assert lines == ["Failed: a.jpg: file not found", "Failed: b.jpg: cannot read the photo: permission denied",
+                     "Failed: c.jpg: not written: could not write (Permission denied)"]
+
+
+def counted(session) -> dict:
+    c = session.counts()
+    assert sum(c[k] for k in ("captioned", "unsaved", "uncaptioned", "failed")) == c["photos"] == len(session.items)
+    return c
+
+
+def reopened(session, tmp_path) -> Session:
+    again = Session(LibraryIndex(tmp_path / "index.sqlite"), tmp_path / "undo")
+    again.open(session.folder, [i.path for i in session.items])
+    counted(again)
+    again.apply_saved({})
+    return again
+
+
+def test_failures_survive_a_relaunch_until_the_photo_changes(session, tmp_path):
+    """Issue 25 item 8: failures were forgotten on relaunch (counts and Problems said nothing failed). They are kept
+    in the index with the photo's size and mtime: a photo changed since is tried afresh."""
+    a, b, c, d = session.items
+    session.apply_outcomes([(PhotoOutcome(a.path, FAILED, message="a.jpg: file not found"), None),
+                            (PhotoOutcome(b.path, CAPTIONED, result("A cat.")), None)], "m1")
+    session.apply_writes([WriteReport(b.path, error="b.jpg is read-only")])
+    assert counted(session)["failed"] == 2
+    again = reopened(session, tmp_path)
+    assert counted(again)["failed"] == 2 and again.items[1].unsaved  # b: failed to write, its draft kept
+    assert [(p.path.name, p.message, p.earlier) for p in again.shown_problems()] == [
+        ("a.jpg", "file not found", True), ("b.jpg", "the photo is read-only", True)]
+    assert problem_lines(again) == ["Failed earlier: a.jpg: file not found",
+                                    "Failed earlier: b.jpg: the photo is read-only"]
+    a.path.write_bytes(b"a photo, mended")  # another size: tried again, not failed
+    again.apply_outcomes([(PhotoOutcome(b.path, CAPTIONED, result("A cat.")), None)], "m1")  # captioned: error gone
+    again.apply_writes([WriteReport(b.path, ["XMP"])])
+    third = reopened(again, tmp_path)
+    assert counted(third)["failed"] == 0 and not third.shown_problems()
+
+
+def test_export_is_all_or_nothing(session, tmp_path):
+    """An export that fails half way leaves the earlier export whole (it was truncated and half written)."""
+    a, b, c, d = session.items
+    session.apply_outcomes([(PhotoOutcome(p.path, CAPTIONED, result("A cat.")), None) for p in (a, b, c)], "m1")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "captions.csv"
+    assert session.export(target, "csv") == 3
+    before = target.read_bytes()
+    c.caption = "A cat \ud800 that cannot be encoded."  # a lone surrogate: UTF-8 refuses it
+    with pytest.raises(UnicodeEncodeError):
+        session.export(target, "csv")
+    assert target.read_bytes() == before and [p.name for p in out.iterdir()] == ["captions.csv"]
 
 
 def test_caption_all_leaves_unsaved_captions_alone(session):

@@ -8,8 +8,6 @@ or a crash loses nothing: reopening the folder brings the drafts back.
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -20,7 +18,9 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.captioning.keywords import keywords_from_words
 from desktop_app.captioning.pipeline import CAPTIONED, FAILED, SKIPPED
-from desktop_app.library.index import Details, Draft, LibraryIndex
+from desktop_app.gui.export import export_captions
+from desktop_app.gui.messages import count_of, for_problems_list
+from desktop_app.library.index import Details, Draft, Failure, LibraryIndex
 from desktop_app.library.keep import WriteReport, machine_details
 from desktop_app.library.undo import UndoReport, WriteJournal, clean_stale
 from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord
@@ -97,40 +97,12 @@ class Problem:
     earlier: bool = False  # a failure from before this run, still standing
 
 
-_PLAIN = [
-    (re.compile(r"; use overwrite to replace it"), "; turn on 'Replace captions a person wrote' in Settings to replace it"),
-    (re.compile(r"\bPillow\b"), "the image reader"),
-    (re.compile(r"\bonnxruntime\b"), "the model runtime"),
-]
-
-
-def plain_words(message: str) -> str:
-    """Library words out of a message meant for a person."""
-    for pattern, words in _PLAIN:
-        message = pattern.sub(words, message)
-    return message
-
-
-def count_of(n: int, noun: str) -> str:
-    """"1 photo", "2 photos": a status line says what happened in words a person would write."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _empty(path: Path) -> bool:
     """A 0-byte file is no photo: known at once, not when its thumbnail first fails to load."""
     try:
         return path.stat().st_size == 0
     except OSError:
         return False
-
-
-def without_name(message: str, photo: Path) -> str:
-    """A Problems line starts with the photo's name: its message need not name the photo again
-    ("locked.jpg: not written: locked.jpg is read-only")."""
-    for quoted in (f": '{photo}'", f': "{photo}"'):
-        message = message.replace(quoted, "")
-    message = message.replace(str(photo), "the photo")
-    return re.sub(rf"(^|: ){re.escape(photo.name)}(?= )", r"\1the photo", message)
 
 
 def follow_caption(keywords: list[str], old_caption: str, new_caption: str) -> list[str]:
@@ -176,11 +148,14 @@ class Session(QObject):
         self.items = [PhotoItem(Path(p).resolve(), unreadable=_empty(Path(p))) for p in paths]
         self._by_path = {item.path: item for item in self.items}
         self.problems, self.run_label, self._asked = [], "", {}
-        details = self.index.details_under(self.folder)
-        for path, d in details.items():
+        for path, d in self.index.details_under(self.folder).items():
             item = self._by_path.get(path)
             if item is not None:
                 self._attach(item, d)
+        for path, failure in self.index.failures_under(self.folder).items():  # as failed as when last tried
+            item = self._by_path.get(path)
+            if item is not None:
+                item.error, item.write_error = failure.error, failure.write_error
         self._drafted: set[Path] = set()
         for path, draft in self.index.drafts_under(self.folder).items():
             item = self._by_path.get(path)
@@ -291,17 +266,18 @@ class Session(QObject):
                     counts["written" if self._apply_report(item, report) == "written" else "not written"] += 1
                 drafts[item.path] = item.draft()
             elif outcome.status == SKIPPED:
-                item.skipped = without_name(plain_words(outcome.message), item.path)
+                item.skipped = for_problems_list(outcome.message, item.path)
                 counts["skipped"] += 1
                 self._problem(item, "skipped", item.skipped)
             elif outcome.status == FAILED:
-                item.error = without_name(plain_words(outcome.message), item.path)
+                item.error = for_problems_list(outcome.message, item.path)
                 counts["failed"] += 1
                 self._problem(item, "failed", item.error)
         if details:
             self.index.save_details(details)
         if drafts:
             self.index.save_drafts(drafts)
+        self._keep_failures(changed)
         self.changed.emit(changed)
         return counts
 
@@ -411,8 +387,14 @@ class Session(QObject):
             changed.append(item.path)
         if drafts:
             self.index.save_drafts(drafts)
+        self._keep_failures(changed)
         self.changed.emit(changed)
         return counts
+
+    def _keep_failures(self, paths: list[Path]) -> None:
+        """Why these photos failed (or that they do not now), kept in the index for the next session."""
+        if paths:
+            self.index.save_failures({p: Failure(self._by_path[p].error, self._by_path[p].write_error) for p in paths})
 
     def _apply_report(self, item: PhotoItem, report: WriteReport) -> str:
         """Take in one write's outcome; returns "written", "skipped" or "failed"."""
@@ -430,18 +412,18 @@ class Session(QObject):
             else:
                 self._set_saved(item, item.caption, item.source, item.keywords, report.places)
             for warning in report.warnings:
-                self._problem(item, "warning", plain_words(warning))
+                self._problem(item, "warning", for_problems_list(warning, item.path))
             return "written"
         if report.skipped:
-            item.skipped = without_name(plain_words(report.skipped), item.path)
+            item.skipped = for_problems_list(report.skipped, item.path)
             self._problem(item, "skipped", f"not written: {item.skipped}")
             return "skipped"
-        item.write_error = without_name(plain_words(report.error or "not written"), item.path)
+        item.write_error = for_problems_list(report.error or "not written", item.path)
         self._problem(item, "failed", f"not written: {item.write_error}")
         return "failed"
 
     def _problem(self, item: PhotoItem, kind: str, message: str) -> None:
-        self.problems.append(Problem(item.path, kind, without_name(message, item.path)))
+        self.problems.append(Problem(item.path, kind, message))
         self.problems_changed.emit()
 
     def shown_problems(self) -> list[Problem]:
@@ -495,7 +477,7 @@ class Session(QObject):
         for path, why in report.refused:
             item = self.item(Path(path).resolve())
             if item is not None:
-                self._problem(item, "failed", f"not undone: {why}")
+                self._problem(item, "failed", f"not undone: {for_problems_list(why, item.path)}")
         self.index.save_drafts(drafts)
         self.changed.emit(changed)
 
@@ -506,18 +488,8 @@ class Session(QObject):
 
     # ---- export ------------------------------------------------------------------------------
     def export(self, path: Path, kind: str) -> int:
-        """Every caption shown (saved or not) to CSV or JSON; returns how many. Keywords stay whole:
-        a list in JSON, joined by "; " in CSV (a keyword may hold spaces)."""
-        rows = [{"path": str(i.path), "caption": i.caption, "source": i.source, "keywords": list(i.keywords),
-                 "saved": not i.unsaved} for i in self.items if i.caption]
-        if kind == "json":
-            Path(path).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        else:
-            with open(path, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=["path", "caption", "source", "keywords", "saved"])
-                writer.writeheader()
-                writer.writerows({**r, "keywords": "; ".join(r["keywords"])} for r in rows)
-        return len(rows)
+        """Every caption shown (saved or not) to CSV or JSON, all or nothing (``export.export_captions``)."""
+        return export_captions(self.items, path, kind)
 
     # ---- counts, filters, search -------------------------------------------------------------
     @staticmethod

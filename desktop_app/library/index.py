@@ -89,7 +89,17 @@ CREATE TABLE IF NOT EXISTS details (
     needs_review INTEGER NOT NULL DEFAULT 0
 );
 """
-SCHEMA_VERSION = 2
+# Added in schema version 3: why a photo could not be captioned or written, kept until the photo changes.
+FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,           -- the file as it failed: a photo changed since is tried afresh
+    mtime REAL NOT NULL,
+    error TEXT NOT NULL DEFAULT '',  -- why it could not be captioned
+    write_error TEXT NOT NULL DEFAULT ''  -- why its caption could not be written
+);
+"""
+SCHEMA_VERSION = 3
 CAPTION_WEIGHT = 4.0  # BM25 weight of a caption's words against a keyword's: caption matches rank first
 KEYWORD_SEPARATOR = "\n"  # in photos.keywords: one keyword a line, so "red rug" stays one keyword
 
@@ -129,6 +139,14 @@ class Details:
     attention: np.ndarray | None = None
     confidence: float | None = None
     needs_review: bool = False
+
+
+@dataclass
+class Failure:
+    """Why a photo could not be captioned (``error``) or written (``write_error``)."""
+
+    error: str = ""
+    write_error: str = ""
 
 
 @dataclass
@@ -249,6 +267,8 @@ class LibraryIndex:
                 db.executescript(DRAFTS_SCHEMA)
                 # version 1 joined keywords with spaces (splitting "red rug"): read every photo again
                 db.execute("UPDATE photos SET size = -1")
+            if version < 3:
+                db.executescript(FAILURES_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _replace_damaged(self, reason: str) -> str:
@@ -390,6 +410,41 @@ class LibraryIndex:
         return [IndexedPhoto(path, draft.caption, draft.source, draft.model_id, draft.keywords)
                 for path, draft in self.drafts_under(None).items()
                 if len(terms.matches(asked, draft.caption, draft.keywords)) == len(asked)]
+
+    # ---- failures: kept across sessions until the photo changes ---------------------------------
+    def save_failures(self, failures: dict[Path, Failure | None]) -> None:
+        """Keep why these photos failed, with their size and mtime now (None, or a Failure with no message:
+        the photo has not failed, or not any more), in one transaction."""
+        rows, gone = [], []
+        for photo, failure in failures.items():
+            photo = Path(photo).resolve()
+            try:
+                stat = photo.stat() if failure and (failure.error or failure.write_error) else None
+            except OSError:
+                stat = None  # gone: nothing to keep about it
+            if stat is None:
+                gone.append((str(photo),))
+            else:
+                rows.append((str(photo), stat.st_size, stat.st_mtime, failure.error, failure.write_error))
+        with self._connect() as db, db:
+            db.executemany("DELETE FROM failures WHERE path = ?", gone)
+            db.executemany("INSERT OR REPLACE INTO failures(path, size, mtime, error, write_error) VALUES (?,?,?,?,?)",
+                           rows)
+
+    def failures_under(self, folder: Path | None = None) -> dict[Path, Failure]:
+        """Failures of photos inside ``folder`` that are still as they were when they failed; a photo changed
+        since (its size or mtime differ) or gone is left out, to be tried again."""
+        rows = self._rows("SELECT path, size, mtime, error, write_error FROM failures WHERE substr(path, 1, ?) = ?",
+                          _prefix(folder))
+        out = {}
+        for path, size, mtime, error, write_error in rows:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if (stat.st_size, stat.st_mtime) == (size, mtime):
+                out[Path(path)] = Failure(error, write_error)
+        return out
 
     # ---- details: alternatives, attention, confidence ------------------------------------------
     def save_details(self, details: dict[Path, Details]) -> None:
