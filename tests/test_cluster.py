@@ -22,6 +22,7 @@ from desktop_app.bundle.format import load_bundle  # noqa: E402
 from conftest import exiftool  # noqa: E402
 from desktop_app.cluster import results  # noqa: E402
 from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray, plan_pool  # noqa: E402
+from desktop_app.cluster.storage import Place, keys_of  # noqa: E402
 from desktop_app.cluster.write import ALREADY, CHANGED, NOT_CAPTIONED  # noqa: E402
 from desktop_app.library.index import LibraryIndex  # noqa: E402
 from desktop_app.metadata.record import MACHINE, PERSON, CaptionRecord  # noqa: E402
@@ -175,3 +176,62 @@ def test_the_pool_leaves_cpus_for_reading():
     assert (gpus.actors, gpus.actor_gpus) == (4, 1) and gpus.actors * gpus.actor_cpus <= 12
     with pytest.raises(PoolError):
         plan_pool(1, 0, JobOptions())
+
+
+def test_a_scan_of_the_results_drops_superseded_rows_and_keeps_done_photos_as_keys(tmp_path):
+    """The done photos are a sorted array of 64-bit keys (no Python object per photo); a photo with rows in two
+    parts keeps only the newer part's, and a failed photo counts as done only without --retry-failed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def row(path: str, mtime: int, status: str = "captioned") -> dict:
+        return {"path": path, "size": 10, "mtime_ns": mtime, "status": status, "message": "", "model_id": "m",
+                "caption": "c", "score": 0.0, "alternatives": [], "keywords": [], "confidence": 1.0,
+                "needs_review": False}
+
+    def write(name: str, rows: list[dict]) -> None:
+        pq.write_table(pa.Table.from_pylist(rows, schema=results.SCHEMA), tmp_path / name)
+
+    write("part-1-000001.parquet", [row("/a", 1), row("/b", 1, "failed"), row("/c", 1)])
+    write("part-2-000001.parquet", [row("/a", 2), row("/d", 1, "failed")])
+    (tmp_path / f"{results.TEMP_PREFIX}9-part-3-000001.parquet").write_bytes(b"cut short")
+    scanned = results.scan(tmp_path, retry_failed=True)
+    assert scanned.dropped == 1 and not list(tmp_path.glob(results.TEMP_PREFIX + "*"))
+    assert sorted(results.read_results(tmp_path).column("path").to_pylist()) == ["/a", "/b", "/c", "/d"]
+    assert results.read_results(tmp_path).to_pylist()[-2]["mtime_ns"] == 2  # /a's newer row, in the newer part
+    assert scanned.done.dtype == "uint64" and list(scanned.done) == sorted(keys_of(["/a", "/c"], [10, 10], [2, 1]))
+    assert len(results.scan(tmp_path, retry_failed=False).done) == 4
+    assert results.scan(tmp_path).dropped == 0
+
+
+def test_sources_are_listed_in_ray_tasks_by_find_photos_rules_and_read_through_pyarrow_file_systems(photos, tmp_path,
+                                                                                                    local_ray):
+    """A folder SOURCE with --recursive: the photos find_photos finds (none hidden, none in a hidden folder, only
+    photos), listed by Ray tasks; the same run through a file:// URI and through a pyarrow file system that is not
+    the local one (a SubTreeFileSystem, read as bytes) gives the same captions."""
+    import pyarrow.fs as pafs
+
+    hidden = photos / "copies" / ".thumbnails"
+    hidden.mkdir()
+    shutil.copyfile(photos / "samples" / "rocket.jpg", hidden / "rocket.jpg")
+    shutil.copyfile(photos / "samples" / "rocket.jpg", photos / "copies" / ".hidden.jpg")
+    (photos / "copies" / "notes.txt").write_text("not a photo")
+    expected = {str(p.resolve()) for p in find_photos([photos], recursive=True)}
+    assert len(expected) == 11
+
+    local = caption_on_ray([f"file://{photos}"], f"file://{tmp_path / 'out'}", JobOptions(batch_size=4,
+                                                                                          recursive=True))
+    assert (local.photos, local.captioned, local.failed) == (11, 10, 1)
+    by_path = rows_by_path(tmp_path / "out")
+    assert set(by_path) == expected
+
+    subtree = pafs.SubTreeFileSystem(str(photos), pafs.LocalFileSystem())
+    remote = caption_on_ray([Place(subtree, "samples", "subtree://"), Place(subtree, "copies", "subtree://")],
+                            Place(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), "out-subtree"),
+                            JobOptions(batch_size=4))
+    assert (remote.photos, remote.captioned, remote.failed) == (11, 10, 1)
+    got = rows_by_path(tmp_path / "out-subtree")
+    assert set(got) == {"subtree://" + str(Path(p).relative_to(photos.resolve())) for p in expected}
+    for name, row in got.items():
+        same = by_path[str(photos.resolve() / name.removeprefix("subtree://"))]
+        assert {f: row[f] for f in (*FIELDS, "status", "size")} == {f: same[f] for f in (*FIELDS, "status", "size")}

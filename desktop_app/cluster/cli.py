@@ -21,9 +21,11 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     jobs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
     c = jobs.add_parser("caption", help="caption photos into Parquet parts under --out; a rerun resumes",
                         formatter_class=HelpFormatter)
-    c.add_argument("paths", nargs="+", type=Path, metavar="SOURCE",
-                   help="photos or folders, on storage every node reads")
-    c.add_argument("--out", type=Path, required=True, help="results folder (Parquet parts); the same folder resumes")
+    c.add_argument("paths", nargs="+", metavar="SOURCE",
+                   help="photos or folders, on storage every node reads, or URIs pyarrow reads (s3://bucket/folder, "
+                   "gs://..., file://...; all on one file system)")
+    c.add_argument("--out", required=True,
+                   help="results folder (Parquet parts), a local path or a URI; the same folder resumes")
     c.add_argument("--address", help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto); "
                    "default: start a local Ray for this run")
     c.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
@@ -59,35 +61,44 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
         raise UsageError(f"photocaption cluster needs {(exc.name or 'ray').split('.')[0]}: {INSTALL_HINT}") from None
     from ray.exceptions import RayError
 
-    from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray
-    from desktop_app.photos.discover import find_photos
+    from pyarrow.fs import FileType
 
-    existing(args.paths)
-    if args.out.exists() and not args.out.is_dir():
+    from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray
+    from desktop_app.cluster.storage import kind_of, locate, same_file_system
+
+    try:
+        sources, out = [locate(p) for p in args.paths], locate(args.out)
+    except (ValueError, OSError) as exc:  # an unknown scheme, a bucket with no credentials
+        raise UsageError(str(exc)) from None
+    for text, place in zip(args.paths, sources):
+        if kind_of(place) == FileType.NotFound:
+            raise UsageError(f"{text} does not exist")
+    if not same_file_system(sources):
+        raise UsageError("the SOURCEs of one run must be on one file system (local, or one URI scheme)")
+    if kind_of(out) == FileType.File:
         raise UsageError(f"--out {args.out} is not a folder")
-    photos = list(find_photos(args.paths, args.recursive))
-    if not photos:
-        raise UsageError("no photos in " + ", ".join(map(str, args.paths)))
     options = JobOptions(model=args.model, provider=args.provider, threads=args.threads,
                          decode=decode_options(args),
                          batch_size=args.batch_size, read_cpus=args.read_cpus, actors=args.actors,
-                         retry_failed=args.retry_failed, rows_per_part=args.rows_per_part)
+                         retry_failed=args.retry_failed, rows_per_part=args.rows_per_part, recursive=args.recursive)
 
     def progress(summary) -> None:
         done = summary.captioned + summary.failed
-        print(f"{done}/{summary.photos - summary.already_done} photos, "
+        print(f"{done} photos ({summary.photos} found so far, {summary.already_done} done before), "
               f"{done / max(summary.seconds, 1e-9):.1f} photos/s", file=sys.stderr, flush=True)
 
     try:
-        summary = caption_on_ray(photos, args.out, options, args.address, progress)
+        summary = caption_on_ray(sources, out, options, args.address, progress)
     except PoolError as exc:
         raise UsageError(str(exc)) from None
     except ConnectionError as exc:
         print(f"photocaption cluster: error: cannot reach the Ray cluster at {args.address}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except RayError as exc:  # e.g. an actor that could not load the model: the traceback's last line says why
-        print(f"photocaption cluster: error: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
+        print(f"photocaption cluster: error: {why(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    if not summary.photos:
+        raise UsageError("no photos in " + ", ".join(args.paths))
     plan = summary.plan
     if plan:
         print(f"{plan.actors} caption actors ({plan.actor_cpus:g} CPU, {plan.actor_gpus:g} GPU each), "
@@ -97,6 +108,13 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
     print(f"captioned {summary.captioned}, failed {summary.failed}, already done {summary.already_done} "
           f"of {summary.photos} photos{rate}; results in {args.out}", file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def why(exc: Exception) -> str:
+    """A Ray error's reason: its traceback's last line that is not Ray Data's advice on retries."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(("To change retry attempts", "Failed to apply UDF"))]
+    return (reasons or lines or [type(exc).__name__])[-1]
 
 
 def cmd_cluster_write(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""Caption photos on Ray Data: decode tasks spread over the cluster feed a pool of caption actors.
+"""Caption photos on Ray Data: listing and decode tasks spread over the cluster feed a pool of caption actors.
+
+The driver holds no list of photos: Ray tasks list the sources folder by folder (``storage``), stat the photos
+and drop those the results hold already (compared as 64-bit keys against a sorted array that a task built from
+the results, ``results.scan``), so the driver's memory does not grow with the number of photos.
 
 Each actor loads the model once and runs two batches at a time (one in the encoder, one in the beam
 search), as the CLI's pipeline overlaps them on one machine. The pool is sized from the cluster's
@@ -10,11 +14,13 @@ finished batch's rows reach the driver, so a lost worker neither loses nor dupli
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +31,14 @@ from desktop_app.bundle.format import BundleError, Preprocessing, load_bundle
 from desktop_app.captioning.captioner import Captioner, result_fields
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.cluster import results
-from desktop_app.photos.pixels import DECODE_BUDGET, PhotoError, load_pixels
+from desktop_app.cluster.storage import (Place, folders_of, is_done, keys_of, locate, read_photo, same_file_system,
+                                         stat_files)
+from desktop_app.photos.pixels import DECODE_BUDGET, PhotoError, load_pixels, read_pixels
 from desktop_app.resources import DEFAULT_BUNDLE
 
 CAPTIONED = "captioned"
+LIST_CHUNK = 1000  # photos a listing task hands on at a time
+FOLDERS_PER_TASK = 4  # folders (or photos named directly) per listing call
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class JobOptions:
     actors: int = 0  # caption actors; 0 = one per GPU, else as many as the CPUs left over allow
     retry_failed: bool = False
     rows_per_part: int = 1000
+    recursive: bool = False  # folders' sub-folders too (not hidden ones)
 
 
 class PoolError(Exception):
@@ -58,7 +69,7 @@ class PoolPlan:
 
 @dataclass
 class Summary:
-    photos: int  # found in the sources
+    photos: int  # found in the sources (counted by the listing tasks as they go)
     already_done: int  # skipped: the results hold them as they are now
     captioned: int = 0
     failed: int = 0
@@ -81,7 +92,7 @@ def plan_pool(cpus: float, gpus: float, options: JobOptions) -> PoolPlan:
     return PoolPlan(actors, min(actor_cpus, left / actors), 0.0, min(read, 1.0))
 
 
-def decode_photos(batch: dict[str, np.ndarray], spec: Preprocessing) -> dict[str, np.ndarray]:
+def decode_photos(batch: dict[str, np.ndarray], spec: Preprocessing, place: Place) -> dict[str, np.ndarray]:
     """A Ray task: photo files -> the encoder's pixels, or in ``error`` why a photo cannot be read (in words,
     as the CLI says it)."""
     count = len(batch["path"])
@@ -89,12 +100,60 @@ def decode_photos(batch: dict[str, np.ndarray], spec: Preprocessing) -> dict[str
     errors = [""] * count
     for i, path in enumerate(batch["path"]):
         try:
-            pixels[i] = load_pixels(Path(path), spec)
+            photo = read_photo(place, str(path))
+            pixels[i] = load_pixels(photo, spec) if isinstance(photo, Path) else read_pixels(photo[1], photo[0], spec)
         except PhotoError as exc:
             errors[i] = str(exc)
         except Exception as exc:  # one photo must never stop the batch
             errors[i] = f"unexpected error: {type(exc).__name__}: {exc}"
     return {**batch, "pixels": pixels, "error": np.array(errors, dtype=object)}
+
+
+class Tally:
+    """A Ray actor: how many photos the listing found and how many of them were done already, per batch of
+    folders (a listing task that is retried records its batch again, not twice)."""
+
+    def __init__(self):
+        self.counts: dict[str, tuple[int, int]] = {}
+
+    def record(self, key: str, found: int, done: int) -> None:
+        self.counts[key] = (found, done)
+
+    def totals(self) -> tuple[int, int]:
+        return sum(f for f, _ in self.counts.values()), sum(d for _, d in self.counts.values())
+
+
+def list_todo(batch: dict[str, np.ndarray], place: Place, done: list, tally) -> Iterator[dict[str, np.ndarray]]:
+    """A Ray task: a few folders (or named files) -> their photos not done yet (name, size, mtime), in chunks of
+    at most ``LIST_CHUNK``; ``done`` holds the reference to the sorted keys of the done photos."""
+    import ray
+
+    done_keys = ray.get(done[0])
+    found = skipped = 0
+    names: list[str] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
+
+    def todo() -> dict[str, np.ndarray]:
+        keep = ~is_done(keys_of(names, sizes, mtimes), done_keys)
+        return {"path": np.array(names, dtype=object)[keep], "size": np.array(sizes, np.int64)[keep],
+                "mtime_ns": np.array(mtimes, np.int64)[keep]}
+
+    for folder, file in zip(batch["folder"], batch["file"]):
+        for name, size, mtime_ns in stat_files(place, str(folder), str(file)):
+            names.append(name), sizes.append(size), mtimes.append(mtime_ns)
+            if len(names) >= LIST_CHUNK:
+                chunk = todo()
+                found, skipped = found + len(names), skipped + len(names) - len(chunk["path"])
+                names, sizes, mtimes = [], [], []
+                if len(chunk["path"]):
+                    yield chunk
+    if names:
+        chunk = todo()
+        found, skipped = found + len(names), skipped + len(names) - len(chunk["path"])
+        if len(chunk["path"]):
+            yield chunk
+    ray.get(tally.record.remote(f"{batch['folder'][0]}\0{batch['file'][0]}\0{len(batch['file'])}", found, skipped))
 
 
 class CaptionActor:
@@ -126,37 +185,61 @@ class CaptionActor:
         return pa.Table.from_pylist(rows, schema=results.SCHEMA)
 
 
-def caption_on_ray(photos: Sequence[Path], out: Path, options: JobOptions = JobOptions(), address: str | None = None,
-                   on_part: Callable[[Summary], None] = lambda summary: None) -> Summary:
-    """Caption ``photos`` into the results folder ``out``, skipping those it holds already; with no ``address``
-    on a Ray started here for the run (and stopped after), else on the running cluster at ``address``."""
-    import ray
-    import ray.data
+def _scan(out: Place, retry_failed: bool) -> tuple[np.ndarray, int]:
+    found = results.scan(out, retry_failed)
+    return found.done, found.dropped
 
-    out.mkdir(parents=True, exist_ok=True)
-    results.remove_temp_files(out)
-    results.drop_superseded(out)
-    found = [results.stat_photo(p) for p in photos]
-    done = results.done_photos(out, options.retry_failed)
-    todo = [p for p in found if p not in done]
-    summary = Summary(len(found), len(found) - len(todo))
-    if not todo:
-        return summary
+
+def caption_on_ray(sources: Sequence[Path | str | Place], out: Path | str | Place, options: JobOptions = JobOptions(),
+                   address: str | None = None, on_part: Callable[[Summary], None] = lambda summary: None) -> Summary:
+    """Caption the photos of ``sources`` (photos, or folders: with ``options.recursive`` their sub-folders too)
+    into the results folder ``out``, skipping those it holds already; with no ``address`` on a Ray started here
+    for the run (and stopped after, also on SIGTERM), else on the running cluster at ``address``. Sources and
+    ``out`` are local paths, URIs (``storage.locate``) or ``storage.Place``s; the sources on one file system."""
+    import ray
+
+    places = [s if isinstance(s, Place) else locate(s) for s in sources]
+    if not places or not same_file_system(places):
+        raise ValueError("the sources of one run must be on one file system")
+    out = out if isinstance(out, Place) else locate(out)
+    results.make_folder(out)
     bundle = load_bundle(options.model or DEFAULT_BUNDLE)
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+    with local_ray(address) if started_here else contextlib.nullcontext():
+        return _run(places, out, options, bundle, on_part)
+
+
+def _run(places: list[Place], out: Place, options: JobOptions, bundle, on_part: Callable[[Summary], None]) -> Summary:
+    import ray
+    import ray.data
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    scan = ray.remote(_scan).options(num_cpus=0, num_returns=2, scheduling_strategy=here if out.local else "DEFAULT")
+    done, _ = scan.remote(out, options.retry_failed)  # the driver holds a reference, never the keys
+    tally = ray.remote(Tally).options(num_cpus=0).remote()
+    summary = Summary(0, 0)
     start = time.perf_counter()
     writer = results.PartWriter(out, options.rows_per_part)
+
+    def count() -> None:
+        summary.photos, summary.already_done = ray.get(tally.totals.remote())
+        summary.seconds = time.perf_counter() - start
+
     try:
         resources = ray.cluster_resources()
         plan = summary.plan = plan_pool(resources.get("CPU", 0), resources.get("GPU", 0), options)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = sys.stderr.isatty()
         context.print_on_execution_start = False
-        rows = [{"path": p.path, "size": p.size, "mtime_ns": p.mtime_ns} for p in todo]
-        dataset = (ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.batch_size)))
-                   .map_batches(decode_photos, fn_kwargs={"spec": bundle.manifest.preprocessing},
+        fs = places[0].fs
+        reader = Place(fs, "", places[0].prefix)
+        dataset = (ray.data.from_items([{"source": p.path} for p in places], override_num_blocks=len(places))
+                   .flat_map(folders_of, fn_kwargs={"fs": fs, "recursive": options.recursive},
+                             num_cpus=plan.decode_cpus)
+                   .map_batches(list_todo, fn_kwargs={"place": reader, "done": [done], "tally": tally},
+                                batch_size=FOLDERS_PER_TASK, batch_format="numpy", num_cpus=plan.decode_cpus)
+                   .map_batches(decode_photos, fn_kwargs={"spec": bundle.manifest.preprocessing, "place": reader},
                                 batch_size=options.batch_size, batch_format="numpy", num_cpus=plan.decode_cpus,
                                 # the most one photo may take while decoded; a reservation the actors do not
                                 # have, so Ray Data keeps decoding in its own tasks rather than in the actors
@@ -176,12 +259,39 @@ def caption_on_ray(photos: Sequence[Path], out: Path, options: JobOptions = JobO
             before = writer.number
             writer.add([table])
             if writer.number != before:
-                summary.seconds = time.perf_counter() - start
+                count()
                 on_part(summary)
     finally:
         writer.flush()  # rows that arrived are whole: keep them even when the run is stopped
         summary.seconds = time.perf_counter() - start
-        if started_here:
-            ray.shutdown()
-    results.drop_superseded(out)
+    count()
+    if summary.captioned + summary.failed:
+        ray.get(scan.remote(out, False)[1])  # retried and changed photos: their old rows go
     return summary
+
+
+@contextlib.contextmanager
+def local_ray(address: str | None) -> Iterator[None]:
+    """Ray for one run: started here (no ``address``) or connected to, and shut down after, also when the run is
+    stopped by SIGTERM or SIGHUP (as by Ctrl-C): the local Ray's processes go with it."""
+    import ray
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            handlers[number] = signal.signal(number, _stop)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        yield
+    finally:
+        ray.shutdown()
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop by a signal: like Ctrl-C, it keeps the parts written and stops Ray."""
+
+
+def _stop(number: int, frame) -> None:
+    raise Stopped(f"stopped by {signal.Signals(number).name}")

@@ -75,13 +75,19 @@ def holds_this_caption(row: dict, sidecar_naming: str) -> bool:
 
 def write_back(out: Path, options: WriteOptions, index: LibraryIndex | None, write: bool = True) -> WriteBackSummary:
     """Write every captioned row of the results folder ``out`` into its photo and index it (with an ``index``);
-    without ``write`` (``--write none``) only index what the photos hold, with the model's details."""
-    rows = results.read_results(out).to_pylist()  # one row per photo: each run ends by dropping superseded rows
-    summary = WriteBackSummary(len(rows))
-    if write:
-        sweep_temp_files([Path(r["path"]) for r in rows if r["status"] != results.FAILED])
-    for row in rows:
-        _write_row(row, options, index, write, summary)
+    without ``write`` (``--write none``) only index what the photos hold, with the model's details. Reads one
+    part at a time (each photo has one row: every run ends by dropping superseded rows)."""
+    summary = WriteBackSummary()
+    swept: set[Path] = set()  # folders, not photos
+    for table in results.iter_parts(out):
+        rows = table.to_pylist()
+        summary.rows += len(rows)
+        if write:
+            folders = {Path(r["path"]).parent for r in rows if r["status"] != results.FAILED} - swept
+            sweep_temp_files([folder / "photo" for folder in folders])
+            swept |= folders
+        for row in rows:
+            _write_row(row, options, index, write, summary)
     return summary
 
 
