@@ -2,7 +2,8 @@
 applied, fitted to the screen), on the sample photos, under whatever QT_SCALE_FACTOR, screen and contrast the
 environment sets. tests/test_theme.py runs it in a subprocess (the scale factor is read once per process) with
 QT_SCALE_FACTOR=2 on an offscreen 1366x768 screen; ``--screenshot PATH`` also saves the window (how
-resources/screenshots/scale-2.png and high-contrast.png were made).
+resources/screenshots/scale-2.png, at 2x on 1366x768, and high-contrast.png, at 1x with --high-contrast, were
+made; then quantized to 128 colours with Pillow to keep them small).
 
 Usage: scale_probe.py SAMPLES WORK [--screenshot PATH] [--high-contrast]. Prints one JSON object: the screen's
 available geometry, the window's frame geometry, and each focus stop Tab reaches (in order, until it comes
@@ -43,8 +44,10 @@ def main() -> int:
         result["available"] = rect(window.screen().availableGeometry())
         result["frame"] = rect(window.frameGeometry())
         result["window"] = [window.width(), window.height()]
-        if shot:  # before Tab moves the focus away from the grid
+        if shot:  # a person's caption for the first photo, the focus on it (scrolled to where it shows)
             window.grid.setFocus(Qt.FocusReason.TabFocusReason)
+            window.panel.set_caption_text("An astronaut in an orange suit in front of a flag and a rocket.")
+            window.caption_edit.setFocus(Qt.FocusReason.TabFocusReason)
             app.processEvents()
             window.grab().save(shot)
         stops = []
