@@ -83,6 +83,8 @@ def test_desktop_app_defaults_and_limits_are_the_apps(qtbot, tmp_path, pristine_
                                     tmp_path / "library.sqlite")
     qtbot.addWidget(window)
     window.ask_about_unsaved = lambda doing: "keep"
+    window.runs.load_model(window.settings)  # opened off the UI thread; with it open, a run starts at once
+    qtbot.waitUntil(lambda: window.runs.captioner is not None, timeout=30_000)
     with pytest.raises(Stop):
         window.caption([Path(pristine_samples) / "chelsea.jpg"], recaption=True)
     assert given == [APP]

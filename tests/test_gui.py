@@ -31,11 +31,10 @@ def window(qtbot, tmp_path):
 
 
 def caption_and_wait(qtbot, win, everything=True):
+    """Caption, and wait for the model to open (off the UI thread, the first time) and the run to end."""
     (win.caption_all if everything else win.caption_selected)()
-    assert win.runs.caption_worker is not None
-    with qtbot.waitSignal(win.runs.caption_worker.finished, timeout=120_000):
-        pass
-    qtbot.waitUntil(lambda: win.runs.caption_worker is None)
+    assert win.runs.busy
+    qtbot.waitUntil(lambda: not win.runs.busy, timeout=120_000)
 
 
 def write_and_wait(qtbot, win, everything=True):
@@ -91,6 +90,7 @@ def test_cancel_mid_batch_leaves_photos_whole(qtbot, window, tmp_path, pristine_
     window.settings.write_as_captioned = True
     window.open_folder(folder)
     window.caption_all()
+    qtbot.waitUntil(lambda: window.runs.caption_worker is not None, timeout=30_000)  # the model is open
     worker = window.runs.caption_worker
     qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=60_000)
     window.actions.cancel.trigger()

@@ -45,11 +45,13 @@ def test_typing_wins_over_the_model_caption_arriving(qtbot, window, samples):
     opened(qtbot, window, samples)
     select(window, "coffee.jpg")
     item = window.current
+    window.runs.load_model(window.settings)  # opened off the UI thread; then a run starts at once
+    qtbot.waitUntil(lambda: window.runs.captioner is not None and not window.runs.busy, timeout=30_000)
     window.caption_all()
     assert window.runs.caption_worker is not None and not item.caption  # nothing from the model yet
     window.focus_caption()
     qtbot.keyClicks(window.caption_edit, "An espresso cup")
-    qtbot.waitUntil(lambda: window.runs.caption_worker is None, timeout=120_000)  # its signals may be queued already
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=120_000)  # its signals may be queued already
     qtbot.keyClicks(window.caption_edit, " on a saucer")
     typed = "An espresso cup on a saucer"
     assert window.caption_edit.toPlainText() == typed
@@ -159,7 +161,7 @@ def test_counts_add_up_to_the_photos_at_every_step(qtbot, window, samples):
     qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
     check("captions read")
     window.caption_all()
-    qtbot.waitUntil(lambda: window.runs.caption_worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=120_000)
     assert check("captioned")["unsaved"] == 5
     window.session.start_run("another run")  # a new run's list starts empty: the failed photo is still named
     assert check("new run")["failed"] == 1
@@ -194,6 +196,7 @@ def test_small_things_of_item_10(qtbot, window, samples, monkeypatch):
 
     window.search_bar.whole_library.setChecked(True)
     qtbot.keyClicks(window.search, "zebra")
+    qtbot.waitUntil(window.library_dock.isVisible)  # the library's answer (off the UI thread): no hits
     assert window.library_results.count() == 0
     rocket = window.session.item((samples / "rocket.jpg").resolve())
     window.session.apply_outcomes([(PhotoOutcome(rocket.path, CAPTIONED, result("A zebra on a pad.")), None)], "m1")

@@ -350,6 +350,7 @@ def test_library_search_finds_other_folders_and_opens_them(qtbot, window, sample
     window.search_bar.whole_library.setChecked(True)
     qtbot.keyClicks(window.search, "espresso")
     assert window.filter.rowCount() == 0  # not in this folder...
+    qtbot.waitUntil(lambda: window.library_results.count() == 1)  # the library is searched off the UI thread
     hits = [window.library_results.item(i).text() for i in range(window.library_results.count())]
     assert len(hits) == 1 and hits[0].startswith("espresso.jpg: An espresso in a red cup.")  # ...but in the library
     window.library_results.itemActivated.emit(window.library_results.item(0))

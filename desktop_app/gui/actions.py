@@ -48,8 +48,8 @@ class Actions:
             ("edit", "undo_write", "&Undo Last Write", w.runs.undo_write, "Ctrl+Alt+Z"),
             ("edit", "discard", "&Discard Unsaved Changes…", w.discard_unsaved, None),
             ("edit", None, None, None, None),
-            ("edit", "find", "&Find", w.focus_search, Std.Find),
-            ("view", "go_grid", "Go to &Photos", w.focus_grid, "Ctrl+1"),
+            ("edit", "find", "&Find", lambda: (w.search.setFocus(), w.search.selectAll()), Std.Find),
+            ("view", "go_grid", "Go to &Photos", lambda: w.grid.setFocus(), "Ctrl+1"),
             ("view", "go_caption", "Go to &Caption", w.focus_caption, "Ctrl+2"),
             ("view", None, None, None, None),
             ("view", "next_word", "&Next Word's Attention", lambda: w.step_word(1), "Alt+Right"),
@@ -77,8 +77,12 @@ class Actions:
             self.all[name] = action
             setattr(self, name, action)
         self.recursive.setCheckable(True)
+        self.recursive.setChecked(w.settings.recursive)
         self.recent_menu = QMenu("Open &Recent", window)
         self.menus["file"].insertMenu(self.recursive, self.recent_menu)
+        for dock in (w.problems_dock, w.library_dock):  # View > Problems, View > Library search
+            self.menus["view"].addAction(dock.toggleViewAction())
+        self.view_problems = w.problems_dock.toggleViewAction()
 
     def enable(self, has_photos: bool, selected: bool, busy: bool, captioning: bool, undo_label: str) -> None:
         """What may be done now: one run and one writer at a time, and nothing on an empty folder."""

@@ -12,6 +12,7 @@ import io
 import json
 from pathlib import Path
 
+from desktop_app.gui.messages import count_of
 from desktop_app.metadata.atomic import replace_atomically
 
 FIELDS = ["path", "caption", "source", "keywords", "saved"]
@@ -39,3 +40,12 @@ def export_captions(items, path: Path, kind: str) -> int:
     rows = export_rows(items)
     replace_atomically(Path(path), export_bytes(rows, kind), keep_mtime=False)
     return len(rows)
+
+
+def export_and_say(items, path: Path, kind: str) -> tuple[str, int]:
+    """Export, and what to tell the person: (status text, milliseconds to show it)."""
+    try:
+        count = export_captions(items, path, kind)
+    except OSError as exc:
+        return f"could not export to {path}: {exc.strerror or exc}", 10000
+    return f"exported {count_of(count, 'caption')} to {path}", 5000

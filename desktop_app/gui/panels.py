@@ -368,6 +368,11 @@ class StatusBar(QStatusBar):
         for widget in (self.counts, self.rate, self.progress, self.model):
             self.addPermanentWidget(widget)
 
+    def start_progress(self, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.progress.show()
+
     def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:
         self._permanent.append(widget)
         super().addPermanentWidget(widget, stretch)

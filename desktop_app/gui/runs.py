@@ -1,7 +1,10 @@
-"""Runs: captioning, writing and undoing on worker threads, and the folder scan, with no widget in sight.
+"""Runs: captioning, writing and undoing on worker threads, the folder scan and model loading, with no widget
+in sight.
 
 The window starts and cancels runs here and shows what the signals say; tests drive a ``Runs``
 without a window. One caption run or one writer at a time; the session takes every outcome.
+The model is opened off the UI thread too (a few hundred milliseconds, seconds on a cold disk
+or a GPU provider): the window never freezes while it loads.
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from desktop_app.bundle.format import BundleError
+from dataclasses import replace
+
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.captioning.pipeline import PipelineOptions
-from desktop_app.captioning.runtime import ProviderError
+from desktop_app.gui.background import Background
 from desktop_app.gui.session import PhotoItem, Session, count_of
 from desktop_app.gui.settings import AppSettings
 from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
 
 
 def open_captioner(settings: AppSettings) -> Captioner:
-    """The model and provider these settings name (may raise BundleError or ProviderError)."""
+    """The model and provider these settings name (may raise BundleError or ProviderError); slow: called off the
+    UI thread."""
     path = Path(settings.model_path) if settings.model_path else None
     return Captioner.open(path, provider=settings.provider)
 
@@ -41,6 +46,7 @@ class Runs(QObject):
     captions_read = Signal()  # the folder scan's captions are in the session
     model_changed = Signal(str)  # what to say about the model in use
     model_failed = Signal(str)  # why the model cannot be used
+    settings_changed = Signal()  # the settings in use changed: keep them
     close_requested = Signal()  # the writes asked for before quitting are done
     open_requested = Signal(object)  # the writes asked for before opening this folder are done, all of them
 
@@ -55,43 +61,59 @@ class Runs(QObject):
         self.close_after_write = False  # quit once the running write is done
         self.open_after_write: Path | None = None  # open this folder once the running write is done
         self._threads: list[tuple[QThread, QObject]] = []
+        self.loader = Background(1, self)
+        self.loader.done.connect(self._model_loaded)
+        self.loading: AppSettings | None = None  # the settings whose model is being opened
+        self._after_load: tuple | None = None  # (folder, caption arguments) of the run waiting for the model
 
     @property
     def busy(self) -> bool:
-        return self.caption_worker is not None or self.write_worker is not None
+        return self.caption_worker is not None or self.write_worker is not None or self.loading is not None
 
     def threads_running(self) -> bool:
-        """Any worker still at work (the folder scan included)."""
-        return bool(self._threads)
+        """Any worker still at work (the folder scan and model loading included)."""
+        return bool(self._threads) or bool(self.loader.running)
 
     @property
     def model_id(self) -> str:
         return self.captioner.model_id if self.captioner else ""
 
-    def ensure_captioner(self) -> Captioner | None:
-        """The model, opened on first use; None (and ``model_failed``) when it cannot be."""
-        if self.captioner is None:
-            try:
-                self.captioner = open_captioner(self.settings)
-            except (BundleError, ProviderError) as exc:
-                self.model_failed.emit(str(exc))
-                return None
-            self.model_changed.emit(f"model: {self.captioner.model_id} on {self.captioner.provider}")
-        return self.captioner
+    def load_model(self, settings: AppSettings) -> None:
+        """Open the model these settings name, off the UI thread; ``model_changed`` or ``model_failed`` says how
+        it went, and the settings take its model and provider only once it is open."""
+        self.loading = settings
+        self.message.emit("loading the model…", 0)
+        self.loader.run(settings, lambda: open_captioner(settings))
+        self.busy_changed.emit()
+
+    @Slot(object, object, object)
+    def _model_loaded(self, settings: AppSettings, captioner: Captioner | None, error: Exception | None) -> None:
+        self.loading = None
+        waiting, self._after_load = self._after_load, None
+        if error is not None:
+            kept = "\n\nKept the model and provider in use." if self.captioner is not None or waiting is None else ""
+            self.message.emit("", 0)
+            self.model_failed.emit(f"{error}{kept}")
+            self.busy_changed.emit()
+            return
+        self.captioner = captioner
+        if (settings.model_path, settings.provider) != (self.settings.model_path, self.settings.provider):
+            self.settings.model_path, self.settings.provider = settings.model_path, settings.provider
+            self.settings_changed.emit()
+        self.model_changed.emit(f"model: {captioner.model_id} on {captioner.provider}")
+        self.message.emit("", 0)
+        self.busy_changed.emit()
+        if waiting is not None and waiting[0] == self.session.folder:  # a run asked for in the folder still open
+            self._start_captioning(*waiting[1:])
 
     def use_settings(self, new: AppSettings) -> None:
-        """Take new settings; a new model or provider is opened first, and one that fails is neither used nor
-        remembered (the model in use stays)."""
-        if (new.model_path, new.provider) != (self.settings.model_path, self.settings.provider):
-            try:
-                captioner = open_captioner(new)
-            except (BundleError, ProviderError) as exc:
-                new.model_path, new.provider = self.settings.model_path, self.settings.provider
-                self.model_failed.emit(f"{exc}\n\nKept the model and provider in use.")
-            else:
-                self.captioner = captioner
-                self.model_changed.emit(f"model: {captioner.model_id} on {captioner.provider}")
-        self.settings = new
+        """Take new settings; a new model or provider is opened first (off the UI thread), and one that fails is
+        neither used nor remembered (the model in use stays)."""
+        swap = (new.model_path, new.provider) != (self.settings.model_path, self.settings.provider)
+        self.settings = replace(new, model_path=self.settings.model_path, provider=self.settings.provider)
+        self.settings_changed.emit()
+        if swap:
+            self.load_model(new)
 
     def _start(self, worker: QObject) -> QThread:
         thread = QThread(self)
@@ -116,7 +138,9 @@ class Runs(QObject):
         worker.finished.connect(self._captions_read)
         self._start(worker)
 
-    def _captions_read(self, captions: dict) -> None:
+    def _captions_read(self, folder: Path, captions: dict) -> None:
+        if Path(folder).resolve() != self.session.folder:
+            return  # another folder was opened meanwhile: these captions are not its photos'
         self.session.apply_saved(captions)
         c = self.session.counts()
         self.message.emit(f"{count_of(c['photos'], 'photo')}, {c['captioned']} captioned"
@@ -126,9 +150,17 @@ class Runs(QObject):
 
     # ---- captioning ------------------------------------------------------------------------
     def caption(self, paths: list[Path], recaption: bool, label: str = "Caption") -> bool:
-        """Caption these photos on a worker thread (writing each as it comes if the settings say so)."""
-        if not paths or self.busy or self.ensure_captioner() is None:
+        """Caption these photos on a worker thread (writing each as it comes if the settings say so); the model is
+        opened first if it is not yet (the run then starts once it is, if the folder is still open)."""
+        if not paths or self.busy:
             return False
+        if self.captioner is None:
+            self._after_load = (self.session.folder, list(paths), recaption, label)
+            self.load_model(self.settings)
+            return True
+        return self._start_captioning(paths, recaption, label)
+
+    def _start_captioning(self, paths: list[Path], recaption: bool, label: str) -> bool:
         s = self.settings
         self.session.start_run(label)  # drafts are not captioned again unasked: they are this run's first skips
         if not (paths := self.session.to_caption(paths, recaption, self.captioner.model_id,
@@ -229,6 +261,7 @@ class Runs(QObject):
 
     def wait_all(self) -> None:
         """Let every worker's thread end (on closing)."""
+        self.loader.wait()
         for thread, _ in list(self._threads):
             thread.quit()
             thread.wait(10000)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QPushButton, QSpinBox,
+                               QSplitter, QWidget)
 
 from desktop_app.bundle.format import BundleError, load_bundle
 from desktop_app.captioning.options import LIMITS, DecodeOptions
@@ -57,6 +58,28 @@ class Memory:
         for name, value in splitters.items():
             self.store.setValue(f"memory/splitter_{name}", value)
         self.store.sync()
+
+    def remember_window(self, window: QMainWindow, splitters: list[QSplitter]) -> None:
+        self.save_window(window.saveGeometry(), window.saveState(), {s.objectName(): s.saveState() for s in splitters})
+
+    def restore_window(self, window: QMainWindow, splitters: list[QSplitter]) -> None:
+        """The window's size, docks and splitters as they were when it last closed."""
+        geometry, state = self.window()
+        if geometry is not None:
+            window.restoreGeometry(geometry)
+        if state is not None:
+            window.restoreState(state)
+        for splitter in splitters:
+            saved = self.splitter(splitter.objectName())
+            if saved is not None:
+                splitter.restoreState(saved)
+
+    def fill_recent(self, menu: QMenu, open_folder) -> None:
+        """The Open Recent menu: each recent folder, opened by ``open_folder(Path)``."""
+        menu.clear()
+        for folder in self.recent_folders():
+            menu.addAction(folder, lambda folder=folder: open_folder(Path(folder)))
+        menu.setEnabled(not menu.isEmpty())
 
     def window(self) -> tuple[QByteArray | None, QByteArray | None]:
         return self.store.value("memory/geometry"), self.store.value("memory/state")

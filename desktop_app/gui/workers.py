@@ -127,7 +127,7 @@ class WriteWorker(QObject):
 class ScanWorker(QObject):
     """Indexes the captions already in a folder's photos, then hands them to the window."""
 
-    finished = Signal(object)  # dict: path -> (caption, source, keywords)
+    finished = Signal(object, object)  # the folder, dict: path -> (caption, source, keywords)
 
     def __init__(self, index_path: Path, folder: Path, recursive: bool, sidecar_naming: str):
         super().__init__()
@@ -140,7 +140,7 @@ class ScanWorker(QObject):
         index = LibraryIndex(self.index_path)
         try:
             index.scan([self.folder], self.recursive, self.naming)
-            self.finished.emit(index.captions_under(self.folder))
+            self.finished.emit(self.folder, index.captions_under(self.folder))
         finally:
             index.close()
 
