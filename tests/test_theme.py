@@ -163,8 +163,9 @@ def run_probe(tmp_path, samples, *extra):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_at_2x_on_a_laptop_the_window_fits_and_tab_reaches_every_control(tmp_path, samples):
-    result = run_probe(tmp_path, samples)
+@pytest.mark.parametrize("which", ["main window", "describe window"])
+def test_at_2x_on_a_laptop_the_window_fits_and_tab_reaches_every_control(tmp_path, samples, which):
+    result = run_probe(tmp_path, samples, *(["--describe"] if which == "describe window" else []))
     x, y, width, height = result["frame"]
     sx, sy, swidth, sheight = result["available"]
     assert [swidth, sheight] == [683, 384]  # 1366x768 at 2x
@@ -178,4 +179,6 @@ def test_at_2x_on_a_laptop_the_window_fits_and_tab_reaches_every_control(tmp_pat
     parked = [f for f in result["focusable"] if not window.intersects(QRect(*f["rect"])) and f["class"] == "QTabBar"]
     missed = [f for f in result["focusable"] if (f["class"], f["name"]) not in reached and f not in parked]
     assert missed == [], missed
-    assert {"Search captions", "Photos", "Caption of the selected photo", "Keywords"} <= {n for _, n in reached}
+    expected = ({"Search captions", "Photos", "Caption of the selected photo", "Keywords"} if which == "main window"
+                else {"Caption", "About this caption", "Keywords", "Close"})
+    assert expected <= {n for _, n in reached}

@@ -13,13 +13,21 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QCloseEvent, QGuiApplication, QIcon, QImage, \
     QKeySequence, QPixmap, QShortcut
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from desktop_app.describe import Description, ModelOnce, describe_photo
 from desktop_app.resources import APP_ICON
 
-PREVIEW = (420, 320)  # beside the text, the window fits a 1366x768 screen at twice the normal scale
+PREVIEW = (420, 320)  # the largest preview: beside the text, 940 px wide in all
+TEXT_WIDTH = 480  # what the text and the buttons beside the preview need, about
+
+
+def _picture_size(available_width: int) -> tuple[int, int]:
+    """The preview as large as leaves the text its room: smaller on a small screen (1366x768 at 2x scale is
+    683 px wide), never under 120 px."""
+    width = max(120, min(PREVIEW[0], available_width - TEXT_WIDTH - 40))
+    return width, width * PREVIEW[1] // PREVIEW[0]
 
 
 class _Signals(QObject):
@@ -96,7 +104,7 @@ class DescribeWindow(QWidget):
 
         self.picture = QLabel()
         self.picture.setAccessibleName("Photo")
-        self.picture.setFixedSize(*PREVIEW)
+        self.picture.setFixedSize(*_picture_size(self.screen().availableGeometry().width()))
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.heading = QLabel()
         self.heading.setTextFormat(Qt.TextFormat.PlainText)
@@ -142,14 +150,26 @@ class DescribeWindow(QWidget):
         for button in (self.copy, self.write, self.edit, self.previous, self.next, self.close_button):
             buttons.addWidget(button)
         text.addLayout(buttons)
-        layout = QHBoxLayout(self)
+        body = QWidget()
+        layout = QHBoxLayout(body)
         layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(text, 1)
+        scroll = QScrollArea()  # scrolls only where the screen is smaller than the controls (large fonts, 2x scale)
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the controls in it, and scrolls to them
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         chain = [self.caption, self.about, self.keywords, self.copy, self.write, self.edit, self.previous, self.next,
                  self.close_button]
         for first, second in zip(chain, chain[1:]):
             QWidget.setTabOrder(first, second)
-        self.resize(PREVIEW[0] + 520, PREVIEW[1] + 40)
+        available = self.screen().availableGeometry()
+        wanted = body.sizeHint()
+        self.resize(min(wanted.width() + 4, available.width()), min(max(wanted.height(), PREVIEW[1] + 40) + 4,
+                                                                    available.height()))
 
         self._signals = _Signals()
         self._signals.described.connect(self._described)
@@ -173,7 +193,11 @@ class DescribeWindow(QWidget):
         self.previous.setEnabled(self.row > 0)
         self.next.setEnabled(self.row < len(self.photos) - 1)
         image = self.previews.get(self.row)
-        self.picture.setPixmap(QPixmap.fromImage(image) if image is not None and not image.isNull() else QPixmap())
+        pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else QPixmap()
+        if not pixmap.isNull() and (pixmap.width() > self.picture.width() or pixmap.height() > self.picture.height()):
+            pixmap = pixmap.scaled(self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+        self.picture.setPixmap(pixmap)
         if d is None:
             self.caption.setPlainText("")
             self.caption.setPlaceholderText("Describing the photo...")
