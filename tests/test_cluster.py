@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ pytest.importorskip("ray.data", reason='the cluster extra is not installed (pip 
 from desktop_app.bundle.format import load_bundle  # noqa: E402
 from conftest import exiftool  # noqa: E402
 from desktop_app.cluster import results  # noqa: E402
+from desktop_app.cluster import local  # noqa: E402
 from desktop_app.cluster.job import JobOptions, PoolError, caption_on_ray, plan_pool  # noqa: E402
 from desktop_app.cluster.storage import Place, keys_of  # noqa: E402
 from desktop_app.cluster.write import ALREADY, CHANGED, NOT_CAPTIONED  # noqa: E402
@@ -235,3 +238,67 @@ def test_sources_are_listed_in_ray_tasks_by_find_photos_rules_and_read_through_p
     for name, row in got.items():
         same = by_path[str(photos.resolve() / name.removeprefix("subtree://"))]
         assert {f: row[f] for f in (*FIELDS, "status", "size")} == {f: same[f] for f in (*FIELDS, "status", "size")}
+
+
+def start_run(sources: list[Path], out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "desktop_app", "cluster", "caption", "--out", str(out),
+                             "--batch-size", "2", "--rows-per-part", "2", *map(str, sources)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, run: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert run.poll() is None, f"the run ended ({run.returncode}) first: {run.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def alive(processes: dict[int, int]) -> list[int]:
+    return [pid for pid, start in processes.items() if local.start_time(pid) == start]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux: processes are followed through /proc")
+def test_a_stopped_or_killed_run_leaves_no_ray_behind_and_the_next_run_resumes(photos, tmp_path):
+    """SIGTERM: the run stops Ray and keeps its parts (status 130). ``kill -9``: Ray's agents outlive the driver,
+    so the next local run stops what the killed run's record names, runs to the end, and every photo is in the
+    results once."""
+    for round_ in range(6):
+        shutil.copytree(photos / "copies", photos / f"more-{round_}")
+    sources = sorted(p for p in photos.iterdir() if p.is_dir())
+    out = tmp_path / "out"
+
+    def captioning(run: subprocess.Popen) -> bool:  # Ray up, its processes recorded, the caption actor started
+        record = local.STATE / f"{run.pid}.json"
+        return record.exists() and any(b"CaptionActor" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                                       for pid in alive(local.processes_below(run.pid)))
+
+    run = start_run(sources, out)
+    wait_for(lambda: captioning(run), run)
+    below = local.processes_below(run.pid)
+    assert len(below) >= 5  # GCS, raylet, agents, workers
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and "stopped by SIGTERM; the parts written are kept" in stderr, stderr
+    deadline = time.monotonic() + 15
+    while alive(below) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(below), "left running after SIGTERM: " + ", ".join(map(str, alive(below)))
+    assert not (local.STATE / f"{run.pid}.json").exists()
+
+    run = start_run(sources, out)
+    record = local.STATE / f"{run.pid}.json"
+    wait_for(lambda: captioning(run), run)
+    time.sleep(2 * local.REFRESH_S)  # the record has the workers too
+    recorded = dict(map(tuple, json.loads(record.read_text())["processes"]))
+    run.kill()
+    run.communicate()
+    time.sleep(1)
+    assert alive(recorded), "nothing outlived the killed driver (then there is nothing to test)"
+
+    resumed = run_cli = subprocess.run([sys.executable, "-m", "desktop_app", "cluster", "caption", "--out", str(out),
+                                        *map(str, sources)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run_cli.returncode == 1, resumed.stderr  # the broken photo
+    assert not alive(recorded) and not record.exists()
+    got = rows_by_path(out)  # one row per photo
+    assert set(got) == {str(p.resolve()) for p in find_photos(sources)}

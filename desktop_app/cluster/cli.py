@@ -10,7 +10,7 @@ from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_argumen
                                    add_write_arguments, decode_options, existing, whole_number, writable_file,
                                    write_options)
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2  # as desktop_app.cli's
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130  # as desktop_app.cli's
 INSTALL_HINT = 'install the cluster extra: pip install -e ".[cluster]"'
 
 
@@ -91,6 +91,10 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
         summary = caption_on_ray(sources, out, options, args.address, progress)
     except PoolError as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP: Ray stopped, the parts written kept
+        print(f"photocaption cluster: {exc or 'cancelled'}; the parts written are kept in {args.out}, "
+              "the same command resumes", file=sys.stderr)
+        return EXIT_CANCELLED
     except ConnectionError as exc:
         print(f"photocaption cluster: error: cannot reach the Ray cluster at {args.address}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -15,10 +15,7 @@ finished batch's rows reach the driver, so a lost worker neither loses nor dupli
 from __future__ import annotations
 
 import contextlib
-import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from desktop_app.bundle.format import BundleError, Preprocessing, load_bundle
 from desktop_app.captioning.captioner import Captioner, result_fields
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.cluster import results
+from desktop_app.cluster.local import check_stop, ray_for_run
 from desktop_app.cluster.storage import (Place, folders_of, is_done, keys_of, locate, read_photo, same_file_system,
                                          stat_files)
 from desktop_app.photos.pixels import DECODE_BUDGET, PhotoError, load_pixels, read_pixels
@@ -205,7 +203,7 @@ def caption_on_ray(sources: Sequence[Path | str | Place], out: Path | str | Plac
     results.make_folder(out)
     bundle = load_bundle(options.model or DEFAULT_BUNDLE)
     started_here = not ray.is_initialized()
-    with local_ray(address) if started_here else contextlib.nullcontext():
+    with ray_for_run(address) if started_here else contextlib.nullcontext():
         return _run(places, out, options, bundle, on_part)
 
 
@@ -253,6 +251,7 @@ def _run(places: list[Place], out: Place, options: JobOptions, bundle, on_part: 
                                                                    enable_true_multi_threading=True),
                                 num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus))
         for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            check_stop()
             failed = table.column("status").to_pylist().count(results.FAILED)
             summary.failed += failed
             summary.captioned += table.num_rows - failed
@@ -268,30 +267,3 @@ def _run(places: list[Place], out: Place, options: JobOptions, bundle, on_part: 
     if summary.captioned + summary.failed:
         ray.get(scan.remote(out, False)[1])  # retried and changed photos: their old rows go
     return summary
-
-
-@contextlib.contextmanager
-def local_ray(address: str | None) -> Iterator[None]:
-    """Ray for one run: started here (no ``address``) or connected to, and shut down after, also when the run is
-    stopped by SIGTERM or SIGHUP (as by Ctrl-C): the local Ray's processes go with it."""
-    import ray
-
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for number in (signal.SIGTERM, signal.SIGHUP):
-            handlers[number] = signal.signal(number, _stop)
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
-        yield
-    finally:
-        ray.shutdown()
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-
-
-class Stopped(KeyboardInterrupt):
-    """The run was asked to stop by a signal: like Ctrl-C, it keeps the parts written and stops Ray."""
-
-
-def _stop(number: int, frame) -> None:
-    raise Stopped(f"stopped by {signal.Signals(number).name}")
