@@ -264,3 +264,120 @@ def test_ctrl_s_writes_an_unsure_machine_caption_with_its_note(qapp, samples, tm
              for p in photos}
     assert "not sure of it (confidence 25%)" in notes["chelsea.jpg"]
     assert notes["coffee.jpg"] is None and notes["rocket.jpg"] is None
+
+
+def runs_on(samples, tmp_path):
+    from desktop_app.gui.runs import Runs
+    from desktop_app.gui.settings import AppSettings
+
+    session = Session(LibraryIndex(tmp_path / "index.sqlite"), tmp_path / "undo")
+    session.open(samples, sorted(samples.glob("*.jpg")))
+    return session, Runs(session, AppSettings(), tmp_path / "index.sqlite")
+
+
+def slow_model(monkeypatch, seconds: float) -> None:
+    import time
+
+    from desktop_app.gui import runs as runs_module
+
+    real = runs_module.open_captioner
+    monkeypatch.setattr(runs_module, "open_captioner", lambda settings: (time.sleep(seconds), real(settings))[1])
+
+
+def test_the_model_opens_off_the_ui_thread(qtbot, samples, tmp_path, monkeypatch):
+    """Issue 27: the model was opened on the UI thread when a run was asked for (the window froze meanwhile).
+    The run is asked for at once and starts when the model is open."""
+    import time
+
+    slow_model(monkeypatch, 1.0)
+    session, runs = runs_on(samples, tmp_path)
+    models = []
+    runs.model_changed.connect(models.append)
+    asked = time.perf_counter()
+    assert runs.caption([i.path for i in session.items], recaption=True, label="Caption all")
+    assert time.perf_counter() - asked < 0.5 and runs.busy and runs.caption_worker is None
+    with qtbot.waitSignal(runs.caption_finished, timeout=120_000):
+        pass
+    assert runs.counts["captioned"] == len(session.items) and models and not runs.busy
+    runs.wait_all()
+
+
+def test_a_run_asked_for_in_a_folder_left_while_the_model_opens_does_not_start(qtbot, samples, tmp_path, monkeypatch):
+    slow_model(monkeypatch, 0.5)
+    session, runs = runs_on(samples, tmp_path)
+    assert runs.caption([i.path for i in session.items], recaption=True, label="Caption all")
+    session.open(tmp_path, [])  # another folder before the model is open
+    with qtbot.waitSignal(runs.model_changed, timeout=30_000):
+        pass
+    assert runs.captioner is not None and runs.caption_worker is None and not runs.busy
+    runs.wait_all()
+
+
+def test_a_folder_scan_that_ends_after_another_folder_opened_is_dropped(qtbot, samples, tmp_path):
+    """Issue 27: the scan of a folder left before it ended gave its captions to the next folder's photos (all
+    shown uncaptioned until that folder's own scan came in)."""
+    from desktop_app.metadata.store import write_caption
+
+    session, runs = runs_on(samples, tmp_path)
+    write_caption(session.items[0].path, CaptionRecord("A cup of coffee.", PERSON, "", ["cup"]))
+    other = tmp_path / "other"
+    other.mkdir()
+    with qtbot.waitSignal(runs.captions_read, timeout=30_000):
+        runs.scan(samples)
+    assert session.items[0].saved_caption == "A cup of coffee." and session.counts()["captioned"] == 1
+    runs.scan(other)  # as if started for a folder left since: its answer comes while samples is open
+    qtbot.waitUntil(lambda: not runs.threads_running(), timeout=30_000)
+    qtbot.wait(50)
+    assert session.items[0].saved_caption == "A cup of coffee." and session.counts()["captioned"] == 1
+
+
+def test_library_search_answers_only_the_latest_words_in_the_open_folder(qtbot, session, monkeypatch):
+    """The library is searched off the UI thread; an answer that comes after the folder changed is dropped."""
+    import threading
+    import time
+
+    from desktop_app.gui.browse import Browse
+
+    gate = threading.Event()
+    monkeypatch.setattr(session, "library_hits", lambda text: (gate.wait(10), [SimpleNamespace(caption=text)])[1])
+    browse = Browse(session)
+    answers = []
+    browse.library_hits.connect(lambda hits, asked: answers.append([h.caption for h in hits]))
+    asked = time.perf_counter()
+    browse.search("dog", whole_library=True)
+    assert time.perf_counter() - asked < 0.5 and browse.allowed == set()  # the folder's own matches: none
+    session.open(session.folder, [i.path for i in session.items])  # the folder opened again meanwhile
+    gate.set()
+    qtbot.waitUntil(lambda: not browse.searcher.running, timeout=10_000)
+    assert answers == []
+    browse.search("cat")
+    browse.search("cats")  # typed on: only the last words are answered
+    qtbot.waitUntil(lambda: not browse.searcher.running, timeout=10_000)
+    assert answers == [["cats"]]
+    browse.searcher.wait()
+
+
+def test_leaving_a_folder_with_unsaved_work_without_a_window(qtbot, samples, tmp_path):
+    """Issue 27: opening a folder and settling unsaved work before leaving it were the window's; Folders does it,
+    and a test stands in for the person."""
+    from PySide6.QtCore import QSettings
+
+    from desktop_app.gui.folders import Folders
+    from desktop_app.gui.settings import Memory
+
+    session, runs = runs_on(samples, tmp_path)
+    answers: list[str] = []
+    folders = Folders(session, runs, Memory(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)),
+                      lambda doing: answers.pop(0))
+    with qtbot.waitSignal(runs.captions_read, timeout=30_000):
+        assert folders.open(samples) == "5 photos; reading their captions…"
+    assert folders.last_folder() == samples.resolve()
+    session.edit_caption(session.items[0], "A cup of coffee.")
+    answers[:] = ["cancel", "keep"]
+    assert not folders.may_open(tmp_path) and session.items[0].unsaved  # cancelled: stay
+    assert folders.may_open(tmp_path) and session.items[0].unsaved  # kept as a draft: go
+    answers[:] = ["write"]
+    with qtbot.waitSignal(runs.close_requested, timeout=30_000):  # written first, then it closes
+        assert not folders.may_quit() and runs.close_after_write
+    assert not session.items[0].unsaved and folders.may_quit()
+    assert not folders.discard_unsaved(lambda count: True)

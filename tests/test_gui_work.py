@@ -385,3 +385,40 @@ def test_problems_come_to_the_front_of_an_empty_library_search(qtbot, window, sa
     window.session.start_run("Write")
     window.session.apply_writes([WriteReport(window.session.items[0].path, error="read-only")])  # a failed write
     assert not window.problems_dock.visibleRegion().isEmpty() and window.library_dock.visibleRegion().isEmpty()
+
+
+def test_library_search_and_opening_the_model_never_freeze_the_window(qtbot, window, samples, tmp_path, monkeypatch):
+    """Issue 27: the library was searched, and the model opened, on the UI thread: a slow index or a slow disk
+    froze the window. Each key typed in a library search, and Caption All, now return at once; an answer that
+    comes after another folder was opened is dropped."""
+    import threading
+    import time
+
+    from desktop_app.gui import runs as runs_module
+
+    window.open_folder(samples)
+    qtbot.waitUntil(lambda: not window.runs.threads_running(), timeout=10_000)
+    window.session.edit_caption(window.session.items[0], "A cup of coffee.")  # a draft: the library finds it
+    gate = threading.Event()
+    library_hits = window.session.library_hits
+    monkeypatch.setattr(window.session, "library_hits", lambda text: (gate.wait(2), library_hits(text))[1])
+    window.search_bar.whole_library.setChecked(True)
+    typed = time.perf_counter()
+    qtbot.keyClicks(window.search, "cup")
+    assert time.perf_counter() - typed < 1.5  # three searches of 2 s each, had they run here
+    (other := tmp_path / "other").mkdir()
+    window.open_folder(other)
+    gate.set()
+    qtbot.waitUntil(lambda: not window.browse.searcher.running, timeout=10_000)
+    assert window.library_results.count() == 0  # the hits asked for in the folder left are not shown
+    window.search.setText("cup ")
+    qtbot.waitUntil(lambda: window.library_results.count() == 1, timeout=10_000)  # asked for here: shown
+
+    open_captioner = runs_module.open_captioner
+    monkeypatch.setattr(runs_module, "open_captioner", lambda settings: (time.sleep(2), open_captioner(settings))[1])
+    window.open_folder(samples)
+    asked = time.perf_counter()
+    window.caption_all()
+    assert time.perf_counter() - asked < 1.0 and window.runs.busy and not window.actions.caption_all.isEnabled()
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=120_000)
+    assert window.session.counts()["unsaved"] == 5 and window.model_label.text().startswith("model: ")

@@ -243,14 +243,12 @@ class MainWindow(QMainWindow):
 
     def show_attention(self, word: int | None) -> None:
         """The photo, with the heat-map of word ``word`` (None: the plain photo)."""
-        self._say_word(self.right.show_attention(self._current, word))
+        if (shown := self.right.show_attention(self._current, word)) is not None:
+            self.statusBar().showMessage(f"where the model looked for '{shown}'", 3000)
 
     def step_word(self, delta: int) -> None:
-        self._say_word(self.right.step_word(self._current, delta))
-
-    def _say_word(self, shown: str | None) -> None:
-        if shown is not None:
-            self.statusBar().showMessage(f"where the model looked for '{shown}'", 3000)
+        if (item := self._current) and item.words and item.attention is not None:
+            self.show_attention((self.right.word + delta) % len(item.words))
 
     def focus_caption(self) -> None:
         if self._current is not None:

@@ -42,12 +42,6 @@ class PhotoView(QSplitter):
         if self.panel.follow(item) and item.attention is None:
             self.show_attention(item, None)
 
-    def step_word(self, item: PhotoItem | None, delta: int) -> str | None:
-        """The heat-map of the next (``delta`` 1) or previous (-1) word; returns the word shown, if any."""
-        if item is not None and item.words and item.attention is not None:
-            return self.show_attention(item, (self.word + delta) % len(item.words))
-        return None
-
     def show_attention(self, item: PhotoItem | None, word: int | None) -> str | None:
         """The photo with the heat-map of word ``word`` (None: the plain photo); returns the word shown, if any."""
         if item is not None and word is not None and item.attention is not None and 0 <= word < len(item.attention):
