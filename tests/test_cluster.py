@@ -145,6 +145,7 @@ def test_results_written_back_give_the_photos_their_captions_and_keep_a_persons(
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
     changed_bytes = changed.read_bytes()
 
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns, exiftool(p).get("XMP-dc:Description")) for p in paths}
     index = tmp_path / "index.sqlite"
     back = run("cluster", "write", out, "--index", index, index=tmp_path / "unused.sqlite")
     assert back.returncode == 0, back.stderr
@@ -167,6 +168,18 @@ def test_results_written_back_give_the_photos_their_captions_and_keep_a_persons(
     again = run("cluster", "write", out, "--index", index, index=tmp_path / "unused.sqlite")
     assert "written 0, kept a person's caption 1, skipped 10, failed 0 of 11 photos" in again.stderr
     assert f"8 {ALREADY}" in again.stderr  # an embedded write changed their size: not "changed since captioned"
+
+    undo = run("cluster", "undo", out, "--index", index, index=tmp_path / "unused.sqlite")  # the first write-back:
+    assert undo.returncode == 0, undo.stderr  # the second wrote nothing, so it left no journal
+    assert "put back 8 photos, left 0 as they are" in undo.stderr
+    for path in paths:  # byte for byte, modification time and all, as exiftool reads them
+        assert (path.read_bytes(), path.stat().st_mtime_ns, exiftool(path).get("XMP-dc:Description")) == \
+            before[path], path
+    assert not LibraryIndex(index).get(photos / "samples" / "rocket.jpg").caption  # indexed as it is again
+    nothing = run("cluster", "undo", out, "--index", index, index=tmp_path / "unused.sqlite")
+    assert nothing.returncode == 2 and "holds no cluster write to undo" in nothing.stderr
+    rewritten = run("cluster", "write", out, "--index", index, index=tmp_path / "unused.sqlite")
+    assert "written 8, kept a person's caption 1, skipped 2" in rewritten.stderr  # as captioned again
 
 
 def test_the_pool_leaves_cpus_for_reading():

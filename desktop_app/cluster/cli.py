@@ -50,7 +50,16 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("results", type=Path, metavar="RESULTS_DIR", help="the --out folder of cluster caption")
     add_write_arguments(w)
     add_index_arguments(w)
+    w.add_argument("--no-undo", action="store_true",
+                   help="keep no undo journal (it keeps what a write changes: a JPEG's header, tens of KB a photo)")
     w.set_defaults(run=cmd_cluster_write)
+    u = jobs.add_parser("undo", help="put the photos of the last cluster write of a results folder back as they were",
+                        formatter_class=HelpFormatter)
+    u.add_argument("results", type=Path, metavar="RESULTS_DIR", help="the folder cluster write wrote from")
+    u.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext",
+                   help="how the write named sidecars (to read the photos' captions back for the index)")
+    add_index_arguments(u)
+    u.set_defaults(run=cmd_cluster_undo)
 
 
 def cmd_cluster_caption(args: argparse.Namespace) -> int:
@@ -136,7 +145,8 @@ def cmd_cluster_write(args: argparse.Namespace) -> int:
     if not args.results.is_dir() or not parts(args.results):
         raise UsageError(f"{args.results} holds no results of cluster caption (part-*.parquet)")
     index = None if args.no_index else open_index(args.index)
-    summary = write_back(args.results, write_options(args, args.write), index, write=args.write != "none")
+    summary = write_back(args.results, write_options(args, args.write), index, write=args.write != "none",
+                         undo=not args.no_undo)
     lines = [*(f"failed: {line}" for line in summary.failed), *(f"kept: {line}" for line in summary.kept_person),
              *(f"warning: {line}" for line in summary.warnings),
              f"written {summary.written}, kept a person's caption {len(summary.kept_person)}, "
@@ -147,5 +157,26 @@ def cmd_cluster_write(args: argparse.Namespace) -> int:
                      "(the model is not sure of them)")
     if summary.skipped:
         lines.append("why skipped: " + "; ".join(f"{n} {reason}" for reason, n in summary.skipped.items()))
+    if summary.written and not args.no_undo:
+        lines.append(f"to undo: photocaption cluster undo {args.results}")
     print("\n".join(lines), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_cluster_undo(args: argparse.Namespace) -> int:
+    """Undo the last ``cluster write`` of a results folder, through the app's undo journal."""
+    from desktop_app.cli import open_index
+    from desktop_app.cluster.write import undo_write_back
+
+    existing([args.results])
+    writable_file(args.index, "--index")
+    index = None if args.no_index else open_index(args.index)
+    report = undo_write_back(args.results, index, args.sidecar_naming)
+    if report is None:
+        raise UsageError(f"{args.results} holds no cluster write to undo")
+    lines = [*(f"left as it is: {path}: {why}" for path, why in report.refused),
+             *(f"warning: {line}" for line in report.warnings),
+             f"put back {len(report.restored)} photos, left {len(report.refused)} as they are "
+             f"({report.name} undone)"]
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_SOME_FAILED if report.refused else EXIT_OK

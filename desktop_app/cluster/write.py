@@ -5,10 +5,17 @@ The cluster only captions; writing into photos happens here, in one local proces
 unless asked to overwrite, the write is atomic and keeps the file's identity, and what the photo holds
 afterwards is read back and indexed. A row is written only while the photo still has the size and
 modification time it was captioned with: otherwise the caption may describe another picture.
+
+Each write-back can be undone (``undo_write_back``, ``photocaption cluster undo``) with the app's undo journal
+(``library.undo.WriteJournal``, which keeps what a write can change: a JPEG's header, a sidecar): journals of
+at most ``JOURNAL_PHOTOS`` photos each, saved after every photo written, under ``RESULTS/_undo/write-<time>/``
+(the leading ``_`` keeps Parquet readers out of it). Memory stays one journal's worth however many photos.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +24,7 @@ import numpy as np
 from desktop_app.captioning.captioner import CaptionResult
 from desktop_app.cluster import results
 from desktop_app.library.index import LibraryIndex
+from desktop_app.library.undo import WriteJournal
 from desktop_app.library.keep import (WriteReport, index_photo, machine_details, machine_record, sweep_temp_files,
                                       write_and_index)
 from desktop_app.metadata.store import WriteOptions, read_caption
@@ -26,6 +34,8 @@ ALREADY = "it holds this caption already (written back before)"
 GONE = "the photo is gone"
 NOT_CAPTIONED = "the cluster run could not caption it (cluster caption --retry-failed tries again)"
 NOT_WRITTEN = "not written (--write none): indexed only"
+UNDO_FOLDER = "_undo"
+JOURNAL_PHOTOS = 20  # photos per undo journal: each save rewrites its journal's list, so it stays short
 
 
 @dataclass
@@ -73,26 +83,98 @@ def holds_this_caption(row: dict, sidecar_naming: str) -> bool:
     return saved is not None and (saved.machine_text, saved.model_id) == (row["caption"], row["model_id"])
 
 
-def write_back(out: Path, options: WriteOptions, index: LibraryIndex | None, write: bool = True) -> WriteBackSummary:
+class Journals:
+    """One write-back's undo journals, in ``RESULTS/_undo/write-<time>/``: a new one every ``JOURNAL_PHOTOS``
+    photos, each saved after every photo it holds, so a write-back killed half-way is undone but for the photo
+    in hand."""
+
+    def __init__(self, out: Path):
+        self.folder = out / UNDO_FOLDER / f"write-{time.time_ns():020d}"
+        self.current: WriteJournal | None = None
+
+    def journal(self) -> WriteJournal:
+        if self.current is None or len(self.current) >= JOURNAL_PHOTOS:
+            self.current = WriteJournal(f"cluster write {self.folder.name}", self.folder)
+        return self.current
+
+    def saved(self) -> None:
+        if self.current is not None and len(self.current):
+            self.current.save()
+
+    def close(self) -> None:
+        if self.current is not None and not len(self.current):
+            self.current.discard()
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def write_back(out: Path, options: WriteOptions, index: LibraryIndex | None, write: bool = True,
+               undo: bool = True) -> WriteBackSummary:
     """Write every captioned row of the results folder ``out`` into its photo and index it (with an ``index``);
     without ``write`` (``--write none``) only index what the photos hold, with the model's details. Reads one
-    part at a time (each photo has one row: every run ends by dropping superseded rows)."""
+    part at a time (each photo has one row: every run ends by dropping superseded rows). With ``undo``, what
+    it writes can be put back by ``undo_write_back``."""
     summary = WriteBackSummary()
+    journals = Journals(out) if write and undo else None
     swept: set[Path] = set()  # folders, not photos
-    for table in results.iter_parts(out):
-        rows = table.to_pylist()
-        summary.rows += len(rows)
-        if write:
-            folders = {Path(r["path"]).parent for r in rows if r["status"] != results.FAILED} - swept
-            sweep_temp_files([folder / "photo" for folder in folders])
-            swept |= folders
-        for row in rows:
-            _write_row(row, options, index, write, summary)
+    try:
+        for table in results.iter_parts(out):
+            rows = table.to_pylist()
+            summary.rows += len(rows)
+            if write:
+                folders = {Path(r["path"]).parent for r in rows if r["status"] != results.FAILED} - swept
+                sweep_temp_files([folder / "photo" for folder in folders])
+                swept |= folders
+            for row in rows:
+                _write_row(row, options, index, write, summary, journals)
+    finally:
+        if journals is not None:
+            journals.close()
     return summary
 
 
+def write_backs(out: Path) -> list[Path]:
+    """The write-backs that can be undone, oldest first."""
+    return sorted((out / UNDO_FOLDER).glob("write-*"))
+
+
+@dataclass
+class UndoBack:
+    """What undoing a write-back did."""
+
+    name: str  # the write-back's folder name (write-<time>)
+    restored: list[Path] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)  # (photo, why it was left as it is)
+    warnings: list[str] = field(default_factory=list)  # "path: what" (put back, but not indexed)
+
+
+def undo_write_back(out: Path, index: LibraryIndex | None, sidecar_naming: str = "ext") -> UndoBack | None:
+    """Put the photos of the results folder ``out``'s last write-back back as they were (those another program
+    changed since are left alone, named with why), and index what they hold again; None when there is none."""
+    found = write_backs(out)
+    if not found:
+        return None
+    report = UndoBack(found[-1].name)
+    for folder in sorted(found[-1].glob("undo-*")):
+        try:
+            journal = WriteJournal.load(folder)
+        except (OSError, ValueError):  # killed before its first photo was written: nothing to undo
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        undone = journal.undo()
+        report.restored += undone.restored
+        report.refused += undone.refused
+    shutil.rmtree(found[-1], ignore_errors=True)
+    for path in report.restored:  # the library learns what the photo holds again
+        try:
+            index_photo(index, path, sidecar_naming)
+        except Exception as exc:
+            report.warnings.append(f"{path}: put back, but not indexed: {exc}")
+    return report
+
+
 def _write_row(row: dict, options: WriteOptions, index: LibraryIndex | None, write: bool,
-               summary: WriteBackSummary) -> None:
+               summary: WriteBackSummary, journals: Journals | None) -> None:
     path = Path(row["path"])
     why_not = NOT_CAPTIONED if row["status"] == results.FAILED else still_as_captioned(row)
     if why_not == CHANGED and holds_this_caption(row, options.sidecar_naming):
@@ -101,8 +183,13 @@ def _write_row(row: dict, options: WriteOptions, index: LibraryIndex | None, wri
         summary.skip(why_not)
         return
     result = row_result(row)
-    report = (write_and_index(path, machine_record(result, row["model_id"]), options, index) if write
-              else WriteReport(path, skipped=NOT_WRITTEN))
+    if write:
+        report = write_and_index(path, machine_record(result, row["model_id"]), options, index,
+                                 journals.journal() if journals is not None else None)
+        if journals is not None:
+            journals.saved()
+    else:
+        report = WriteReport(path, skipped=NOT_WRITTEN)
     if report.error:
         summary.failed.append(f"{path}: {report.error}")
         return

@@ -24,12 +24,13 @@ put back too.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import struct
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from desktop_app.metadata import xdg
@@ -52,6 +53,9 @@ class _Kept:
     after: tuple[int, int, int] | None = None  # inode, size, ctime_ns right after our write (None: no file then)
     after_sha256: str = ""  # a sidecar's content right after our write
     attributes: dict[str, str] | None = None  # a photo's freedesktop xattrs before the write (None: none possible)
+
+
+JOURNAL_FILE = "journal.json"
 
 
 @dataclass
@@ -167,6 +171,33 @@ class WriteJournal:
 
     def stored_bytes(self) -> int:
         return sum(k.blob.stat().st_size for k in self._kept.values() if k.blob is not None and k.blob.exists())
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    def save(self) -> None:
+        """Write down what the journal holds, in its folder, so that another process can undo it (``load``):
+        for a write that ends with its process (``photocaption cluster write``)."""
+        kept = [{**asdict(k), "path": str(k.path), "blob": k.blob.name if k.blob else None}
+                for k in self._kept.values()]
+        temp = self._folder / f".{JOURNAL_FILE}.tmp"
+        temp.write_text(json.dumps({"label": self.label, "photos": [str(p) for p in self._photos], "kept": kept}))
+        os.replace(temp, self._folder / JOURNAL_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> WriteJournal:
+        """The journal ``save`` wrote in ``folder``; raises OSError or ValueError when there is none."""
+        folder = Path(folder)
+        state = json.loads((folder / JOURNAL_FILE).read_text())
+        journal = cls.__new__(cls)
+        journal.label, journal._folder = state["label"], folder
+        journal._photos = [Path(p) for p in state["photos"]]
+        journal._kept = {Path(k["path"]): _Kept(
+            Path(k["path"]), k["kind"], folder / k["blob"] if k["blob"] else None, k["sha256"], tuple(k["times"]),
+            tuple(k["after"]) if k["after"] is not None else None, k["after_sha256"], k["attributes"])
+            for k in state["kept"]}
+        return journal
 
     def remember(self, photo: Path) -> None:
         """Call before writing a photo's caption: keeps its metadata and its possible sidecars."""
