@@ -10,17 +10,17 @@ or a GPU provider): the window never freezes while it loads.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
-
-from dataclasses import replace
 
 from desktop_app.captioning.captioner import Captioner
 from desktop_app.captioning.decode import DecodeOptions
 from desktop_app.captioning.pipeline import PipelineOptions
 from desktop_app.gui.background import Background
-from desktop_app.gui.session import PhotoItem, Session, count_of
+from desktop_app.gui.messages import count_of
+from desktop_app.gui.session import PhotoItem, Session
 from desktop_app.gui.settings import AppSettings
 from desktop_app.gui.workers import CaptionWorker, ScanWorker, UndoWorker, WriteWorker
 
