@@ -315,3 +315,59 @@ def test_a_stopped_or_killed_run_leaves_no_ray_behind_and_the_next_run_resumes(p
     assert not alive(recorded) and not record.exists()
     got = rows_by_path(out)  # one row per photo
     assert set(got) == {str(p.resolve()) for p in find_photos(sources)}
+
+
+@pytest.fixture
+def s3_server():
+    """A local S3-compatible server (moto's, where moto_server is installed): its endpoint's URI options."""
+    import socket
+
+    if not shutil.which("moto_server"):
+        pytest.skip("no local S3 server (moto_server) installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["moto_server", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert server.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+        time.sleep(0.2)
+    # allow_delayed_open: a small file goes up in one PUT (moto answers pyarrow's multipart completion wrongly)
+    yield f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1&allow_delayed_open=true"
+    server.terminate()
+    server.wait()
+
+
+def test_photos_and_results_on_object_storage_through_s3_uris(samples, tmp_path, s3_server, monkeypatch):
+    """SOURCE and --out as s3:// URIs (a local S3 server): the photos are listed and read from the bucket, the
+    results written there, named s3://bucket/key, with the CLI's captions; a rerun finds them all done."""
+    import pyarrow.fs as pafs
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(name, value)
+    bucket, _ = pafs.FileSystem.from_uri(f"s3://archive?{s3_server}&allow_bucket_creation=true")
+    bucket.create_dir("archive")
+    for photo in samples.iterdir():
+        with bucket.open_output_stream(f"archive/photos/{photo.name}") as upload:
+            upload.write(photo.read_bytes())
+    source, out = f"s3://archive/photos?{s3_server}", f"s3://archive/results?{s3_server}"
+    first = run("cluster", "caption", "--out", out, "--batch-size", "4", source, index=tmp_path / "i.sqlite")
+    assert first.returncode == 0, first.stderr
+    count = len(list(samples.iterdir()))
+    assert f"captioned {count}, failed 0, already done 0 of {count} photos" in first.stderr
+
+    cli = run("caption", "--dry-run", "-q", "--jsonl", tmp_path / "cli.jsonl", samples, index=tmp_path / "i.sqlite")
+    assert cli.returncode == 0, cli.stderr
+    expected = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "cli.jsonl").read_text().splitlines())}
+    got = results.read_results(Place(bucket, "archive/results")).to_pylist()
+    assert {r["path"] for r in got} == {f"s3://archive/photos/{name}" for name in expected}
+    for row in got:
+        row["alternatives"] = [[a["caption"], a["score"]] for a in row["alternatives"]]
+        line = expected[row["path"].rsplit("/", 1)[1]]
+        assert {f: row[f] for f in FIELDS} == {f: line[f] for f in FIELDS}, row["path"]
+
+    again = run("cluster", "caption", "--out", out, source, index=tmp_path / "i.sqlite")
+    assert f"captioned 0, failed 0, already done {count} of {count} photos" in again.stderr, again.stderr
