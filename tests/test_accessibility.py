@@ -129,3 +129,85 @@ def test_tab_reaches_the_caption_words_right_after_the_caption(qtbot, tmp_path, 
             stops.append(widget)
     assert window.panel.word_buttons
     assert stops == [window.panel.words_area, *window.panel.word_buttons, window.panel.alternatives]
+
+
+def focused_nodes(widget):
+    """The nodes under ``widget`` a screen reader is told have the focus, as Qt builds them (what AT-SPI relays)."""
+    from PySide6.QtGui import QAccessible
+
+    found, stack = [], [QAccessible.queryAccessibleInterface(widget)]
+    while stack:
+        node = stack.pop()
+        if node is None or not node.isValid():
+            continue
+        if node.state().focused:
+            found.append((node.role().name, node.text(QAccessible.Text.Name)))
+        stack.extend(node.child(i) for i in range(node.childCount()))
+    return found
+
+
+def test_the_settings_dialog_s_closed_lists_claim_no_focus(qtbot):
+    """Each combo box's closed list marked its current item focused: Orca heard of four focused things."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    import desktop_app.gui.accessibility  # noqa: F401 (installs what fixes it, as the app does)
+    from desktop_app.gui.settings import AppSettings, SettingsDialog
+    dialog = SettingsDialog(AppSettings())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    assert len(focused_nodes(dialog)) <= 1 and all(role != "ListItem" for role, _ in focused_nodes(dialog))
+    combo = dialog.provider
+    combo.setFocus()
+    assert combo.currentIndex() == 0
+    QTest.keyClick(combo, Qt.Key.Key_Down)  # changed with the list closed, as Orca users do
+    assert [role for role, _ in focused_nodes(dialog)] == ["ComboBox"], focused_nodes(dialog)
+    choose_from_the_open_list(qtbot, combo)
+    assert all(role != "ListItem" for role, _ in focused_nodes(dialog))
+
+
+def choose_from_the_open_list(qtbot, combo):
+    """Open the list (it opens on the current choice: the arrow keys go on from it), Down, Enter: the next choice
+    is made; the closed list has no current item again."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    before = combo.currentIndex()
+    combo.showPopup()
+    qtbot.waitUntil(combo.view().isVisible)
+    assert combo.view().currentIndex().row() == before
+    QTest.keyClick(combo.view(), Qt.Key.Key_Down)
+    QTest.keyClick(combo.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not combo.view().isVisible())
+    assert combo.currentIndex() == before + 1
+    qtbot.waitUntil(lambda: not combo.view().currentIndex().isValid())
+
+
+@pytest.mark.xfail(strict=True, reason="panels.ChoiceBox.hidePopup clears the list's current item before Qt reads "
+                   "the choice from it: Enter in the open Show/Sort list empties the box. Fix: ChoiceBox calls "
+                   "accessibility.keep_closed_list_unfocused(self) instead of its own hidePopup/_unfocus_list")
+def test_the_show_and_sort_boxes_choose_from_their_open_list(themed_app, qtbot):
+    from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+    from desktop_app.gui.panels import ChoiceBox
+    bar = QWidget()
+    row = QHBoxLayout(bar)
+    box = ChoiceBox("Sort photos by", bar)
+    box.addItems(["Sort: name", "Sort: needs attention first", "Sort: date"])
+    row.addWidget(box)
+    qtbot.addWidget(bar)
+    bar.show()
+    bar.activateWindow()
+    qtbot.waitUntil(bar.isActiveWindow)
+    box.setFocus()
+    choose_from_the_open_list(qtbot, box)
+
+
+@pytest.fixture
+def themed_app(qapp):
+    from desktop_app.gui import theme
+    theme.apply(qapp, high_contrast=False)
+    yield qapp
+    theme.remove(qapp)

@@ -6,8 +6,9 @@ Checked through AT-SPI (the bus Orca reads) by tests/test_accessibility.py.
 from __future__ import annotations
 
 from PySide6 import QtGui
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QAccessibleWidget, QLabel, QWidget
+from PySide6.QtWidgets import QAccessibleWidget, QComboBox, QLabel, QWidget
 
 _Announcement = getattr(QtGui, "QAccessibleAnnouncementEvent", None)  # Qt >= 6.8
 
@@ -40,8 +41,53 @@ class _DockTabs(QAccessibleWidget):
         return super().text(kind)
 
 
+class _ClosedListUnfocused(QObject):
+    """A combo box's list, while closed, has no current item. Qt marks a list's current item "focused" on the
+    accessibility bus even while the list is hidden, so every combo box of the Settings dialog claimed the
+    focus beside the control that had it. Qt sets the current item again as the list opens (the arrow keys
+    start from it; it did not: the list opened on its first item, so this sets it as the list shows)."""
+
+    def __init__(self, box: QComboBox):
+        super().__init__(box)
+        self.box = box
+        box.currentIndexChanged.connect(self.unfocus)
+        box.view().installEventFilter(self)
+        self.unfocus()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Hide:
+            QTimer.singleShot(0, self.unfocus)  # once the list is closed and the choice made
+        elif event.type() == QEvent.Type.Show:  # opening: the choice is current, where the arrow keys start
+            box = self.box
+            current = box.model().index(box.currentIndex(), box.modelColumn(), box.rootModelIndex())
+            if current.isValid() and box.view().selectionModel() is not None:
+                box.view().selectionModel().setCurrentIndex(
+                    current, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        return False
+
+    def unfocus(self) -> None:
+        try:
+            view = self.box.view()
+        except RuntimeError:  # the box is gone
+            return
+        if not view.isVisible() and view.selectionModel() is not None:
+            view.selectionModel().clearCurrentIndex()
+
+
 def _factory(key: str, obj) -> QAccessibleWidget | None:
-    return _DockTabs(obj, QAccessible.Role.PageTabList) if key == "QMainWindowTabBar" else None
+    if key == "QMainWindowTabBar":
+        return _DockTabs(obj, QAccessible.Role.PageTabList)
+    if key == "QComboBox" and isinstance(obj, QComboBox):
+        keep_closed_list_unfocused(obj)  # then Qt goes on to make the box's own accessible interface
+    return None
+
+
+def keep_closed_list_unfocused(box: QComboBox) -> None:
+    """``_ClosedListUnfocused`` on ``box``, once: done the first time a screen reader asks about a combo box, and
+    (theme.FocusRings) the first time one gets the focus, so its list opens on the current choice for everyone."""
+    if not box.property("photocaption_list_unfocused"):
+        box.setProperty("photocaption_list_unfocused", True)
+        _ClosedListUnfocused(box)  # parented to the box
 
 
 QAccessible.installFactory(_factory)  # PySide keeps what the factory returns alive until the app ends

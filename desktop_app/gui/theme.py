@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QRegion
-from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QDockWidget, QFocusFrame, QMainWindow, QScrollArea,
+from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QComboBox, QDockWidget, QFocusFrame, QMainWindow, QScrollArea,
                                QSplitter, QWidget)
 
 HIGH_CONTRAST_ENV = "PHOTOCAPTION_HIGH_CONTRAST"
@@ -131,6 +131,9 @@ class FocusRings(QObject):
             widget.installEventFilter(self)
             self._watched.append(widget)
             widget = widget.parentWidget()
+        if isinstance(new, QComboBox):
+            from desktop_app.gui.accessibility import keep_closed_list_unfocused
+            keep_closed_list_unfocused(new)
         scroll_into_view(self._widget)
         if _parked(self._widget):
             QTimer.singleShot(0, lambda: _pass_focus_on(new, old))
