@@ -182,3 +182,14 @@ def test_at_2x_on_a_laptop_the_window_fits_and_tab_reaches_every_control(tmp_pat
     expected = ({"Search captions", "Photos", "Caption of the selected photo", "Keywords"} if which == "main window"
                 else {"Caption", "About this caption", "Keywords", "Close"})
     assert expected <= {n for _, n in reached}
+
+
+def test_the_environment_turns_high_contrast_on(qapp, monkeypatch):
+    monkeypatch.setenv("PHOTOCAPTION_HIGH_CONTRAST", "1")
+    try:
+        assert theme.apply(qapp) is True
+        assert qapp.palette().color(QPalette.ColorRole.Window) == QColor("#000000")
+        assert qapp.palette().color(QPalette.ColorRole.Highlight) == QColor("#ffff00")
+    finally:
+        theme.remove(qapp)
+    assert qapp.styleSheet() == ""

@@ -338,17 +338,29 @@ TEXT_PAIRS = [(_ROLES.Window, _ROLES.WindowText), (_ROLES.Base, _ROLES.Text), (_
 
 
 def apply(app: QApplication, high_contrast: bool | None = None) -> bool:
-    """The focus ring, and high contrast when asked (None: as ``wants_high_contrast`` says). Returns whether high
-    contrast is on. Call once, before the windows are made."""
+    """The focus ring, and high contrast when asked (None: as ``wants_high_contrast`` says, now and whenever the
+    desktop's contrast setting changes). Returns whether high contrast is on. Call once, before the windows are
+    made."""
     if app.property("photocaption_focus_rings") is None:
         app.setProperty("photocaption_focus_rings", True)
         app._photocaption_focus_rings = FocusRings(app)  # parented to the app; the attribute keeps the wrapper
+        accessibility = getattr(app.styleHints(), "accessibility", None)
+        signal = getattr(accessibility(), "contrastPreferenceChanged", None) if accessibility is not None else None
+        if high_contrast is None and signal is not None:
+            signal.connect(lambda *_: set_high_contrast(app, wants_high_contrast()))
     on = wants_high_contrast() if high_contrast is None else high_contrast
+    set_high_contrast(app, on)
+    return on
+
+
+def set_high_contrast(app: QApplication, on: bool) -> None:
     if on:
         app.setStyle("Fusion")  # a platform style may ignore the palette
         app.setPalette(high_contrast_palette())
         app.setStyleSheet(HIGH_CONTRAST_SHEET)
-    return on
+    elif app.styleSheet() == HIGH_CONTRAST_SHEET:
+        app.setStyleSheet("")
+        app.setPalette(app.style().standardPalette())
 
 
 def remove(app: QApplication) -> None:
@@ -364,9 +376,7 @@ def remove(app: QApplication) -> None:
         rings.deleteLater()
         del app._photocaption_focus_rings
     app.setProperty("photocaption_focus_rings", None)
-    if app.styleSheet() == HIGH_CONTRAST_SHEET:
-        app.setStyleSheet("")
-        app.setPalette(app.style().standardPalette())
+    set_high_contrast(app, False)
 
 
 # ---- fitting the screen -----------------------------------------------------------------------------------
