@@ -6,8 +6,9 @@ and the run resumed; every photo must end in the results exactly once.
 1. Worker: once the first part is written, SIGKILL the caption actor's worker process (found among the
    command's own descendants by its process title). Ray restarts the actor and retries its batches; the
    run must finish by itself.
-2. Driver: once the first part is written, SIGKILL the command itself (the local Ray it started goes with
-   it; any of its processes left are killed by pid). A second run with the same --out resumes.
+2. Driver: once the first part is written, SIGKILL the command itself (the local Ray's head processes go with
+   it; what is left 5 s later is named). A second run with the same --out resumes, and stops the processes the
+   killed run recorded (desktop_app/cluster/local.py): none of them may be left after it.
 After each: rows per photo (must be 1 for every photo) and the photos missing (must be none).
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.process_tree import descendants  # noqa: E402
+from desktop_app.cluster.local import start_time  # noqa: E402
 from desktop_app.cluster.results import parts, read_results  # noqa: E402
 
 FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k"
@@ -52,6 +54,13 @@ def check(out: Path, photos: list[Path], what: str) -> bool:
     print(f"{what}: {sum(rows.values())} rows for {len(expected)} photos in {len(parts(out))} parts; "
           f"photos with more than one row: {twice}; photos missing: {missing}")
     return twice == 0 and missing == 0 and set(rows) == expected
+
+
+def title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return "?"
 
 
 def summary_of(stderr: str) -> str:
@@ -83,20 +92,20 @@ def main() -> None:
         out = Path(tmp) / "driver-killed"
         run = start(photos, out)
         wait_for_first_part(run, out)
-        below = descendants(run.pid)
+        below = {pid: start_time(pid) for pid in descendants(run.pid)}
         run.send_signal(signal.SIGKILL)
         run.communicate()
         done = len(read_results(out))
-        time.sleep(2)  # the local Ray's processes notice their driver has gone
-        left = [pid for pid in below if Path(f"/proc/{pid}").exists()]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-        print(f"2. killed the driver (pid {run.pid}) after {done} photos; {len(left)} of its {len(below)} processes "
-              "were still there and killed")
+        time.sleep(5)  # the local Ray's processes notice their driver has gone
+        left = [pid for pid, start in below.items() if start_time(pid) == start]
+        print(f"2. killed the driver (pid {run.pid}) after {done} photos; 5 s later {len(left)} of its {len(below)} "
+              "processes were still there: " + ", ".join(title(pid) for pid in left))
         resumed = subprocess.run(["photocaption", "cluster", "caption", "--out", str(out), *map(str, photos)],
                                  capture_output=True, text=True)
-        print(f"   resumed: status {resumed.returncode}: {summary_of(resumed.stderr)}")
-        ok &= resumed.returncode == 0 and check(out, photos, "   results")
+        still = [pid for pid, start in below.items() if start_time(pid) == start]
+        print(f"   resumed: status {resumed.returncode}: {summary_of(resumed.stderr)}; of the killed run's processes "
+              f"{len(still)} left after it (the resumed run stops what the killed one recorded)")
+        ok &= resumed.returncode == 0 and check(out, photos, "   results") and not still
     print("every photo exactly once in both runs" if ok else "FAULT RUN FAILED")
     sys.exit(0 if ok else 1)
 

@@ -302,7 +302,6 @@ def test_a_stopped_or_killed_run_leaves_no_ray_behind_and_the_next_run_resumes(p
     run = start_run(sources, out)
     record = local.STATE / f"{run.pid}.json"
     wait_for(lambda: captioning(run), run)
-    time.sleep(2 * local.REFRESH_S)  # the record has the workers too
     recorded = dict(map(tuple, json.loads(record.read_text())["processes"]))
     run.kill()
     run.communicate()

@@ -94,7 +94,8 @@ class Record:
         self.seen.update(processes_below(os.getpid()))
         alive = {pid: start for pid, start in self.seen.items() if start_time(pid) == start}
         temp = self.file.with_suffix(".tmp")
-        temp.write_text(json.dumps({"driver": [os.getpid(), start_time(os.getpid())], "processes": list(alive.items())}))
+        driver = [os.getpid(), start_time(os.getpid())]
+        temp.write_text(json.dumps({"driver": driver, "processes": list(alive.items())}))
         os.replace(temp, self.file)
 
     def _refresh(self) -> None:
