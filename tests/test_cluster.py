@@ -272,6 +272,30 @@ def alive(processes: dict[int, int]) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux: processes are followed through /proc")
+def test_leftovers_are_stopped_only_for_a_run_whose_driver_is_gone_and_matched_by_start_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "STATE", tmp_path)
+    gone = subprocess.Popen(["sleep", "60"])
+    gone_start = local.start_time(gone.pid)
+    gone.kill()
+    gone.wait()
+    orphan, other = (subprocess.Popen(["sleep", "60"]) for _ in range(2))
+    try:
+        def record(name: str, driver: tuple[int, int | None], processes: list[tuple[int, int]]) -> None:
+            (tmp_path / f"{name}.json").write_text(json.dumps({"driver": driver, "processes": processes}))
+
+        record("dead", (gone.pid, gone_start), [(orphan.pid, local.start_time(orphan.pid)),
+                                                 (other.pid, local.start_time(other.pid) + 1)])  # pid reused
+        record("alive", (os.getpid(), local.start_time(os.getpid())), [(other.pid, local.start_time(other.pid))])
+        assert local.stop_leftovers() == [orphan.pid]
+        assert orphan.wait(timeout=10) == -signal.SIGTERM and other.poll() is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["alive.json"]
+    finally:
+        for process in (orphan, other):
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux: processes are followed through /proc")
 def test_a_stopped_or_killed_run_leaves_no_ray_behind_and_the_next_run_resumes(photos, tmp_path):
     """SIGTERM: the run stops Ray and keeps its parts (status 130). ``kill -9``: Ray's agents outlive the driver,
     so the next local run stops what the killed run's record names, runs to the end, and every photo is in the

@@ -196,7 +196,7 @@ def caption_on_ray(sources: Sequence[Path | str | Place], out: Path | str | Plac
     ``out`` are local paths, URIs (``storage.locate``) or ``storage.Place``s; the sources on one file system."""
     import ray
 
-    places = [s if isinstance(s, Place) else locate(s) for s in sources]
+    places = list({p.path: p for p in (s if isinstance(s, Place) else locate(s) for s in sources)}.values())
     if not places or not same_file_system(places):
         raise ValueError("the sources of one run must be on one file system")
     out = out if isinstance(out, Place) else locate(out)
@@ -210,11 +210,17 @@ def caption_on_ray(sources: Sequence[Path | str | Place], out: Path | str | Plac
 def _run(places: list[Place], out: Place, options: JobOptions, bundle, on_part: Callable[[Summary], None]) -> Summary:
     import ray
     import ray.data
+    import ray.util.client
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    scan = ray.remote(_scan).options(num_cpus=0, num_returns=2, scheduling_strategy=here if out.local else "DEFAULT")
-    done, _ = scan.remote(out, options.retry_failed)  # the driver holds a reference, never the keys
+    if out.local and ray.util.client.ray.is_connected():  # Ray Client (ray://): --out is on this machine, no node's
+        scan = None
+        done = ray.put(results.scan(out, options.retry_failed).done)
+    else:  # in a task on this node (a local --out is this machine's): the driver holds a reference, never the keys
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        scan = ray.remote(_scan).options(num_cpus=0, num_returns=2,
+                                         scheduling_strategy=here if out.local else "DEFAULT")
+        done, _ = scan.remote(out, options.retry_failed)
     tally = ray.remote(Tally).options(num_cpus=0).remote()
     summary = Summary(0, 0)
     start = time.perf_counter()
@@ -264,6 +270,6 @@ def _run(places: list[Place], out: Place, options: JobOptions, bundle, on_part: 
         writer.flush()  # rows that arrived are whole: keep them even when the run is stopped
         summary.seconds = time.perf_counter() - start
     count()
-    if summary.captioned + summary.failed:
-        ray.get(scan.remote(out, False)[1])  # retried and changed photos: their old rows go
+    if summary.captioned + summary.failed:  # retried and changed photos: their old rows go
+        ray.get(scan.remote(out, False)[1]) if scan is not None else results.scan(out)
     return summary

@@ -138,9 +138,11 @@ def stop_leftovers() -> list[int]:
 
 
 def start_time(pid: int) -> int | None:
-    """A process's start time (clock ticks after boot), which tells it from a later one with the same pid."""
+    """A process's start time (clock ticks after boot), which tells it from a later one with the same pid; None
+    when there is none running (a zombie has ended)."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
 
