@@ -267,7 +267,12 @@ QToolTip {{ border: 1px solid {YELLOW}; color: {YELLOW}; background: {BLACK}; }}
 QTabBar::tab {{ border: 1px solid {WHITE}; padding: 3px 10px; background: {BLACK}; color: {WHITE}; }}
 QTabBar::tab:selected {{ background: {YELLOW}; color: {BLACK}; }}
 QProgressBar {{ border: 1px solid {WHITE}; text-align: center; color: {WHITE}; background: {BLACK}; }}
-QProgressBar::chunk {{ background: {YELLOW}; }}
+QProgressBar::chunk {{ background: transparent; border-bottom: 5px solid {YELLOW}; }}
+QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ width: 16px; border-left: 1px solid {WHITE}; }}
+QAbstractSpinBox::up-arrow {{ width: 0; height: 0; border-left: 4px solid {BLACK}; border-right: 4px solid {BLACK};
+    border-bottom: 5px solid {WHITE}; }}
+QAbstractSpinBox::down-arrow {{ width: 0; height: 0; border-left: 4px solid {BLACK}; border-right: 4px solid {BLACK};
+    border-top: 5px solid {WHITE}; }}
 QSplitter::handle {{ background: #808080; }}
 QScrollBar {{ background: {BLACK}; border: 1px solid {WHITE}; }}
 QScrollBar:vertical {{ width: 14px; }}
