@@ -211,3 +211,34 @@ def themed_app(qapp):
     theme.apply(qapp, high_contrast=False)
     yield qapp
     theme.remove(qapp)
+
+
+def test_a_wrapped_caption_is_read_whole_when_the_field_gets_the_focus(qapp, qtbot, monkeypatch):
+    """A screen reader reads a multi-line field by the caret's line; a wrapped caption is announced in full."""
+    from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QVBoxLayout, QWidget
+
+    from desktop_app.gui import accessibility
+    said = []
+    monkeypatch.setattr(accessibility, "announce", lambda widget, text: said.append(text))
+    monkeypatch.setattr(accessibility, "_reader_active", lambda: True)
+    accessibility.install(qapp)
+    window = QWidget()
+    column = QVBoxLayout(window)
+    other, edit = QLineEdit(), QPlainTextEdit()
+    column.addWidget(other)
+    column.addWidget(edit)
+    window.resize(220, 200)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    edit.setPlainText("A cat.")
+    edit.setFocus()
+    qtbot.waitUntil(edit.hasFocus)
+    assert said == []  # one line: the reader reads it all already
+    other.setFocus()
+    caption = "A baseball player in a white uniform is swinging a bat at a ball on a sunny field."
+    edit.setPlainText(caption)
+    qtbot.waitUntil(lambda: accessibility.visual_lines(edit) > 1)
+    edit.setFocus()
+    qtbot.waitUntil(lambda: said == [caption])

@@ -8,7 +8,8 @@ from __future__ import annotations
 from PySide6 import QtGui
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QAccessibleWidget, QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import (QAccessibleWidget, QApplication, QComboBox, QLabel, QPlainTextEdit, QTextEdit,
+                               QWidget)
 
 _Announcement = getattr(QtGui, "QAccessibleAnnouncementEvent", None)  # Qt >= 6.8
 
@@ -18,6 +19,43 @@ def announce(widget: QWidget, message: str) -> None:
     search's count. On Qt before 6.8 there is no such event; the message stays readable in the status bar."""
     if message and _Announcement is not None and QAccessible.isActive():
         QAccessible.updateAccessibility(_Announcement(widget, message))
+
+
+def _reader_active() -> bool:
+    return QAccessible.isActive()
+
+
+def visual_lines(edit: QPlainTextEdit | QTextEdit) -> int:
+    """How many lines ``edit`` shows its text on, wrapped as it is now."""
+    lines, block = 0, edit.document().begin()
+    while block.isValid():
+        layout = block.layout()
+        lines += max(1, layout.lineCount()) if layout is not None else 1
+        block = block.next()
+    return lines
+
+
+class WholeTextOnFocus(QObject):
+    """A screen reader reads a multi-line field that gets the focus by the line the caret is on: Orca said "Caption
+    of the selected photo, text, with a toy." for a caption wrapped on two lines (the caret at its end). When such
+    a field's text wraps, its whole text is announced too, politely, after that line: the listener hears the
+    caption once in full. One line, or no screen reader: nothing."""
+
+    def __init__(self, app: QApplication):
+        super().__init__(app)
+        app.focusChanged.connect(self._focused)
+
+    def _focused(self, old: QWidget | None, new: QWidget | None) -> None:
+        if isinstance(new, (QPlainTextEdit, QTextEdit)) and _reader_active():
+            text = new.toPlainText().strip()
+            if text and visual_lines(new) > 1:
+                announce(new, text)
+
+
+def install(app: QApplication) -> None:
+    """What a screen reader needs app-wide (start_qt calls this): the whole of a wrapped field read on focus."""
+    if getattr(app, "_photocaption_whole_text", None) is None:
+        app._photocaption_whole_text = WholeTextOnFocus(app)
 
 
 class SpokenLabel(QLabel):

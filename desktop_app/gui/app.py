@@ -15,7 +15,7 @@ def start_qt(high_contrast: bool | None = None) -> QApplication | None:
     """The application object both windows run in (its name keys the settings), with the focus ring and, when
     asked (None: when the environment or the desktop asks, see ``theme.wants_high_contrast``), high contrast;
     None, with the reason printed, when this system lacks what Qt needs."""
-    from desktop_app.gui import platform_check, theme
+    from desktop_app.gui import accessibility, platform_check, theme
 
     problem = platform_check.check()
     if problem:
@@ -27,6 +27,7 @@ def start_qt(high_contrast: bool | None = None) -> QApplication | None:
     if APP_ICON.is_file():
         app.setWindowIcon(QIcon(str(APP_ICON)))
     theme.apply(app, high_contrast)
+    accessibility.install(app)
     return app
 
 
