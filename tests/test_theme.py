@@ -70,7 +70,9 @@ def test_every_focus_stop_shows_a_ring(themed, qtbot, tmp_path, samples):
     window.open_folder(samples)
     window.activateWindow()
     qtbot.waitUntil(lambda: window.grid.model().rowCount() == 5)
-    highlight = window.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+    highlight = theme.ring_colour(window.palette())
+    assert highlight == window.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+    assert theme.contrast_ratio(highlight, window.palette().color(QPalette.ColorRole.Window)) >= 3  # WCAG 2.4.13
     stops = focus_stops(window, window.search)
     names = [w.accessibleName() for w in stops]
     for name in ("Search captions", "Search the whole library", "Show only photos that are", "Sort photos by",
@@ -132,6 +134,14 @@ def test_high_contrast_text_is_at_least_7_to_1(high_contrast, qtbot):
     assert field.palette().color(QPalette.ColorRole.Base) == QColor("#000000")
     assert field.palette().color(QPalette.ColorRole.Text) == QColor("#ffffff")
     assert high_contrast.styleSheet() == theme.HIGH_CONTRAST_SHEET  # white borders Fusion would draw black on black
+
+
+def test_a_faint_highlight_gives_way_to_the_text_colour_for_the_ring():
+    palette = QPalette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#ffffff"))
+    palette.setColor(QPalette.ColorRole.WindowText, QColor("#000000"))
+    palette.setColor(QPalette.ColorRole.Highlight, QColor("#a0c8f0"))  # 1.7:1 on white
+    assert theme.ring_colour(palette) == QColor("#000000")
 
 
 def test_the_contrast_ratio_is_wcag_s():

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QRegion
-from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QComboBox, QDockWidget, QFocusFrame, QMainWindow, QScrollArea,
-                               QSplitter, QWidget)
+from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QComboBox, QDockWidget, QFocusFrame, QMainWindow,
+                               QScrollArea, QSplitter, QWidget)
 
 HIGH_CONTRAST_ENV = "PHOTOCAPTION_HIGH_CONTRAST"
 
@@ -75,13 +75,24 @@ class FocusRing(QFocusFrame):
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
-        colour = self.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+        colour = ring_colour(self.palette())
         width = RING_OUTSIDE + RING_INSIDE
         ring = self.ring
         painter.fillRect(QRect(ring.left(), ring.top(), ring.width(), width), colour)
         painter.fillRect(QRect(ring.left(), ring.bottom() - width + 1, ring.width(), width), colour)
         painter.fillRect(QRect(ring.left(), ring.top(), width, ring.height()), colour)
         painter.fillRect(QRect(ring.right() - width + 1, ring.top(), width, ring.height()), colour)
+
+
+def ring_colour(palette: QPalette) -> QColor:
+    """The highlight colour, or the text colour where the highlight stands out less than 3:1 from the window
+    (WCAG's least for a focus indicator; a light desktop highlight would)."""
+    group = QPalette.ColorGroup.Active
+    highlight = palette.color(group, QPalette.ColorRole.Highlight)
+    window = palette.color(group, QPalette.ColorRole.Window)
+    if contrast_ratio(highlight, window) >= 3:
+        return highlight
+    return palette.color(group, QPalette.ColorRole.WindowText)
 
 
 _TRACKED = {QEvent.Type.Move, QEvent.Type.Resize, QEvent.Type.Show, QEvent.Type.Hide, QEvent.Type.ParentChange}
