@@ -92,8 +92,9 @@ def scan(out: Path | Place, retry_failed: bool = False) -> Scan:
     retried, a photo changed since) are dropped from their parts: this runs at the start and end of every run,
     so a run killed between writing a retried photo and dropping its old row is tidied next time.
 
-    Memory: per row two 64-bit hashes and a flag (about 17 bytes; 170 MB for 10 million photos), one part's
-    rows at a time besides: no Python object per photo. A run calls it in a Ray task, not in its driver."""
+    Memory: per row two 64-bit hashes and a flag (17 bytes), twice that while sorting (340 MB at most for 10
+    million photos), one part's rows at a time besides: no Python object per photo. A run calls it in a Ray
+    task, not in its driver."""
     out = _place(out)
     remove_temp_files(out)
     names = parts(out)
