@@ -11,9 +11,10 @@ Two kinds of run, each at both counts:
   script with each photo's path, size and mtime), so the run only lists, stats and skips: the step that used to
   keep a list of every photo and a set of the done ones in the driver.
 The photos are hard links to the Flickr8k test photos (as many rounds as needed) in one temporary folder, given
-to the command as one SOURCE folder. RSS is summed over the command and its descendants every 0.2 s; shared
-memory (Ray's object store) counts once per process that maps it, so the sum overstates the total, the same
-way for every run.
+to the command as one SOURCE folder. RSS and PSS are summed over the command and its descendants every 0.2 s:
+in the RSS sum shared memory (Ray's object store) counts once per process that maps it, so it overstates the
+total; PSS splits shared pages between the processes that map them, so its sum is the run's real footprint.
+The largest processes' own peaks (by process title) say where memory goes.
 """
 
 from __future__ import annotations
@@ -36,24 +37,43 @@ from benchmarks.process_tree import descendants, rss_mib  # noqa: E402
 from desktop_app.cluster.results import SCHEMA, read_results  # noqa: E402
 
 
-def peak_run(folder: Path, out: Path, code: Path | None = None) -> tuple[float, float, float, str]:
-    """Peak summed RSS, the driver's own peak RSS (MiB), seconds and the summary line of one run over ``folder``
-    (of the photocaption in ``code``, a checkout, when given: to compare with an older commit)."""
+def pss_mib(pid: int) -> float:
+    """Proportional set size: shared pages split between the processes that map them, so a sum over processes
+    counts Ray's object store once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def peak_run(folder: Path, out: Path, code: Path | None = None) -> dict:
+    """One run over ``folder`` (of the photocaption in ``code``, a checkout, when given: to compare with an older
+    commit): peak summed RSS and PSS of the run, the driver's peak RSS (MiB), each process's peak RSS by its
+    title, seconds and the summary line."""
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(code)} if code else None
     run = subprocess.Popen([sys.executable, "-m", "desktop_app", "cluster", "caption", "--out", str(out), str(folder)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=code)
-    peak = driver = 0.0
+    peak = {"rss": 0.0, "pss": 0.0, "driver": 0.0}
+    each: dict[str, float] = {}
     while run.poll() is None:
-        own = rss_mib(run.pid)
-        driver = max(driver, own)
-        peak = max(peak, own + sum(rss_mib(pid) for pid in descendants(run.pid)))
+        below = descendants(run.pid)
+        rss = {pid: rss_mib(pid) for pid in [run.pid, *below]}
+        peak["driver"] = max(peak["driver"], rss[run.pid])
+        peak["rss"] = max(peak["rss"], sum(rss.values()))
+        peak["pss"] = max(peak["pss"], sum(map(pss_mib, rss)))
+        for pid, title in below.items():
+            name = title.split()[0].rsplit("/", 1)[-1] if title else "?"
+            each[name] = max(each.get(name, 0.0), rss[pid])
         time.sleep(0.2)
     stderr = run.stderr.read()
     if run.returncode != 0:
         sys.exit(f"the run failed ({run.returncode}):\n{stderr[-3000:]}")
     summary = next((line for line in reversed(stderr.splitlines()) if line.startswith("captioned ")), "")
-    return peak, driver, time.perf_counter() - start, summary.split(";")[0]
+    return {**peak, "each": each, "seconds": time.perf_counter() - start, "summary": summary.split(";")[0]}
 
 
 def link_photos(sources: list[Path], folder: Path, count: int) -> None:
@@ -72,7 +92,8 @@ def mark_done(folder: Path, out: Path) -> None:
     rows: list[dict] = []
     for number, entry in enumerate(os.scandir(folder)):
         if rows and number % 1000 == 0:
-            pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), out / f"part-{0:020d}-{number // 1000:06d}.parquet")
+            part = out / f"part-{0:020d}-{number // 1000:06d}.parquet"
+            pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), part)
             rows = []
         stat = entry.stat()
         rows.append({"path": str(Path(entry.path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
@@ -101,10 +122,13 @@ def main() -> None:
             link_photos(sources, folder, count)
             if kind == "skip-only":
                 mark_done(folder, out)
-            peak, driver, seconds, summary = peak_run(folder, out, args.code)
+            peak = peak_run(folder, out, args.code)
             rows = read_results(out).num_rows
-            print(f"{kind:>9} {count:>7} photos: peak RSS of the run {peak:7.0f} MiB (driver {driver:5.0f} MiB), "
-                  f"{seconds:6.1f} s, {rows} result rows ({summary})", flush=True)
+            print(f"{kind:>9} {count:>7} photos: peak of the run RSS {peak['rss']:7.0f} MiB, PSS {peak['pss']:7.0f} "
+                  f"MiB (driver RSS {peak['driver']:5.0f} MiB), {peak['seconds']:6.1f} s, {rows} result rows "
+                  f"({peak['summary']})", flush=True)
+            top = sorted(peak["each"].items(), key=lambda item: -item[1])[:8]
+            print("          largest processes (peak RSS, MiB): " + ", ".join(f"{n} {m:.0f}" for n, m in top), flush=True)
             shutil.rmtree(folder)
             shutil.rmtree(out)
 
