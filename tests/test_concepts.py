@@ -9,7 +9,7 @@ import pytest
 
 from desktop_app.bundle import format as bf
 from desktop_app.bundle.vocabulary import Vocabulary
-from desktop_app.captioning.captioner import Captioner
+from desktop_app.captioning.captioner import Captioner, lost_noun
 from desktop_app.captioning.concepts import ConceptScorer, PhotoConcepts
 from desktop_app.resources import DEFAULT_BUNDLE
 from bundle_versions import plain_step_graph
@@ -109,6 +109,19 @@ def test_keywords_follow_the_thresholds_surest_first():
     photo = PhotoConcepts(whole=np.array([0.9, 0.1, 0.4]), region=np.array([0.9, 0.85, 0.5]))
     assert scorer.keywords(photo) == ["animal", "cat"]  # cat by its region (0.85); dog cut by max_keywords
     assert _scorer(keyword_threshold=0.95, region_threshold=0.95).keywords(photo) == []
+
+
+def test_a_broken_sentence_falls_back_to_what_the_models_see_objects_at_their_own_floor():
+    """The espresso's "a small brown and white is playing with a small" lost its nouns: the words seen instead,
+    surest first; an object word ("dog") only where the doubt penalty would let a caption name it."""
+    scorer = _scorer(fallback_floor=0.3, fallback_words=2, object_groups=[["dog", "dog"]], object_floor=0.6)
+    photo = PhotoConcepts(whole=np.array([0.35, 0.9, 0.5]), region=np.zeros(3))
+    assert scorer.seen_words(photo) == ["cat", "animal"]  # dog (0.5) is under the object floor; at most 2 words
+    assert _scorer(fallback_floor=0.0).seen_words(photo) == []  # off
+    assert lost_noun("a small brown and white is playing with a small in the water".split())
+    assert lost_noun("a man holding a red".split())
+    for fine in ("a small brown and white dog runs", "two men are playing in a red game", "a dog and a cat"):
+        assert not lost_noun(fine.split()), fine
 
 
 def test_caption_bias_reaches_plurals_and_only_concept_words():

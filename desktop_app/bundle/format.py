@@ -112,6 +112,11 @@ class Concepts:
     word_floor: float = 0.3
     penalty_region_weight: float = 0.2
     review_floor: float = 0.0  # an object word named while its kind's p is under this: the caption needs review
+    # A broken sentence (a noun phrase that lost its noun: "a small brown and white is") gives way to what the
+    # models do see: "Possibly: food, drink, coffee." (up to ``fallback_words`` words whose whole-photo p reaches
+    # ``fallback_floor``, an object word also ``object_floor``; 0 turns it off).
+    fallback_floor: float = 0.0
+    fallback_words: int = 4
     confidence: dict[str, float] = field(default_factory=dict)  # logistic calibration: feature name -> weight
 
     def save(self, path: Path) -> None:

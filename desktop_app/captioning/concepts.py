@@ -54,6 +54,8 @@ class ConceptScorer:
         self.token_words = np.array([words[i] for i in biased], dtype=np.int64)  # ... and their concept's index
         self.vocab_size = len(vocabulary)
         self._penalised = self._penalty_plan(concepts, index, tokens, words)
+        self._object_word = np.zeros(len(concepts.words), bool)  # [W]: a word for one of the COCO object kinds
+        self._object_word[[index[w] for group in concepts.object_groups for w in group if w in index]] = True
 
     @staticmethod
     def _penalty_plan(concepts: Concepts, index: dict[str, int], tokens: list[int],
@@ -108,6 +110,17 @@ class ConceptScorer:
         seen = self._seen(plan.columns, photo.whole, photo.region)  # [T]
         doubtful = {int(t) for t in plan.tokens[plan.grouped & (seen < self.concepts.review_floor)]}
         return [t for t in tokens if t in doubtful]
+
+    def seen_words(self, photo: PhotoConcepts) -> list[str]:
+        """What the models see in the whole photo with p >= ``fallback_floor``, surest first (``fallback_words`` at
+        most): the words a caption falls back to when no sentence can be trusted; [] when off or nothing is."""
+        c = self.concepts
+        if not c.fallback_floor:
+            return []
+        # an object word ("car", "dog") needs what the doubt penalty asks of a caption naming it
+        floor = np.where(self._object_word, max(c.fallback_floor, c.object_floor), c.fallback_floor)
+        order = [i for i in np.argsort(-photo.whole, kind="stable") if photo.whole[i] >= floor[i]]
+        return [c.words[i] for i in order[: c.fallback_words]]
 
     def seen_in_caption(self, tokens: list[int], photo: PhotoConcepts) -> list[str]:
         """The concept words a caption names that the models also see (keyword thresholds), in caption order:
