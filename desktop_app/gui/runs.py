@@ -88,7 +88,8 @@ class Runs(QObject):
 
     @Slot(object, object, object)
     def _model_loaded(self, settings: AppSettings, captioner: Captioner | None, error: Exception | None) -> None:
-        self.loading = None
+        if not self.loader.running:  # (another model asked for meanwhile is still opening: still busy)
+            self.loading = None
         waiting, self._after_load = self._after_load, None
         if error is not None:
             kept = "\n\nKept the model and provider in use." if self.captioner is not None or waiting is None else ""
