@@ -212,6 +212,19 @@ def test_undoing_an_edit_back_to_the_models_words_is_the_models_caption_again(se
     assert session.index.drafts_under(session.folder)[a.path].source == MACHINE
 
 
+def test_undoing_an_edit_back_to_a_caption_that_is_none_of_the_alternatives_is_the_models_again(session):
+    """A caption made of what the models see ("Possibly: food, coffee.") is the model's top caption but none of its
+    beam's alternatives: Ctrl+Z back to it made it a person's caption, without its words."""
+    a = session.items[0]
+    seen = result("Possibly: food, coffee.")
+    seen.alternatives = [("A cup on a table.", -1.5)]
+    session.apply_outcomes([(PhotoOutcome(a.path, CAPTIONED, seen), None)], "m1")
+    session.edit_caption(a, "Possibly: food, coffee. Mine")
+    assert a.source == PERSON and a.attention is None
+    session.edit_caption(a, "Possibly: food, coffee.")  # Ctrl+Z in the editor
+    assert a.source == MACHINE and a.words and a.attention is not None and a.score == -1.0
+
+
 def test_runs_write_and_undo_without_a_window(qtbot, samples, tmp_path):
     """The run controller needs no window: a write runs on its thread, says what it did, goes on to the folder
     asked for meanwhile, and is undone."""

@@ -291,8 +291,9 @@ class Session(QObject):
         if text == item.caption:
             return
         rows = [n for n, (alternative, _) in enumerate(item.alternatives) if alternative == text]
-        if rows:  # back to the model's own words (Ctrl+Z in the editor undid the edit): its caption again, not a person's
-            self.choose_alternative(item, rows[0])
+        if rows or (text and text == item.details_text):  # back to the model's own words (Ctrl+Z in the editor
+            # undid the edit; its top caption need not be among its alternatives): its caption again, not a person's
+            self._model_words(item, text, item.alternatives[rows[0]][1] if rows else item.score)
             return
         if not item.keywords_edited:
             item.keywords = follow_caption(item.keywords, item.caption, text)
@@ -311,7 +312,9 @@ class Session(QObject):
 
     def choose_alternative(self, item: PhotoItem, row: int) -> None:
         """The model's own words, chosen by a person: still a machine caption, with that alternative's score."""
-        text, score = item.alternatives[row]
+        self._model_words(item, *item.alternatives[row])
+
+    def _model_words(self, item: PhotoItem, text: str, score: float | None) -> None:
         if not item.keywords_edited:
             item.keywords = follow_caption(item.keywords, item.caption, text)
         item.caption, item.source, item.score = text, MACHINE, score
