@@ -36,20 +36,38 @@ def visual_lines(edit: QPlainTextEdit | QTextEdit) -> int:
 
 
 class WholeTextOnFocus(QObject):
-    """A screen reader reads a multi-line field that gets the focus by the line the caret is on: Orca said "Caption
-    of the selected photo, text, with a toy." for a caption wrapped on two lines (the caret at its end). When such
-    a field's text wraps, its whole text is announced too, politely, after that line: the listener hears the
-    caption once in full. One line, or no screen reader: nothing."""
+    """A screen reader reads a multi-line field that gets the focus by the line the caret is on: Orca said
+    "Caption: text. shuttle, holding her white helmet." for a caption wrapped on three lines. While such a field
+    has the focus and its text wraps, its accessible description is its whole text, which Orca reads after that
+    line; the field's own description comes back when the focus leaves or the person starts typing. (An
+    announcement would be gentler, but Orca 43 does not listen for them.) One line, or no screen reader: nothing."""
 
     def __init__(self, app: QApplication):
         super().__init__(app)
+        self._field: QPlainTextEdit | QTextEdit | None = None
+        self._own = ""  # the field's description before
+        self._whole = ""  # what was set
         app.focusChanged.connect(self._focused)
 
     def _focused(self, old: QWidget | None, new: QWidget | None) -> None:
+        self.restore()
         if isinstance(new, (QPlainTextEdit, QTextEdit)) and _reader_active():
             text = new.toPlainText().strip()
             if text and visual_lines(new) > 1:
-                announce(new, text)
+                self._field, self._own, self._whole = new, new.accessibleDescription(), text
+                new.setAccessibleDescription(text)
+                new.textChanged.connect(self.restore)
+
+    def restore(self) -> None:
+        field, self._field = self._field, None
+        if field is None:
+            return
+        try:
+            field.textChanged.disconnect(self.restore)
+            if field.accessibleDescription() == self._whole:  # not set anew meanwhile (another photo shown)
+                field.setAccessibleDescription(self._own)
+        except (RuntimeError, TypeError):  # the field is gone
+            pass
 
 
 def install(app: QApplication) -> None:
@@ -82,20 +100,52 @@ class _DockTabs(QAccessibleWidget):
 class _ClosedListUnfocused(QObject):
     """A combo box's list, while closed, has no current item. Qt marks a list's current item "focused" on the
     accessibility bus even while the list is hidden, so every combo box of the Settings dialog claimed the
-    focus beside the control that had it. Qt sets the current item again as the list opens (the arrow keys
-    start from it; it did not: the list opened on its first item, so this sets it as the list shows)."""
+    focus beside the control that had it. The current item is set again as the list opens, where the arrow keys
+    start (Qt left it on the first item). And a choice changed on the closed box is said (``_say_choice``)."""
 
     def __init__(self, box: QComboBox):
         super().__init__(box)
         self.box = box
+        self._said = ""  # the description set here, if the box has it
+        self._closing = False
         box.currentIndexChanged.connect(self.unfocus)
+        box.currentIndexChanged.connect(self._say_choice)
         box.view().installEventFilter(self)
+        box.installEventFilter(self)
         self.unfocus()
 
+    def _say_choice(self) -> None:
+        """A choice changed with the arrow keys on the closed box is otherwise silent (Orca 43 ignores the value
+        change Qt sends): the focused box's description becomes the choice, a change Orca reads out. Only on a box
+        with no description of its own."""
+        box = self.box
+        if self._closing or box.view().isVisible() or not box.hasFocus():
+            return
+        if box.accessibleDescription() in ("", self._said):
+            self._said = box.currentText()
+            box.setAccessibleDescription(self._said)
+
+    def _closed(self) -> None:
+        """The list is closed and the choice made."""
+        self._closing = False
+        self.unfocus()
+
+    def _forget(self) -> None:
+        """The choice said above is no description of the box: gone when the box loses the focus or opens."""
+        if self._said and self.box.accessibleDescription() == self._said:
+            self.box.setAccessibleDescription("")
+        self._said = ""
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.box:
+            if event.type() == QEvent.Type.FocusOut:
+                self._forget()
+            return False
         if event.type() == QEvent.Type.Hide:
-            QTimer.singleShot(0, self.unfocus)  # once the list is closed and the choice made
+            self._closing = True  # a choice made now was made in the list, and is read as the box gets the focus
+            QTimer.singleShot(0, self._closed)
         elif event.type() == QEvent.Type.Show:  # opening: the choice is current, where the arrow keys start
+            self._forget()  # the open list says its items itself; back on the box, the reader reads the choice
             box = self.box
             current = box.model().index(box.currentIndex(), box.modelColumn(), box.rootModelIndex())
             if current.isValid() and box.view().selectionModel() is not None:
