@@ -77,15 +77,15 @@ def cmd_cluster_caption(args: argparse.Namespace) -> int:
 
     try:
         sources, out = [locate(p) for p in args.paths], locate(args.out)
-    except (ValueError, OSError) as exc:  # an unknown scheme, a bucket with no credentials
-        raise UsageError(str(exc)) from None
-    for text, place in zip(args.paths, sources):
-        if kind_of(place) == FileType.NotFound:
-            raise UsageError(f"{text} does not exist")
+        for text, place in zip(args.paths, sources):
+            if kind_of(place) == FileType.NotFound:
+                raise UsageError(f"{text} does not exist")
+        if kind_of(out) == FileType.File:
+            raise UsageError(f"--out {args.out} is not a folder")
+    except (ValueError, OSError) as exc:  # an unknown scheme, storage that cannot be reached, no credentials
+        raise UsageError(str(exc).strip().splitlines()[-1]) from None
     if not same_file_system(sources):
         raise UsageError("the SOURCEs of one run must be on one file system (local, or one URI scheme)")
-    if kind_of(out) == FileType.File:
-        raise UsageError(f"--out {args.out} is not a folder")
     options = JobOptions(model=args.model, provider=args.provider, threads=args.threads,
                          decode=decode_options(args),
                          batch_size=args.batch_size, read_cpus=args.read_cpus, actors=args.actors,
