@@ -4,8 +4,8 @@ pyatspi is a Debian package of the system Python, not of the venv, so tests/test
 this file with /usr/bin/python3. Usage: atspi_walker.py APP_NAME [ACTION UNTIL]... It waits for the app
 and for its photo counts and dumps the tree ("before"); then, for each ACTION, invokes the menu item of that
 name through its AT-SPI action (as Orca would), waits until some node's text contains UNTIL, and dumps the
-tree again (under "after", by ACTION); and it lists what the app announced meanwhile (AT-SPI announcement
-events, which Qt >= 6.8 sends).
+tree again (under "after", by ACTION); and it lists what the app announced meanwhile (notifications shown,
+which Orca reads out; AT-SPI announcement events, if any).
 Prints one JSON object; exits 2 when the app or the awaited text never shows up.
 """
 
@@ -55,6 +55,15 @@ def walk(app):
     return out
 
 
+def notification_shown(event):
+    """A notification showing: what Orca reads out as it shows (the app's announcements)."""
+    try:
+        if event.detail1 and event.source.getRole() == pyatspi.ROLE_NOTIFICATION:
+            ANNOUNCED.append(event.source.name or "")
+    except Exception:  # gone meanwhile
+        pass
+
+
 def find_app(name, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -99,6 +108,7 @@ def invoke(app, name):
 def main():
     app_name, steps = sys.argv[1], sys.argv[2:]
     pyatspi.Registry.registerEventListener(lambda event: ANNOUNCED.append(str(event.any_data)), "object:announcement")
+    pyatspi.Registry.registerEventListener(notification_shown, "object:state-changed:showing")
     app = find_app(app_name, 20)
     if app is None:
         print(json.dumps({"error": f"no application {app_name!r} on the AT-SPI bus"}))

@@ -1,24 +1,42 @@
-"""What a screen reader needs beyond accessible names: announcements, labels read as meant, a Qt workaround.
+"""What a screen reader needs beyond accessible names: announcements, labels read as meant, Qt workarounds.
 
 Checked through AT-SPI (the bus Orca reads) by tests/test_accessibility.py.
 """
 
 from __future__ import annotations
 
-from PySide6 import QtGui
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (QAccessibleWidget, QApplication, QComboBox, QLabel, QPlainTextEdit, QTextEdit,
                                QWidget)
 
-_Announcement = getattr(QtGui, "QAccessibleAnnouncementEvent", None)  # Qt >= 6.8
+
+class _Notice(QLabel):
+    """What ``announce`` shows: an empty 1 px label a screen reader gets as a notification named by the message.
+    Orca reads a notification as it shows ("notification wrote 5 photos"); Qt's announcement event (Qt >= 6.8) is
+    newer than Orca 43 (Debian 12), which does not listen for it: the end of a run went unsaid. Only one of the
+    two is sent, or a newer Orca would say it twice."""
+
+    def __init__(self, window: QWidget):
+        super().__init__(window)
+        self.setObjectName("photocaption_notice")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setGeometry(0, 0, 1, 1)
 
 
 def announce(widget: QWidget, message: str) -> None:
-    """Have a screen reader say ``message`` now, politely (after what it is saying): the end of a run, a
-    search's count. On Qt before 6.8 there is no such event; the message stays readable in the status bar."""
-    if message and _Announcement is not None and QAccessible.isActive():
-        QAccessible.updateAccessibility(_Announcement(widget, message))
+    """Have a screen reader say ``message`` now, politely (after what it is saying): the end of a run, a search's
+    count. The message stays readable where it is shown (the status bar); nothing is done without a reader."""
+    if not message or not _reader_active():
+        return
+    window = widget.window()
+    notice = window.findChild(_Notice, "photocaption_notice", Qt.FindChildOption.FindDirectChildrenOnly)
+    if notice is None:
+        notice = _Notice(window)
+    notice.hide()
+    notice.setAccessibleName(message)
+    notice.show()
+    notice.lower()
 
 
 def _reader_active() -> bool:
@@ -165,6 +183,8 @@ class _ClosedListUnfocused(QObject):
 def _factory(key: str, obj) -> QAccessibleWidget | None:
     if key == "QMainWindowTabBar":
         return _DockTabs(obj, QAccessible.Role.PageTabList)
+    if key == "_Notice":
+        return QAccessibleWidget(obj, QAccessible.Role.Notification)
     if key == "QComboBox" and isinstance(obj, QComboBox):
         keep_closed_list_unfocused(obj)  # then Qt goes on to make the box's own accessible interface
     return None

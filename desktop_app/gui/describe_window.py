@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QCloseEvent, QGuiApplication, QIcon, QImage, \
-    QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
 from desktop_app.describe import Description, ModelOnce, describe_photo
+from desktop_app.gui import accessibility
 from desktop_app.resources import APP_ICON
 
 PREVIEW = (420, 320)  # the largest preview: beside the text, 940 px wide in all
@@ -229,7 +229,7 @@ class DescribeWindow(QWidget):
         """The status line; ``announce`` also has the screen reader speak it (where the reader's focus is not)."""
         self.status.setText(text)
         if announce and text:
-            QAccessible.updateAccessibility(QAccessibleAnnouncementEvent(self.status, text))
+            accessibility.announce(self.status, text)
 
     def copy_caption(self) -> None:
         QGuiApplication.clipboard().setText(self.description.caption)
