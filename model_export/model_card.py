@@ -85,6 +85,11 @@ def _concepts_section(bundle, everyday: bool) -> list[str]:
                      f"under {c.object_floor:g}; any other concept word {c.word_penalty:g} x log(p / {c.word_floor:g}) "
                      f"under {c.word_floor:g}. Chosen on half a of COCO `dev.txt`; the hallucination (CHAIR) and caption "
                      "scores it gives are in `model_export/README.md`.")
+    if c.fallback_floor:
+        lines.append(f"A caption whose sentence breaks (a noun phrase without its noun: \"a small brown and white is "
+                     f"playing...\") becomes \"Possibly: \" and up to {c.fallback_words} words the models see with "
+                     f"whole-photo p >= {c.fallback_floor:g} (an object word also >= {c.object_floor:g}), marked needs "
+                     "review; the decoder's sentences stay as its alternatives.")
     nouns = m.concepts.get("learned_nouns")
     if nouns:
         lines.append(f"The first {nouns['nouns']} words are caption nouns (kite, cake, surfboard, kitchen, man...) "
