@@ -268,10 +268,12 @@ class DescribeWindow(QWidget):
         super().closeEvent(event)
 
 
-def run_window(photos: list[Path], model: ModelOnce, sidecar_naming: str = "ext") -> int:
+def run_window(photos: list[Path], model: ModelOnce, sidecar_naming: str = "ext",
+               high_contrast: bool | None = None) -> int:
+    """``high_contrast``: None, as the environment or the desktop asks (``theme.wants_high_contrast``)."""
     from desktop_app.gui.app import start_qt
 
-    app = start_qt()
+    app = start_qt(high_contrast)
     if app is None:
         return 1
     window = DescribeWindow(photos, model, sidecar_naming)
