@@ -144,14 +144,15 @@ def focused_nodes(widget):
     return found
 
 
-def test_the_settings_dialog_s_closed_lists_claim_no_focus(qtbot):
+def test_the_settings_dialog_s_closed_lists_claim_no_focus(qapp, qtbot):
     """Each combo box's closed list marked its current item focused: Orca heard of four focused things. A choice
     changed with the arrow keys on a closed box was silent under Orca 43 (transcripts in the closing note)."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    import desktop_app.gui.accessibility  # noqa: F401 (installs what fixes it, as the app does)
+    from desktop_app.gui import accessibility
     from desktop_app.gui.settings import AppSettings, SettingsDialog
+    accessibility.install(qapp)  # what fixes it, as start_qt does
     dialog = SettingsDialog(AppSettings())
     qtbot.addWidget(dialog)
     dialog.show()
@@ -267,6 +268,7 @@ def test_an_announcement_is_a_notification_shown(qapp, qtbot, monkeypatch):
     from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
     from desktop_app.gui import accessibility
+    accessibility.install(qapp)
     window = QWidget()
     status = QLabel("status", window)
     QVBoxLayout(window).addWidget(status)

@@ -5,7 +5,7 @@ Checked through AT-SPI (the bus Orca reads) by tests/test_accessibility.py.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QItemSelectionModel, QObject, Qt, QTimer
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (QAccessibleWidget, QApplication, QComboBox, QLabel, QPlainTextEdit, QTextEdit,
                                QWidget)
@@ -89,7 +89,9 @@ class WholeTextOnFocus(QObject):
 
 
 def install(app: QApplication) -> None:
-    """What a screen reader needs app-wide (start_qt calls this): the whole of a wrapped field read on focus."""
+    """What a screen reader needs app-wide (start_qt calls this): the accessibility factory (dock tabs, combo
+    boxes, notices) and the whole of a wrapped field read on focus."""
+    _install_factory()
     if getattr(app, "_photocaption_whole_text", None) is None:
         app._photocaption_whole_text = WholeTextOnFocus(app)
 
@@ -198,4 +200,16 @@ def keep_closed_list_unfocused(box: QComboBox) -> None:
         _ClosedListUnfocused(box)  # parented to the box
 
 
-QAccessible.installFactory(_factory)  # PySide keeps what the factory returns alive until the app ends
+_factory_installed = False
+
+
+def _install_factory() -> None:
+    """``_factory`` in Qt's list, once the application exists: a factory PySide installs before it is never
+    called, nor is any installed after (this module is imported before start_qt makes the application)."""
+    global _factory_installed
+    if not _factory_installed and QCoreApplication.instance() is not None:
+        QAccessible.installFactory(_factory)  # PySide keeps what the factory returns alive until the app ends
+        _factory_installed = True
+
+
+_install_factory()  # imported once the application is there (tests); else start_qt does it (install)
