@@ -134,6 +134,7 @@ def test_high_contrast_text_is_at_least_7_to_1(high_contrast, qtbot):
     assert field.palette().color(QPalette.ColorRole.Base) == QColor("#000000")
     assert field.palette().color(QPalette.ColorRole.Text) == QColor("#ffffff")
     assert high_contrast.styleSheet() == theme.HIGH_CONTRAST_SHEET  # white borders Fusion would draw black on black
+    assert theme.is_high_contrast()
 
 
 def test_a_faint_highlight_gives_way_to_the_text_colour_for_the_ring():
@@ -202,4 +203,4 @@ def test_the_environment_turns_high_contrast_on(qapp, monkeypatch):
         assert qapp.palette().color(QPalette.ColorRole.Highlight) == QColor("#ffff00")
     finally:
         theme.remove(qapp)
-    assert qapp.styleSheet() == ""
+    assert qapp.styleSheet() == "" and not theme.is_high_contrast()

@@ -369,6 +369,12 @@ def apply(app: QApplication, high_contrast: bool | None = None) -> bool:
     return on
 
 
+def is_high_contrast(app: QApplication | None = None) -> bool:
+    """Whether high contrast is on: for colours drawn by hand (the grid's badges) to follow it."""
+    app = app or QApplication.instance()
+    return app is not None and app.styleSheet() == HIGH_CONTRAST_SHEET
+
+
 def set_high_contrast(app: QApplication, on: bool) -> None:
     if on:
         app.setStyle("Fusion")  # a platform style may ignore the palette
