@@ -143,6 +143,13 @@ def write_options(args: argparse.Namespace, write: str) -> WriteOptions:
                         keyword_hierarchy=args.keyword_hierarchy)
 
 
+def add_high_contrast_argument(parser: argparse.ArgumentParser) -> None:
+    """``--high-contrast`` / ``--no-high-contrast`` for a window; unset, the desktop decides."""
+    parser.add_argument("--high-contrast", action=argparse.BooleanOptionalAction, default=None,
+                        help="black, white and yellow, text at 7:1 or more (default: as PHOTOCAPTION_HIGH_CONTRAST, "
+                             "GTK_THEME or the desktop's contrast setting asks)")
+
+
 def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     """--index and --no-index, for commands that keep the library index up to date as they write."""
     parser.add_argument("--index", type=Path, help="library index file (default: per-user data folder)")

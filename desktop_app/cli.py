@@ -13,9 +13,9 @@ from pathlib import Path
 
 # Only light modules here: the model's (numpy, onnxruntime, Pillow) load inside main(), where a
 # Ctrl-C during start-up is caught and answered "cancelled" instead of a traceback.
-from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, add_index_arguments,
-                                   add_write_arguments, decode_options, existing, folders, photos_only, whole_number,
-                                   writable_file, write_options)
+from desktop_app.arguments import (HelpFormatter, UsageError, add_decode_arguments, add_high_contrast_argument,
+                                   add_index_arguments, add_write_arguments, decode_options, existing, folders,
+                                   photos_only, whole_number, writable_file, write_options)
 from desktop_app.cluster.cli import add_cluster_parser
 from desktop_app.describe import add_describe_parser
 from desktop_app.library import terms
@@ -273,7 +273,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from desktop_app.gui.app import run_app
 
     existing([args.path] if args.path else [])
-    return run_app(args.path, model=args.model)
+    return run_app(args.path, model=args.model, high_contrast=args.high_contrast)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", help="open the desktop app", formatter_class=HelpFormatter)
     g.add_argument("path", nargs="?", type=Path, metavar="FOLDER", help="folder to open (default: the last one)")
     g.add_argument("--model", type=Path, help="model bundle folder")
+    add_high_contrast_argument(g)
     g.set_defaults(run=cmd_gui)
 
     add_serve_parser(sub)  # photocaption serve: desktop_app/serve/

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from desktop_app.arguments import HelpFormatter, UsageError, photos_only
+from desktop_app.arguments import HelpFormatter, UsageError, add_high_contrast_argument, photos_only
 
 if TYPE_CHECKING:
     from desktop_app.captioning.captioner import Captioner, CaptionResult
@@ -162,11 +162,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     photos_only(args.photos, "describe", "photocaption caption FOLDER captions a folder")
     if args.window and (args.json or args.speak):
         raise UsageError("--window shows the photos in a window; --json and --speak are for the terminal")
+    if args.high_contrast is not None and not args.window:
+        raise UsageError("--high-contrast is for --window (the terminal keeps its own colours)")
     model = ModelOnce(args.model, args.provider)
     if args.window:
         from desktop_app.gui.describe_window import run_window
 
-        return run_window(args.photos, model, args.sidecar_naming)
+        return run_window(args.photos, model, args.sidecar_naming, high_contrast=args.high_contrast)
     described = []
     for photo in args.photos:
         d = describe_photo(photo, model, args.sidecar_naming)
@@ -197,6 +199,7 @@ def add_describe_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true", help="one JSON object per photo (the caption --jsonl fields)")
     d.add_argument("--window", action="store_true",
                    help="show it in a small accessible window: copy it, write it into the photo, edit it in the app")
+    add_high_contrast_argument(d)
     d.add_argument("--sidecar-naming", choices=["ext", "stem"], default="ext", help="ext: photo.jpg.xmp; stem: photo.xmp")
     d.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
     d.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",

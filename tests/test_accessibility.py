@@ -196,9 +196,6 @@ def choose_from_the_open_list(qtbot, combo):
     qtbot.waitUntil(lambda: not combo.view().currentIndex().isValid())
 
 
-@pytest.mark.xfail(strict=True, reason="panels.ChoiceBox.hidePopup clears the list's current item before Qt reads "
-                   "the choice from it: Enter in the open Show/Sort list empties the box. Fix: ChoiceBox calls "
-                   "accessibility.keep_closed_list_unfocused(self) instead of its own hidePopup/_unfocus_list")
 def test_the_show_and_sort_boxes_choose_from_their_open_list(themed_app, qtbot):
     from PySide6.QtWidgets import QHBoxLayout, QWidget
 

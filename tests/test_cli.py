@@ -356,3 +356,21 @@ def test_quiet_says_nothing_of_a_photo_with_corrupt_exif(tmp_path):
     run = run_cli("caption", "-q", "--dry-run", tmp_path / "odd.jpg", index=tmp_path / "i.sqlite")
     assert run.returncode == 0 and run.stdout == ""
     assert "Warning" not in run.stderr and "captioned 1, skipped 0, failed 0 of 1 photos" in run.stderr
+
+
+@pytest.mark.parametrize("flag, wanted", [("--high-contrast", True), ("--no-high-contrast", False), (None, None)])
+def test_gui_takes_high_contrast_and_describe_only_with_its_window(monkeypatch, tmp_path, flag, wanted, capsys):
+    """``photocaption gui --high-contrast`` asks the app for it; unset, the desktop decides (None). In the
+    terminal describe has no colours to change: the flag without --window is a usage error."""
+    import desktop_app.gui.app as app
+    from desktop_app import cli
+
+    asked = []
+    monkeypatch.setattr(app, "run_app", lambda folder, model=None, high_contrast=None: asked.append(high_contrast) or 0)
+    assert cli.main(["gui", str(tmp_path), *([flag] if flag else [])]) == 0
+    assert asked == [wanted]
+    if flag:
+        photo = tmp_path / "a.jpg"
+        Image.new("RGB", (32, 32)).save(photo)
+        assert cli.main(["describe", flag, str(photo)]) == 2
+        assert "--high-contrast is for --window" in capsys.readouterr().err

@@ -204,3 +204,27 @@ def test_the_environment_turns_high_contrast_on(qapp, monkeypatch):
     finally:
         theme.remove(qapp)
     assert qapp.styleSheet() == "" and not theme.is_high_contrast()
+
+
+def test_high_contrast_badges_are_yellow_on_black_and_failed_text_keeps_the_palette(high_contrast, tmp_path):
+    """The grid's hand-drawn colours follow high contrast too: white on the red "failed" badge was 2.9:1 on black,
+    on the orange "unsaved" 3.8:1; the badges become yellow on black (19.6:1) and a failed row's text the palette's."""
+    from PySide6.QtGui import QPixmap
+
+    from desktop_app.gui import photo_model
+    from desktop_app.gui.photo_model import PhotoListModel, draw_badges
+    from desktop_app.gui.session import PhotoItem, Session
+    from desktop_app.library.index import LibraryIndex
+
+    for badge in ("failed", "unsaved", "uncaptioned", "captioned", "person"):
+        pixmap = QPixmap(120, 60)
+        pixmap.fill(QColor("white"))
+        draw_badges(pixmap, (badge,))
+        image = pixmap.toImage()
+        inside = [image.pixelColor(x, y) for x in range(7, 30) for y in range(7, 12)]  # within the badge, text included
+        assert all(c.blue() < 60 for c in inside), badge  # only black, yellow and their blends: no white, no colour
+        back, text = (QColor(c) for c in photo_model.HIGH_CONTRAST_BADGE)
+        assert theme.contrast_ratio(back, text) >= 7
+    model = PhotoListModel(Session(LibraryIndex(tmp_path / "library.sqlite"), tmp_path / "undo"))
+    model.set_photos([PhotoItem(tmp_path / "a.jpg", error="damaged file")])
+    assert model.data(model.index(0), Qt.ItemDataRole.ForegroundRole) is None

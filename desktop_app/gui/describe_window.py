@@ -101,7 +101,18 @@ class DescribeWindow(QWidget):
         self.setWindowTitle("Describe with photocaption")
         if APP_ICON.is_file():
             self.setWindowIcon(QIcon(str(APP_ICON)))
+        self._build_controls()
+        self._lay_out()
+        self._signals = _Signals()
+        self._signals.described.connect(self._described)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one model, photos in order: the one on screen comes first
+        for row, photo in enumerate(self.photos):
+            self._pool.start(_DescribeJob(row, photo, model, sidecar_naming, self._signals))
+        self.show_row(0)
+        self.caption.setFocus()
 
+    def _build_controls(self) -> None:
         self.picture = QLabel()
         self.picture.setAccessibleName("Photo")
         self.picture.setFixedSize(*_picture_size(self.screen().availableGeometry().width()))
@@ -136,6 +147,8 @@ class DescribeWindow(QWidget):
         for button in (self.previous, self.next):
             button.setVisible(len(self.photos) > 1)
 
+    def _lay_out(self) -> None:
+        """Photo left, text and buttons right, in a scroll area for small screens; Tab in reading order."""
         text = QVBoxLayout()
         text.addWidget(self.heading)
         for label, field in (("Cap&tion", self.caption), ("&About this caption", self.about),
@@ -170,15 +183,6 @@ class DescribeWindow(QWidget):
         wanted = body.sizeHint()
         self.resize(min(wanted.width() + 4, available.width()), min(max(wanted.height(), PREVIEW[1] + 40) + 4,
                                                                     available.height()))
-
-        self._signals = _Signals()
-        self._signals.described.connect(self._described)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # one model, photos in order: the one on screen comes first
-        for row, photo in enumerate(self.photos):
-            self._pool.start(_DescribeJob(row, photo, model, sidecar_naming, self._signals))
-        self.show_row(0)
-        self.caption.setFocus()
 
     @property
     def description(self) -> Description | None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QStatusBar, QVBoxLayout, QWidget)
 
+from desktop_app.gui import accessibility
 from desktop_app.gui.accessibility import SpokenLabel, announce
 from desktop_app.gui.attention import overlay
 from desktop_app.gui.photo_model import THUMB
@@ -41,23 +42,14 @@ class SearchBox(QLineEdit):
 class ChoiceBox(QComboBox):
     """A drop-down list a screen reader names by what it chooses. On Linux, Qt names a combo box by its
     current value and takes the name from a label whose buddy it is (a label not shown: the items already
-    say "Show:", "Sort:"). Its closed list claims no focus: Qt marks the list's current item "focused" on
-    the accessibility bus even while the list is hidden, so a screen reader found two focused things."""
+    say "Show:", "Sort:"). Its closed list claims no focus (``accessibility.keep_closed_list_unfocused``)."""
 
     def __init__(self, name: str, bar: QWidget):
         super().__init__()  # the layout parents it to ``bar``: the label there is its sibling, as Qt looks for it
         self.setAccessibleName(name)
         self.view().setAccessibleName(name)
         QLabel(name, bar, buddy=self).hide()
-        self.currentIndexChanged.connect(self._unfocus_list)
-
-    def hidePopup(self) -> None:
-        super().hidePopup()
-        self._unfocus_list()
-
-    def _unfocus_list(self) -> None:
-        if not self.view().isVisible():
-            self.view().selectionModel().clearCurrentIndex()
+        accessibility.keep_closed_list_unfocused(self)
 
 
 class SearchBar(QWidget):

@@ -10,6 +10,7 @@ from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersisten
                             QSortFilterProxyModel, Qt, QThreadPool, Signal)
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QImageReader, QPainter, QPixmap
 
+from desktop_app.gui import theme
 from desktop_app.gui.session import ALL, SORT_NAME, PhotoItem, Session
 
 THUMB = 160
@@ -19,6 +20,9 @@ READ_BADGES = {"machine": "machine caption", "person": "caption by a person", "o
 BADGE_COLOURS = {"unreadable": "#6d4c41", "failed": "#b00020", "unsaved": "#e65100", "needs review": "#8e24aa",
                  "captioned": "#2e7d32", "person": "#1565c0", "machine": "#455a64", "other tool": "#5d4037",
                  "uncaptioned": "#757575"}
+FAILED_TEXT = "#b00020"
+# High contrast: every badge yellow on black with a yellow edge (19.6:1, seen on light and dark thumbnails alike).
+HIGH_CONTRAST_BADGE = ("#000000", "#ffff00")
 
 
 class _ThumbnailSignals(QObject):
@@ -80,7 +84,7 @@ class PhotoListModel(QAbstractListModel):
         broken = QPixmap(THUMB, THUMB)
         broken.fill(QColor("#f3e5e5"))
         painter = QPainter(broken)
-        painter.setPen(QColor("#b00020"))
+        painter.setPen(QColor(FAILED_TEXT))
         painter.drawText(broken.rect(), Qt.AlignmentFlag.AlignCenter, "cannot open\nthis file")
         painter.end()
         self._broken = QIcon(broken)
@@ -120,8 +124,8 @@ class PhotoListModel(QAbstractListModel):
             problem = item.write_error or item.error or item.skipped
             states = ", ".join(READ_BADGES.get(b, b) for b in item.badges())
             return f"{item.path.name}, {states}: {item.caption or 'no caption yet'}" + (f". {problem}" if problem else "")
-        if role == Qt.ItemDataRole.ForegroundRole and item.failed:
-            return QColor("#b00020")
+        if role == Qt.ItemDataRole.ForegroundRole and item.failed and not theme.is_high_contrast():
+            return QColor(FAILED_TEXT)  # (high contrast keeps its yellow-on-black text: the badge says "failed")
         if role == BadgesRole:
             return item.badges()
         if role == PathRole:
@@ -133,7 +137,7 @@ class PhotoListModel(QAbstractListModel):
         rows on screen (LRU). Drawn here, not by a Python item delegate: a delegate's paint calls back into
         Python once per role per cell, each waiting for the GIL that busy worker threads hold (45 ms a repaint)."""
         badges = tuple(item.badges())
-        key = (item.path, badges, icon.cacheKey())
+        key = (item.path, badges, icon.cacheKey(), theme.is_high_contrast())
         cached = self._decorated.get(item.path)
         if cached is not None and cached[0] == key:
             self._decorated.move_to_end(item.path)
@@ -245,12 +249,17 @@ def draw_badges(pixmap: QPixmap, badges: tuple[str, ...]) -> None:
     painter.setFont(font)
     metrics = painter.fontMetrics()
     y = 4
+    high_contrast = theme.is_high_contrast()
     for badge in badges[:3]:
         box = QRect(4, y, metrics.horizontalAdvance(badge) + 8, metrics.height() + 2)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(BADGE_COLOURS.get(badge, "#555555")))
+        if high_contrast:
+            painter.setPen(QColor(HIGH_CONTRAST_BADGE[1]))
+            painter.setBrush(QColor(HIGH_CONTRAST_BADGE[0]))
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(BADGE_COLOURS.get(badge, "#555555")))
         painter.drawRoundedRect(box, 4, 4)
-        painter.setPen(QColor("white"))
+        painter.setPen(QColor(HIGH_CONTRAST_BADGE[1] if high_contrast else "white"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
         y += box.height() + 2
     painter.end()
