@@ -6,7 +6,8 @@
 #   dbus-run-session -- xvfb-run -a -s "-screen 0 1366x768x24" tests/orca_transcript.sh [OUT.txt]
 # Orca needs a window manager (without one no window is active and Orca reads nothing). Steps: the app opens the
 # sample photos; Caption All; Go to Caption; a long caption typed; Tab away and back; Settings; Tab to "Run on";
-# Down; Escape. Lines starting "===" mark the keys pressed.
+# Down; Escape; then a review pass: Go to Photos, Right through three photos, one caption edited, Write Selected, Write
+# All. Lines starting "===" mark the keys pressed.
 set -u
 out=$(realpath "${1:-orca-transcript.txt}")
 root=$(pwd)
@@ -54,6 +55,13 @@ step "Ctrl+comma: Settings"; key ctrl+comma; sleep 5
 step "Tab, Tab: to Run on"; key Tab; sleep 2; key Tab; sleep 3
 step "Down"; key Down; sleep 3
 step "Escape"; key Escape; sleep 3
+step "Ctrl+1: Go to Photos"; key ctrl+1; sleep 4
+for n in 1 2 3; do step "Right: next photo ($n)"; key Right; sleep 4; done
+step "Ctrl+2: Go to Caption, End, typed ' Taken at home.'"; key ctrl+2; sleep 3; key End
+xdotool type --delay 5 " Taken at home."
+sleep 3
+step "Ctrl+S: Write Selected to Photos"; key ctrl+s; sleep 6
+step "Ctrl+Shift+S: Write All to Photos"; key ctrl+shift+s; sleep 8
 step "end"
 kill "$app_pid" "$orca_pid" 2>/dev/null
 wait "$app_pid" 2>/dev/null

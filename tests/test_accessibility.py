@@ -281,4 +281,28 @@ def test_an_announcement_is_a_notification_shown(qapp, qtbot, monkeypatch):
     assert notice.isVisible() and node.role() == QAccessible.Role.Notification
     assert node.text(QAccessible.Text.Name) == "wrote 5 photos" and notice.text() == ""  # nothing drawn
     accessibility.announce(status, "captioned 5")
-    assert window.findChildren(accessibility._Notice) == [notice] and notice.accessibleName() == "captioned 5"
+    notices = window.findChildren(accessibility._Notice)
+    assert len(notices) == 1 and notices[0].accessibleName() == "captioned 5" and notices[0].isVisible()
+
+
+def test_the_same_announcement_twice_at_once_is_said_once(qapp, qtbot, monkeypatch):
+    """Orca said "wrote 4 photos" twice after Write All: the status bar set the message twice. A repeat within
+    REPEAT_SECONDS shows no new notification; the same words later, or other words, do."""
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    from desktop_app.gui import accessibility
+    window = QWidget()
+    status = QLabel("status", window)
+    qtbot.addWidget(window)
+    window.show()
+    monkeypatch.setattr(accessibility, "_reader_active", lambda: True)
+    clock = [100.0]
+    monkeypatch.setattr(accessibility.time, "monotonic", lambda: clock[0])
+    accessibility.announce(status, "wrote 4 photos")
+    first = window.findChild(accessibility._Notice)
+    accessibility.announce(status, "wrote 4 photos")
+    assert window.findChildren(accessibility._Notice) == [first]  # not shown again
+    clock[0] += accessibility.REPEAT_SECONDS + 0.1
+    accessibility.announce(status, "wrote 4 photos")
+    again = window.findChildren(accessibility._Notice)
+    assert len(again) == 1 and again[0] is not first and again[0].isVisible()

@@ -5,6 +5,8 @@ Checked through AT-SPI (the bus Orca reads) by tests/test_accessibility.py.
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QCoreApplication, QEvent, QItemSelectionModel, QObject, Qt, QTimer
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (QAccessibleWidget, QApplication, QComboBox, QLabel, QPlainTextEdit, QTextEdit,
@@ -22,6 +24,10 @@ class _Notice(QLabel):
         self.setObjectName("photocaption_notice")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setGeometry(0, 0, 1, 1)
+        self.said_at = -REPEAT_SECONDS
+
+
+REPEAT_SECONDS = 2.0  # the same message again within this is not said again (the status bar may set it twice)
 
 
 def announce(widget: QWidget, message: str) -> None:
@@ -30,10 +36,15 @@ def announce(widget: QWidget, message: str) -> None:
     if not message or not _reader_active():
         return
     window = widget.window()
-    notice = window.findChild(_Notice, "photocaption_notice", Qt.FindChildOption.FindDirectChildrenOnly)
-    if notice is None:
-        notice = _Notice(window)
-    notice.hide()
+    old = window.findChild(_Notice, "photocaption_notice", Qt.FindChildOption.FindDirectChildrenOnly)
+    now = time.monotonic()
+    if old is not None:
+        if old.accessibleName() == message and now - old.said_at < REPEAT_SECONDS:
+            return
+        old.setParent(None)  # a new node each time: Orca read a reused one twice (its new name, then its showing)
+        old.deleteLater()
+    notice = _Notice(window)
+    notice.said_at = now
     notice.setAccessibleName(message)
     notice.show()
     notice.lower()
