@@ -113,8 +113,12 @@ def test_a_rerun_skips_done_photos_and_retries_failed_ones_only_when_asked(photo
         {p: r for p, r in before.items() if p != str(changed.resolve())}
 
 
-def test_a_run_stopped_midway_keeps_what_it_finished_and_the_rerun_does_the_rest(photos, tmp_path, local_ray):
+def test_a_run_stopped_midway_keeps_what_it_finished_and_the_rerun_does_the_rest(photos, tmp_path, local_ray,
+                                                                                 monkeypatch):
     """The driver stops after its first part (as on Ctrl-C); a killed run's unfinished part is left too."""
+    from desktop_app.cluster import job
+
+    monkeypatch.setattr(job, "FOLDERS_PER_TASK", 1)  # photos listed one at a time: 11 do not all arrive at once
     paths = list(find_photos([photos / "samples", photos / "copies"]))
     out = tmp_path / "out"
 
