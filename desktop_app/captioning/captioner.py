@@ -258,36 +258,31 @@ class Captioner:
     def _result(self, caption: Caption, concepts: PhotoConcepts | None = None) -> CaptionResult:
         vocab = self.bundle.vocabulary
         alternatives = [(sentence(vocab.decode(t)), s) for t, s in caption.alternatives]
+        words = vocab.decode(caption.tokens)
         if concepts is None:
-            words = vocab.decode(caption.tokens)
             result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention)
             result.keywords = keywords_from_words(words)  # a bundle without concepts: the caption's content words
             return result
-        result = self._trusted_result(caption, concepts, alternatives)
-        tokens = [vocab.index[w] for w in result.words if w in vocab.index]
+        # A broken sentence ("A small brown and white is playing with a small...") gives way to what the models do
+        # see ("Possibly: food, drink, coffee, espresso."), which tells a reader more than words that do not parse;
+        # the decoder's sentences stay as the alternatives, for a person to choose from.
+        seen = self.scorer.seen_words(concepts) if lost_noun(words) else []
+        if seen:
+            words = [w for word in seen for w in word.split()]
+            result = CaptionResult("Possibly: " + ", ".join(seen) + ".", words, caption.score, alternatives,
+                                   np.zeros((len(words), caption.attention.shape[-1]), np.float32))
+            tokens = [vocab.index[w] for w in words if w in vocab.index]
+        else:
+            result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention)
+            tokens = caption.tokens
         named = self.scorer.seen_in_caption(tokens, concepts)
         result.keywords = named + [w for w in self.scorer.keywords(concepts) if w not in named]
         result.confidence = self.scorer.confidence(self.scorer.confidence_features(
             caption.tokens, caption.score, caption.alternatives, concepts))
         threshold = self.concepts.review_threshold
         unsure = result.confidence is not None and threshold is not None and result.confidence < threshold
-        fell_back = result.words != vocab.decode(caption.tokens)  # the model's own sentence was not trusted
-        result.needs_review = unsure or fell_back or bool(self.scorer.doubted(caption.tokens, concepts))
+        result.needs_review = unsure or bool(seen) or bool(self.scorer.doubted(caption.tokens, concepts))
         return result
-
-    def _trusted_result(self, caption: Caption, concepts: PhotoConcepts,
-                        alternatives: list[tuple[str, float]]) -> CaptionResult:
-        """The caption, unless it is a broken sentence ("A small brown and white is playing with a small..."): then
-        what the models do see ("Possibly: food, drink, coffee, espresso."), which tells a reader more than words
-        that do not parse. The decoder's sentences stay as the alternatives, for a person to choose from."""
-        vocab = self.bundle.vocabulary
-        words = vocab.decode(caption.tokens)
-        seen = self.scorer.seen_words(concepts)
-        if seen and lost_noun(words):
-            words = [w for word in seen for w in word.split()]
-            return CaptionResult("Possibly: " + ", ".join(seen) + ".", words, caption.score, alternatives,
-                                 np.zeros((len(words), caption.attention.shape[-1]), np.float32))
-        return CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention)
 
     def caption_paths(self, paths: Sequence[Path], options: DecodeOptions = DecodeOptions(),
                       batch_size: int = 16, on_batch: Callable[[int], None] | None = None) -> list[CaptionResult]:
