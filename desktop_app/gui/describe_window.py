@@ -8,15 +8,17 @@ Tab; the model runs on a worker thread, so the window answers the keyboard (and 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QProcess, Qt
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
 from desktop_app.describe import Description, ModelOnce, describe_photo
 from desktop_app.gui import accessibility
+from desktop_app.gui.background import Background
 from desktop_app.resources import APP_ICON
 
 PREVIEW = (420, 320)  # the largest preview: beside the text, 940 px wide in all
@@ -30,23 +32,13 @@ def _picture_size(available_width: int) -> tuple[int, int]:
     return width, width * PREVIEW[1] // PREVIEW[0]
 
 
-class _Signals(QObject):
-    described = Signal(int, object, QImage)
-
-
-class _DescribeJob(QRunnable):
-    """Describe one photo and scale its preview, off the UI thread."""
-
-    def __init__(self, row: int, photo: Path, model: ModelOnce, sidecar_naming: str, signals: _Signals):
-        super().__init__()
-        self.row, self.photo, self.model, self.sidecar_naming, self.signals = row, photo, model, sidecar_naming, signals
-
-    def run(self) -> None:
-        try:
-            description = describe_photo(self.photo, self.model, self.sidecar_naming)
-        except Exception as exc:  # the model missing or damaged: said in the window, which stays usable
-            description = Description(self.photo, problem=f"could not describe it: {exc}")
-        self.signals.described.emit(self.row, description, _preview(self.photo))
+def _describe(photo: Path, model: ModelOnce, sidecar_naming: str) -> tuple[Description, QImage]:
+    """One photo described and its preview scaled, off the UI thread."""
+    try:
+        description = describe_photo(photo, model, sidecar_naming)
+    except Exception as exc:  # the model missing or damaged: said in the window, which stays usable
+        description = Description(photo, problem=f"could not describe it: {exc}")
+    return description, _preview(photo)
 
 
 def _preview(photo: Path) -> QImage:
@@ -103,12 +95,10 @@ class DescribeWindow(QWidget):
             self.setWindowIcon(QIcon(str(APP_ICON)))
         self._build_controls()
         self._lay_out()
-        self._signals = _Signals()
-        self._signals.described.connect(self._described)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # one model, photos in order: the one on screen comes first
+        self._jobs = Background(1, self)  # one model, photos in order: the one on screen comes first
+        self._jobs.done.connect(self._described)
         for row, photo in enumerate(self.photos):
-            self._pool.start(_DescribeJob(row, photo, model, sidecar_naming, self._signals))
+            self._jobs.run(row, partial(_describe, photo, model, sidecar_naming))
         self.show_row(0)
         self.caption.setFocus()
 
@@ -223,8 +213,10 @@ class DescribeWindow(QWidget):
         self.write.setEnabled(bool(d and d.result is not None and not d.stored_in))
         self.edit.setEnabled(True)
 
-    def _described(self, row: int, description: Description, image: QImage) -> None:
-        self.descriptions[row], self.previews[row] = description, image
+    def _described(self, row: int, described: tuple[Description, QImage], _error: None) -> None:
+        """(``_describe`` puts its own failure into the description: no error comes back.)"""
+        description, self.previews[row] = described
+        self.descriptions[row] = description
         if row == self.row:
             self.show_row(row)
             self._say(description.problem or f"Described: {description.caption}", announce=True)
@@ -268,7 +260,7 @@ class DescribeWindow(QWidget):
                   announce=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._pool.clear()  # photos not yet started are not described for nobody
+        self._jobs.pool.clear()  # photos not yet started are not described for nobody
         super().closeEvent(event)
 
 
