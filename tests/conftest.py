@@ -131,6 +131,14 @@ def samples(pristine_samples, tmp_path):
     return folder
 
 
+def show_active(qtbot, widget) -> None:
+    """Show ``widget`` as the active window (focus and its ring need one) and wait until it is."""
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.activateWindow()
+    qtbot.waitUntil(widget.isActiveWindow)
+
+
 def exiftool(*args: str) -> dict:
     """exiftool's JSON for one file, keys as GROUP:Tag."""
     import json

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import show_active
+
 WALKER = Path(__file__).with_name("atspi_walker.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # pyatspi is a Debian package of the system Python
 APP = Path(sys.executable).with_name("photocaption")
@@ -154,10 +156,7 @@ def test_the_settings_dialog_s_closed_lists_claim_no_focus(qapp, qtbot):
     from desktop_app.gui.settings import AppSettings, SettingsDialog
     accessibility.install(qapp)  # what fixes it, as start_qt does
     dialog = SettingsDialog(AppSettings())
-    qtbot.addWidget(dialog)
-    dialog.show()
-    dialog.activateWindow()
-    qtbot.waitUntil(dialog.isActiveWindow)
+    show_active(qtbot, dialog)
     assert len(focused_nodes(dialog)) <= 1 and all(role != "ListItem" for role, _ in focused_nodes(dialog))
     combo = dialog.provider
     combo.setFocus()
@@ -205,10 +204,7 @@ def test_the_show_and_sort_boxes_choose_from_their_open_list(themed_app, qtbot):
     box = ChoiceBox("Sort photos by", bar)
     box.addItems(["Sort: name", "Sort: needs attention first", "Sort: date"])
     row.addWidget(box)
-    qtbot.addWidget(bar)
-    bar.show()
-    bar.activateWindow()
-    qtbot.waitUntil(bar.isActiveWindow)
+    show_active(qtbot, bar)
     box.setFocus()
     choose_from_the_open_list(qtbot, box)
 
@@ -236,10 +232,7 @@ def test_a_wrapped_caption_is_read_whole_when_the_field_gets_the_focus(qapp, qtb
     column.addWidget(other)
     column.addWidget(edit)
     window.resize(220, 200)
-    qtbot.addWidget(window)
-    window.show()
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
+    show_active(qtbot, window)
     edit.setPlainText("A cat.")
     edit.setFocus()
     qtbot.waitUntil(edit.hasFocus)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from conftest import show_active
 from desktop_app.gui import theme
 
 PROBE = Path(__file__).with_name("scale_probe.py")
@@ -103,10 +104,7 @@ def test_the_ring_follows_a_control_in_a_scroll_area_and_leaves_the_accessibilit
         column.addWidget(field)
     area.setWidget(inner)
     area.resize(300, 200)
-    qtbot.addWidget(area)
-    area.show()
-    area.activateWindow()
-    qtbot.waitUntil(area.isActiveWindow)
+    show_active(qtbot, area)
     fields[25].setFocus(Qt.FocusReason.MouseFocusReason)  # not by Tab: scrolled to all the same
     QApplication.processEvents()
     ring = theme.FocusRings.ring_of(area, make=False)
