@@ -33,20 +33,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cluster_faults import FLICKR  # noqa: E402
-from benchmarks.process_tree import descendants, rss_mib  # noqa: E402
+from benchmarks.process_tree import descendants, pss_mib, rss_mib  # noqa: E402
 from desktop_app.cluster.results import SCHEMA, read_results  # noqa: E402
-
-
-def pss_mib(pid: int) -> float:
-    """Proportional set size: shared pages split between the processes that map them, so a sum over processes
-    counts Ray's object store once."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def peak_run(folder: Path, out: Path, code: Path | None = None) -> dict:

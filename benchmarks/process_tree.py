@@ -35,14 +35,25 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-def rss_mib(pid: int) -> float:
+def _proc_mib(pid: int, file: str, field: str) -> float:
+    """A "Field: N kB" line of /proc/PID/FILE in MiB (0 once the process has gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mib(pid: int) -> float:
+    return _proc_mib(pid, "status", "VmRSS")
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size: shared pages split between the processes that map them, so a sum over processes
+    counts Ray's object store once."""
+    return _proc_mib(pid, "smaps_rollup", "Pss")
 
 
 def cpu_seconds(pid: int) -> float:
