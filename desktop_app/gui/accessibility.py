@@ -19,12 +19,13 @@ class _Notice(QLabel):
     newer than Orca 43 (Debian 12), which does not listen for it: the end of a run went unsaid. Only one of the
     two is sent, or a newer Orca would say it twice."""
 
-    def __init__(self, window: QWidget):
+    def __init__(self, window: QWidget, message: str, said_at: float):
         super().__init__(window)
         self.setObjectName("photocaption_notice")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setGeometry(0, 0, 1, 1)
-        self.said_at = -REPEAT_SECONDS
+        self.setAccessibleName(message)
+        self.said_at = said_at
 
 
 REPEAT_SECONDS = 2.0  # the same message again within this is not said again (the status bar may set it twice)
@@ -43,9 +44,7 @@ def announce(widget: QWidget, message: str) -> None:
             return
         old.setParent(None)  # a new node each time: Orca read a reused one twice (its new name, then its showing)
         old.deleteLater()
-    notice = _Notice(window)
-    notice.said_at = now
-    notice.setAccessibleName(message)
+    notice = _Notice(window, message, now)
     notice.show()
     notice.lower()
 
