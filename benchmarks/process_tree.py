@@ -11,28 +11,20 @@ import subprocess
 import time
 from pathlib import Path
 
+from desktop_app.cluster.local import pids_below
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def descendants(root: int) -> dict[int, str]:
-    """pid -> command line of every process below ``root``."""
-    children: dict[int, list[int]] = {}
+    """pid -> command line of every process below ``root`` ("" where it has gone)."""
     titles: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids_below(root):
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = {}, [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found[child] = titles.get(child, "")
-            todo.append(child)
-    return found
+            titles[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            titles[pid] = ""
+    return titles
 
 
 def _proc_mib(pid: int, file: str, field: str) -> float:

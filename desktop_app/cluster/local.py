@@ -147,8 +147,8 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def processes_below(root: int) -> dict[int, int]:
-    """pid -> start time of every process below ``root``."""
+def pids_below(root: int) -> list[int]:
+    """Every process below ``root``, parents before their children (zombies too: their children are still below)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -157,12 +157,15 @@ def processes_below(root: int) -> dict[int, int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    found: dict[int, int] = {}
+    found: list[int] = []
     todo = [root]
     while todo:
-        for child in children.get(todo.pop(), []):
-            start = start_time(child)
-            if start is not None:
-                found[child] = start
-            todo.append(child)
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
     return found
+
+
+def processes_below(root: int) -> dict[int, int]:
+    """pid -> start time of every running process below ``root``."""
+    return {pid: start for pid in pids_below(root) if (start := start_time(pid)) is not None}
