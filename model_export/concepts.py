@@ -320,12 +320,19 @@ PENALTIES = {"object_penalty": 3.0, "object_floor": 0.6, "word_penalty": 1.0, "w
 KIND_FLOORS = {"person": 0.2}
 
 
+# Words the CHAIR table gives a COCO kind whose concept column also holds an ImageNet class of another thing (a
+# word both name is scored once, at the larger probability): no evidence of the kind. The espresso's jug scored
+# "pitcher" 0.5-1.0 in a region, enough to let a caption name a person there.
+IMAGENET_HOMONYMS = {"pitcher": "pitcher, ewer (a jug)", "kite": "kite (a bird of prey)", "bow": "bow (an archer's)"}
+
+
 def object_groups(words: list[str]) -> list[list[str]]:
     """For each kind of object with a concept word, its name then its concept words, from the CHAIR synonym table
-    of the 80 COCO objects (``dog``: dog, puppy, pup...; ``person``: person, man, woman, boy, player...)."""
+    of the 80 COCO objects (``dog``: dog, puppy, pup...; ``person``: person, man, woman, boy, player...), less
+    ``IMAGENET_HOMONYMS``."""
     from model_export.chair import ObjectTable
 
-    known = set(words)
+    known = set(words) - set(IMAGENET_HOMONYMS)
     groups: dict[str, list[str]] = {}
     for word, category in ObjectTable.load().category.items():
         group = groups.setdefault(category, [category])
