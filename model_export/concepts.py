@@ -314,7 +314,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 5
 # The doubt penalty (Concepts.object_penalty...), chosen on half a of COCO dev (its even lines) with
 # benchmarks/everyday_photos.py --half a; reported on half b and Flickr8k test (model_export/README.md).
 PENALTIES = {"object_penalty": 3.0, "object_floor": 0.6, "word_penalty": 1.0, "word_floor": 0.3,
-             "penalty_region_weight": 0.2, "review_floor": 0.2, "fallback_floor": 0.3}
+             "penalty_region_weight": 0.2, "review_floor": 0.2, "fallback_floor": 0.3, "fallback_confidence": 0.02}
 # People are named at a lower floor: the concept models see a person with low probability where one is small or
 # partly in frame, and on half a a floor of 0.2 for them cut CHAIRs (12.4% -> 11.4%) and kept coverage (+1.8).
 KIND_FLOORS = {"person": 0.2}

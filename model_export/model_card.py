@@ -86,8 +86,10 @@ def _concepts_section(bundle, everyday: bool) -> list[str]:
                      f"under {c.word_floor:g}. Chosen on half a of COCO `dev.txt`; the hallucination (CHAIR) and caption "
                      "scores it gives are in `model_export/README.md`.")
     if c.fallback_floor:
+        also = (f", or that names an object whose kind is seen under {c.review_floor:g} with a confidence under "
+                f"{c.fallback_confidence:g}," if c.fallback_confidence else "")
         lines.append(f"A caption whose sentence breaks (a noun phrase without its noun: \"a small brown and white is "
-                     f"playing...\") becomes \"Possibly: \" and up to {c.fallback_words} words the models see with "
+                     f"playing...\"){also} becomes \"Possibly: \" and up to {c.fallback_words} words the models see with "
                      f"whole-photo p >= {c.fallback_floor:g} (an object word also >= {c.object_floor:g}), marked needs "
                      "review; the decoder's sentences stay as its alternatives.")
     nouns = m.concepts.get("learned_nouns")

@@ -124,6 +124,23 @@ def test_a_broken_sentence_falls_back_to_what_the_models_see_objects_at_their_ow
         assert not lost_noun(fine.split()), fine
 
 
+def test_an_almost_surely_wrong_sentence_naming_a_doubted_object_falls_back(pristine_samples):
+    """The rocket launch: the decoder's best sentence puts a man before a fire, where the models see a person with
+    p 0.1 (doubted) and the confidence is 1%. What the models see is said instead; the sentence stays an alternative."""
+    captioner = Captioner.open(provider="cpu", threads=2)
+    assert captioner.concepts.fallback_confidence > 0
+    rocket = captioner.caption_paths([pristine_samples / "rocket.jpg"])[0]
+    people = {"man", "men", "woman", "women", "person", "people", "boy", "girl", "child", "player"}
+    assert rocket.text.startswith("Possibly: ") and not people & set(rocket.text.lower().rstrip(".").split())
+    assert rocket.needs_review and "man" in rocket.alternatives[0][0].lower().split()
+    cat = captioner.caption_paths([pristine_samples / "chelsea.jpg"])[0]  # a sentence the models agree with stays
+    assert cat.text == cat.alternatives[0][0] and "cat" in cat.text
+
+    captioner.concepts.fallback_confidence = 0.0  # off: the decoder's sentence, flagged
+    rocket = captioner.caption_paths([pristine_samples / "rocket.jpg"])[0]
+    assert rocket.text == rocket.alternatives[0][0] and rocket.needs_review
+
+
 def test_caption_bias_reaches_plurals_and_only_concept_words():
     scorer = _scorer(caption_bias=2.0, caption_region_weight=0.5)
     bias = scorer.caption_bias(np.array([[0.0, 0.2, 0.6]]), np.array([[0.0, 0.8, 0.0]]))

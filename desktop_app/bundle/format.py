@@ -117,6 +117,9 @@ class Concepts:
     # ``fallback_floor``, an object word also ``object_floor``; 0 turns it off).
     fallback_floor: float = 0.0
     fallback_words: int = 4
+    # ... as does a sentence naming an object the models doubt (``review_floor``) whose confidence is under this:
+    # one the calibration says is almost surely wrong ("A man is standing in front of a fire." for a rocket launch).
+    fallback_confidence: float = 0.0
     confidence: dict[str, float] = field(default_factory=dict)  # logistic calibration: feature name -> weight
 
     def save(self, path: Path) -> None:

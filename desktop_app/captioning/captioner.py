@@ -263,10 +263,15 @@ class Captioner:
             result = CaptionResult(sentence(words), words, caption.score, alternatives, caption.attention)
             result.keywords = keywords_from_words(words)  # a bundle without concepts: the caption's content words
             return result
-        # A broken sentence ("A small brown and white is playing with a small...") gives way to what the models do
-        # see ("Possibly: food, drink, coffee, espresso."), which tells a reader more than words that do not parse;
-        # the decoder's sentences stay as the alternatives, for a person to choose from.
-        seen = self.scorer.seen_words(concepts) if lost_noun(words) else []
+        confidence = self.scorer.confidence(self.scorer.confidence_features(
+            caption.tokens, caption.score, caption.alternatives, concepts))
+        doubted = bool(self.scorer.doubted(caption.tokens, concepts))
+        # A broken sentence ("A small brown and white is playing with a small...") or an almost surely wrong one
+        # gives way to what the models do see ("Possibly: food, drink, coffee, espresso."), which tells a reader
+        # more; the decoder's sentences stay as the alternatives, for a person to choose from.
+        falls_back = lost_noun(words) or (doubted and confidence is not None
+                                          and confidence < self.concepts.fallback_confidence)
+        seen = self.scorer.seen_words(concepts) if falls_back else []
         if seen:
             words = [w for word in seen for w in word.split()]
             result = CaptionResult("Possibly: " + ", ".join(seen) + ".", words, caption.score, alternatives,
@@ -277,11 +282,10 @@ class Captioner:
             tokens = caption.tokens
         named = self.scorer.seen_in_caption(tokens, concepts)
         result.keywords = named + [w for w in self.scorer.keywords(concepts) if w not in named]
-        result.confidence = self.scorer.confidence(self.scorer.confidence_features(
-            caption.tokens, caption.score, caption.alternatives, concepts))
+        result.confidence = confidence
         threshold = self.concepts.review_threshold
-        unsure = result.confidence is not None and threshold is not None and result.confidence < threshold
-        result.needs_review = unsure or bool(seen) or bool(self.scorer.doubted(caption.tokens, concepts))
+        unsure = confidence is not None and threshold is not None and confidence < threshold
+        result.needs_review = unsure or bool(seen) or doubted
         return result
 
     def caption_paths(self, paths: Sequence[Path], options: DecodeOptions = DecodeOptions(),
