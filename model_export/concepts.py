@@ -322,7 +322,7 @@ KIND_FLOORS = {"person": 0.2}
 
 # Words the CHAIR table gives a COCO kind whose concept column also holds an ImageNet class of another thing (a
 # word both name is scored once, at the larger probability): no evidence of the kind. The espresso's jug scored
-# "pitcher" 0.5-1.0 in a region, enough to let a caption name a person there.
+# "pitcher" 1.0 in a region with lite2's concept head: at region weight 0.2, enough to let a caption name a person.
 IMAGENET_HOMONYMS = {"pitcher": "pitcher, ewer (a jug)", "kite": "kite (a bird of prey)", "bow": "bow (an archer's)"}
 
 

@@ -98,7 +98,7 @@ def test_a_kind_can_have_its_own_floor():
 @needs_table
 def test_object_kinds_leave_out_words_whose_imagenet_class_is_another_thing():
     """A jug (ImageNet's "pitcher") is no person, a bird of prey no kite, an archer's bow no tie: counted as
-    evidence of the kind, the espresso's jug let a caption name a person beside it."""
+    evidence of the kind, the espresso's jug let lite2's caption name a person beside it."""
     from model_export.concepts import object_groups
 
     groups = {group[0]: set(group) for group in object_groups(["man", "pitcher", "player", "kite", "bow", "tie", "dog"])}
